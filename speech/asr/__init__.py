@@ -1,0 +1,1 @@
+"""Speech recognition: ChunkFormer encoder, CTC head, front end and decoding."""

@@ -1,0 +1,18 @@
+"""Exceptions raised by the toolkit.
+
+Every message is one line that names the input and the problem, so a CLI can
+print ``str(error)`` as is, e.g. ``bad.wav: not an audio file (Format not
+recognised)``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AudioError", "SpeechError"]
+
+
+class SpeechError(Exception):
+    """Base class of the errors this toolkit raises on purpose."""
+
+
+class AudioError(SpeechError):
+    """An audio input is missing, empty, not audio, truncated or corrupt."""
