@@ -55,13 +55,15 @@ def _skew(scores: Tensor, window: int) -> Tensor:
     """Pick, for query i and key w, the column of distance ``i - (w - L)``.
 
     scores: (..., C, P) with P = window + C - 1, column r holding distance
-    ``(L + C - 1) - r``. Key w of query i needs column ``C - 1 - i + w``,
-    which sits at flat offset ``(C - 1) + i * (P - 1) + w``: a reshape and a
-    slice, no gather (cheap, and exports to ONNX as plain slicing).
+    ``(L + C - 1) - r``. Key w of query i needs column ``C - 1 - i + w``.
+    After padding one column (width P + 1) that entry sits at flat offset
+    ``(C - 1) + i * P + w``: a reshape and a slice, no gather (cheap, and it
+    exports to ONNX as plain slicing).
     """
     chunk, positions = scores.shape[-2], scores.shape[-1]
-    flat = scores.flatten(-2)[..., chunk - 1 : chunk - 1 + chunk * (positions - 1)]
-    return flat.unflatten(-1, (chunk, positions - 1))[..., :window]
+    flat = F.pad(scores, (0, 1)).flatten(-2)
+    flat = flat[..., chunk - 1 : chunk - 1 + chunk * positions]
+    return flat.unflatten(-1, (chunk, positions))[..., :window]
 
 
 class RelPositionAttention(nn.Module):

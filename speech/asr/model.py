@@ -1,0 +1,140 @@
+"""The ChunkFormer CTC recognizer: global CMVN, encoder, CTC head.
+
+A model folder holds ``config.json``, ``model.pt`` (state dict, fp16 or
+fp32) and ``tokenizer.model``; ``load_model(path)`` rebuilds everything from
+that folder alone. Letters: B batch, T input frames, T' encoder frames,
+M mel bins, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from speech.asr.config import AsrConfig
+from speech.asr.encoder import ChunkFormerEncoder, EncoderState
+
+if TYPE_CHECKING:
+    from speech.asr.tokenizer import Tokenizer
+
+__all__ = ["AsrModel", "DEFAULT_MODEL_DIR", "load_model", "save_model"]
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "asr"
+
+
+class AsrModel(nn.Module):
+    def __init__(self, config: AsrConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("feature_mean", torch.zeros(config.num_mel_bins))
+        self.register_buffer("feature_istd", torch.ones(config.num_mel_bins))
+        self.encoder = ChunkFormerEncoder(config)
+        self.ctc = nn.Linear(config.d_model, config.vocab_size)
+        self.tokenizer: Tokenizer | None = None
+
+    def normalize(self, features: Tensor) -> Tensor:
+        """Global CMVN: (..., M) -> (..., M)."""
+        return (features - self.feature_mean) * self.feature_istd
+
+    def forward(
+        self,
+        features: Tensor,
+        lengths: Tensor,
+        chunk_size: int,
+        left_context: int,
+        right_context: int,
+        max_subsampling_frames: int = 0,
+    ) -> tuple[Tensor, Tensor]:
+        """Masked-batching CTC log-probabilities.
+
+        Args:
+            features: (B, T, M) raw log-mel features (CMVN applied here).
+            lengths: (B,) valid frames.
+
+        Returns:
+            (B, T', V) log-probabilities and (B,) encoder lengths.
+        """
+        encoded, out_lengths = self.encoder(
+            self.normalize(features), lengths, chunk_size, left_context,
+            right_context, max_subsampling_frames,
+        )
+        return self.ctc(encoded).float().log_softmax(-1), out_lengths
+
+    def init_state(
+        self, batch: int, left_context: int | None = None,
+        device: torch.device | None = None,
+    ) -> EncoderState:
+        left = self.config.streaming.left_context if left_context is None else left_context
+        dtype = self.ctc.weight.dtype
+        return self.encoder.init_state(batch, left, device or self.ctc.weight.device, dtype)
+
+    def forward_chunk(
+        self, features: Tensor, state: EncoderState, num_valid: Tensor | None = None
+    ) -> tuple[Tensor, EncoderState]:
+        """Streaming step: (B, 8C + 7, M) raw features -> (B, C, V)
+        log-probabilities and the new state (see ``ChunkFormerEncoder``)."""
+        encoded, state = self.encoder.forward_chunk(
+            self.normalize(features), state, num_valid
+        )
+        return self.ctc(encoded).float().log_softmax(-1), state
+
+
+def save_model(
+    model: AsrModel, path: str | Path, half: bool = True,
+    tokenizer_file: str | Path | None = None,
+) -> None:
+    """Write config.json, model.pt and tokenizer.model into ``path``; files
+    are written to temporaries and renamed, so a crash leaves no half file."""
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: (v.half() if half and v.is_floating_point() and not k.startswith("feature_") else v)
+        for k, v in model.state_dict().items()
+    }
+    _atomic(out / "model.pt", lambda f: torch.save(state, f))
+    config_text = json.dumps(model.config.to_dict(), indent=2) + "\n"
+    _atomic(out / "config.json", lambda f: f.write(config_text.encode()))
+    source = tokenizer_file or (model.tokenizer.path if model.tokenizer else None)
+    if source is not None and Path(source).resolve() != (out / "tokenizer.model").resolve():
+        data = Path(source).read_bytes()
+        _atomic(out / "tokenizer.model", lambda f: f.write(data))
+
+
+def _atomic(target: Path, write) -> None:  # type: ignore[no-untyped-def]
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_model(
+    path: str | Path | None = None, device: str | torch.device = "cpu"
+) -> AsrModel:
+    """Rebuild a recognizer (config, weights, CMVN, tokenizer) from a folder;
+    ``None`` loads the default English model shipped with the package."""
+    folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{folder}: not a model folder (no config.json)")
+    config = AsrConfig.load(config_file)
+    model = AsrModel(config)
+    state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    tokenizer_file = folder / "tokenizer.model"
+    if tokenizer_file.is_file():
+        from speech.asr.tokenizer import Tokenizer
+
+        model.tokenizer = Tokenizer.load(tokenizer_file)
+    return model.to(device).eval()
