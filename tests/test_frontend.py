@@ -1,0 +1,165 @@
+"""Kaldi filterbank: numpy twin against torchaudio, streaming against offline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torchaudio.compliance.kaldi as kaldi
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from speech.asr.frontend import (
+    FbankConfig,
+    StreamingFbank,
+    fbank_numpy,
+    fbank_torch,
+    mel_banks,
+    num_frames,
+)
+
+CFG = FbankConfig()
+
+
+def _noise(seconds: float, seed: int = 0, scale: float = 0.1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(int(16000 * seconds)) * scale).astype(np.float32)
+
+
+def _sweep(seconds: float = 3.0) -> np.ndarray:
+    """Linear chirp from 50 Hz to 7.9 kHz at half full scale."""
+    t = np.arange(int(16000 * seconds)) / 16000
+    phase = 2 * np.pi * (50 * t + (7900 - 50) / (2 * seconds) * t**2)
+    return (0.5 * np.sin(phase)).astype(np.float32)
+
+
+def _wenet_fbank(samples: np.ndarray, dtype: torch.dtype) -> np.ndarray:
+    """The call WeNet and ChunkFormer make, written out independently."""
+    waveform = torch.from_numpy(samples).to(dtype).unsqueeze(0) * (1 << 15)
+    feats = kaldi.fbank(
+        waveform,
+        num_mel_bins=80,
+        frame_length=25,
+        frame_shift=10,
+        dither=0.0,
+        energy_floor=0.0,
+        sample_frequency=16000,
+    )
+    return feats.to(torch.float32).numpy()
+
+
+def test_config_geometry():
+    assert (CFG.frame_length, CFG.frame_shift, CFG.fft_size) == (400, 160, 512)
+    with pytest.raises(AttributeError):
+        CFG.num_mel_bins = 40  # type: ignore[misc]
+
+
+def test_num_frames():
+    assert [num_frames(n) for n in (0, 1, 399, 400, 559, 560, 16000)] == [
+        0,
+        0,
+        0,
+        1,
+        1,
+        2,
+        98,
+    ]
+    for n in range(0, 3000, 7):
+        expected = 0 if n < 400 else 1 + (n - 400) // 160
+        assert num_frames(n) == expected == len(fbank_numpy(np.zeros(n, np.float32)))
+
+
+def test_torch_wrapper_is_the_wenet_call():
+    samples = _noise(1.0)
+    ours = fbank_torch(torch.from_numpy(samples), CFG)
+    assert ours.dtype == torch.float32 and ours.shape == (98, 80)
+    np.testing.assert_array_equal(ours.numpy(), _wenet_fbank(samples, torch.float32))
+    assert fbank_torch(torch.zeros(399)).shape == (0, 80)
+
+
+def test_mel_banks_match_torchaudio():
+    reference, _ = kaldi.get_mel_banks(80, 512, 16000.0, 20.0, 0.0, 100.0, -500.0, 1.0)
+    ours = mel_banks(CFG)
+    assert ours.shape == (80, 257) and not ours[:, -1].any()
+    # torchaudio builds them in float32; ours are float64.
+    np.testing.assert_allclose(ours[:, :-1], reference.numpy(), atol=2e-5)
+
+
+def test_numpy_matches_torchaudio_on_noise():
+    samples = _noise(2.0)
+    ours = fbank_numpy(samples, CFG)
+    assert ours.dtype == np.float32 and ours.shape == (198, 80)
+    reference = fbank_torch(torch.from_numpy(samples)).numpy()
+    assert np.abs(ours - reference).max() <= 1e-3
+
+
+def test_numpy_matches_torchaudio_on_sweep():
+    samples = _sweep()
+    ours = fbank_numpy(samples, CFG)
+    # Everywhere against torchaudio computing in float64.
+    assert np.abs(ours - _wenet_fbank(samples, torch.float64)).max() <= 1e-3
+    # torchaudio's float32 rounding noise sits ~110 dB below the tone, so on a
+    # pure tone it dominates the far bins (differences up to ~2 nats there,
+    # between torchaudio float32 and float64 alike). Compare where it does not.
+    reference = _wenet_fbank(samples, torch.float32)
+    within_60_db = ours >= ours.max(axis=1, keepdims=True) - 6 * np.log(10)
+    assert within_60_db.mean() > 0.05
+    assert np.abs(ours - reference)[within_60_db].max() <= 1e-3
+
+
+def test_silence_and_short_input():
+    assert fbank_numpy(np.zeros(399, np.float32)).shape == (0, 80)
+    silence = fbank_numpy(np.zeros(1600, np.float32))
+    np.testing.assert_allclose(silence, np.log(np.finfo(np.float32).eps))
+    with pytest.raises(ValueError, match=r"\(T,\)"):
+        fbank_numpy(np.zeros((2, 400), np.float32))
+
+
+def test_long_input_is_batched_consistently():
+    samples = _noise(45.0, seed=3)  # more frames than one internal batch
+    ours = fbank_numpy(samples)
+    assert len(ours) == num_frames(len(samples)) == 4498
+    np.testing.assert_array_equal(
+        ours[4000:4200], fbank_numpy(samples[640000:675000])[:200]
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    pieces=st.lists(st.integers(min_value=0, max_value=1200), min_size=1, max_size=12),
+    seed=st.integers(min_value=0, max_value=3),
+)
+def test_streaming_equals_offline(pieces, seed):
+    samples = _noise(sum(pieces) / 16000 + 0.01, seed=seed)
+    stream = StreamingFbank()
+    outputs, start = [], 0
+    for size in pieces:
+        outputs.append(stream.accept(samples[start : start + size]))
+        start += size
+        assert len(stream._pending) < CFG.frame_length  # bounded memory
+    streamed = np.concatenate(outputs)
+    np.testing.assert_array_equal(streamed, fbank_numpy(samples[:start]))
+    assert stream.num_frames == len(streamed) == num_frames(start)
+    assert stream.num_samples == start
+
+
+def test_streaming_reset():
+    stream = StreamingFbank()
+    stream.accept(_noise(0.1))
+    stream.reset()
+    samples = _noise(0.3, seed=1)
+    np.testing.assert_array_equal(stream.accept(samples), fbank_numpy(samples))
+
+
+def test_numpy_part_imports_without_torch():
+    code = (
+        "import sys, numpy as np; from speech.asr.frontend import fbank_numpy;"
+        "fbank_numpy(np.zeros(800, np.float32)); print('torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
