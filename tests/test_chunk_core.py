@@ -231,3 +231,15 @@ def test_pipeline_memory_is_bounded(tiny_model) -> None:
         assert all(p.shape[0] <= 100 + 4 + 4 for p in pipe.pending)
         assert pipe.features.shape[0] < 15
     assert pipe.frames_out > 2500
+
+
+def test_forward_list_equals_padded_forward(tiny_model) -> None:
+    lengths = [40, 233, 15, 14, 101]
+    features = [torch.randn(n, 80) for n in lengths]
+    padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True)
+    with torch.no_grad():
+        listed = tiny_model.forward_list(features, 4, 8, 2, max_subsampling_frames=3)
+        batch, out_lengths = tiny_model(padded, torch.tensor(lengths), 4, 8, 2)
+    assert [t.shape[0] for t in listed] == out_lengths.tolist() == [4, 28, 1, 0, 11]
+    for b, log_probs in enumerate(listed):
+        torch.testing.assert_close(log_probs, batch[b, : out_lengths[b]], atol=1e-5, rtol=1e-5)

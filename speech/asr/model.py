@@ -66,6 +66,39 @@ class AsrModel(nn.Module):
         )
         return self.ctc(encoded).float().log_softmax(-1), out_lengths
 
+    def forward_list(
+        self,
+        features: list[Tensor],
+        chunk_size: int,
+        left_context: int,
+        right_context: int,
+        max_subsampling_frames: int = 1024,
+    ) -> list[Tensor]:
+        """Masked batching of utterances given one by one: no padding at all.
+
+        Each (T_b, M) input is subsampled on its own (in windows of at most
+        ``max_subsampling_frames`` encoder frames), the encoder frames of all
+        inputs are concatenated and every layer runs their chunks as one
+        batch.
+
+        Returns:
+            one (T'_b, V) log-probability tensor per input.
+        """
+        encoder = self.encoder
+        flat, lengths = [], []
+        for feats in features:
+            x, n = encoder.subsample(
+                self.normalize(feats)[None], torch.tensor([feats.shape[0]]),
+                max_subsampling_frames,
+            )
+            flat.append(x[0])
+            lengths.append(int(n[0]))
+        x = encoder.forward_flat(
+            torch.cat(flat), torch.tensor(lengths), chunk_size, left_context, right_context
+        )
+        log_probs = self.ctc(x).float().log_softmax(-1)
+        return list(log_probs.split(lengths))
+
     def init_state(
         self, batch: int, left_context: int | None = None,
         device: torch.device | None = None,

@@ -1,0 +1,141 @@
+"""Training-time augmentation: speed perturbation, additive noise, simulated
+reverberation (waveform, numpy) and SpecAugment (features, torch).
+
+No noise or impulse-response corpus can be downloaded here, so noises are
+synthesised (white, pink, brown, hum, babble from other training utterances)
+and rooms are simulated (exponentially decaying noise tails with early
+reflections, RT60 drawn per utterance)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torchaudio.functional as AF
+from torch import Tensor
+
+__all__ = ["AugmentConfig", "augment_waveform", "spec_augment"]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    speeds: tuple[float, ...] = (0.9, 1.0, 1.1)
+    noise_prob: float = 0.5
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    reverb_prob: float = 0.3
+    rt60: tuple[float, float] = (0.15, 0.8)
+    gain_db: tuple[float, float] = (-12.0, 6.0)
+    freq_masks: int = 2
+    freq_width: int = 12
+    time_masks: int = 4
+    time_width_ratio: float = 0.04
+
+
+def _colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
+    noise = np.fft.irfft(spectrum / freqs ** (exponent / 2.0), n)
+    return noise.astype(np.float32)
+
+
+def _hum(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
+    base = rng.choice([50.0, 60.0])
+    t = np.arange(n) / sample_rate
+    return sum(
+        rng.uniform(0.2, 1.0) / k * np.sin(2 * np.pi * base * k * t + rng.uniform(0, 6.3))
+        for k in range(1, 6)
+    ).astype(np.float32)
+
+
+def _room_response(rng: np.random.Generator, sample_rate: int, rt60: float) -> np.ndarray:
+    length = int(sample_rate * rt60)
+    t = np.arange(length) / sample_rate
+    tail = rng.standard_normal(length) * np.exp(-6.9 * t / rt60)  # -60 dB at rt60
+    response = np.zeros(length, dtype=np.float64)
+    response[0] = 1.0
+    for _ in range(rng.integers(3, 8)):
+        delay = int(rng.uniform(0.002, 0.03) * sample_rate)
+        if delay < length:
+            response[delay] += rng.uniform(-0.6, 0.6)
+    onset = int(0.005 * sample_rate)
+    response[onset:] += 0.3 * tail[: length - onset]
+    return (response / np.sqrt(np.sum(response**2))).astype(np.float32)
+
+
+def _convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    size = 1 << int(np.ceil(np.log2(len(x) + len(h) - 1)))
+    y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(h, size), size)
+    return y[: len(x)].astype(np.float32)
+
+
+def augment_waveform(
+    samples: np.ndarray,
+    rng: np.random.Generator,
+    config: AugmentConfig,
+    sample_rate: int,
+    babble_source: Callable[[np.random.Generator], np.ndarray] | None = None,
+) -> np.ndarray:
+    """Speed, reverberation, noise and gain, each drawn from ``rng``."""
+    speed = float(rng.choice(config.speeds))
+    if speed != 1.0:
+        samples = AF.resample(
+            torch.from_numpy(samples), int(round(sample_rate * speed)), sample_rate
+        ).numpy()
+    if rng.random() < config.reverb_prob:
+        rt60 = rng.uniform(*config.rt60)
+        samples = _convolve(samples, _room_response(rng, sample_rate, rt60))
+    if rng.random() < config.noise_prob:
+        n = len(samples)
+        kind = rng.integers(0, 5 if babble_source else 4)
+        if kind == 0:
+            noise = rng.standard_normal(n).astype(np.float32)
+        elif kind == 1:
+            noise = _colored_noise(rng, n, 1.0)  # pink
+        elif kind == 2:
+            noise = _colored_noise(rng, n, 2.0)  # brown
+        elif kind == 3:
+            noise = _hum(rng, n, sample_rate) + 0.1 * rng.standard_normal(n).astype(np.float32)
+        else:
+            noise = np.zeros(n, dtype=np.float32)
+            for _ in range(rng.integers(2, 5)):
+                other = babble_source(rng)  # type: ignore[misc]
+                start = rng.integers(0, max(1, len(other) - n + 1))
+                piece = other[start : start + n]
+                noise[: len(piece)] += piece
+        signal_power = float(np.mean(samples**2)) + 1e-10
+        noise_power = float(np.mean(noise**2)) + 1e-10
+        snr = rng.uniform(*config.snr_db)
+        samples = samples + noise * np.sqrt(signal_power / (noise_power * 10 ** (snr / 10)))
+    samples = samples * 10 ** (rng.uniform(*config.gain_db) / 20)
+    peak = float(np.max(np.abs(samples))) if len(samples) else 0.0
+    if peak > 0.99:
+        samples = samples * (0.99 / peak)
+    return samples.astype(np.float32)
+
+
+def spec_augment(
+    features: Tensor, lengths: Tensor, config: AugmentConfig, fill: Tensor
+) -> Tensor:
+    """Frequency and time masks on a padded batch (B, T, M); masked cells
+    take ``fill`` (M,), the feature mean, so they are zero after CMVN. Time
+    masks scale with each utterance's length."""
+    features = features.clone()
+    fill = fill.to(features.dtype)
+    batch, _, bins = features.shape
+    device = features.device
+    for _ in range(config.freq_masks):
+        width = torch.randint(0, config.freq_width + 1, (batch, 1), device=device)
+        start = (torch.rand(batch, 1, device=device) * (bins - width)).long()
+        band = torch.arange(bins, device=device)[None, :]
+        mask = (band >= start) & (band < start + width)  # (B, M)
+        features = torch.where(mask[:, None, :], fill, features)
+    frames = torch.arange(features.shape[1], device=device)[None, :]
+    max_width = (lengths.to(device).float() * config.time_width_ratio).clamp(min=1)[:, None]
+    for _ in range(config.time_masks):
+        width = (torch.rand(batch, 1, device=device) * max_width).long()
+        start = (torch.rand(batch, 1, device=device) * (lengths.to(device)[:, None] - width).clamp(min=1)).long()
+        mask = (frames >= start) & (frames < start + width)  # (B, T)
+        features = torch.where(mask[:, :, None], fill, features)
+    return features

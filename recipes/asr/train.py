@@ -1,0 +1,333 @@
+"""Train a ChunkFormer CTC recognizer (one GPU, many GPUs under torchrun, or
+the CPU for a smoke run).
+
+    python -m recipes.asr.train --train data/asr/train.jsonl \
+        --dev data/asr/dev.jsonl --out runs/asr --total-steps 20000
+    torchrun --nproc_per_node 2 -m recipes.asr.train ...   # same flags
+
+Dynamic chunk training: every batch draws a chunk size, a left and a right
+context (or full context), so one model serves offline decoding and
+streaming. Checkpoints (``<out>/checkpoint.pt``, one file, overwritten
+atomically) resume exactly: weights, optimizer, schedule, step, data
+position and random states. ``--max-minutes`` stops cleanly before a
+wall-clock limit; rerunning the same command continues the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from recipes.asr.augment import AugmentConfig, spec_augment
+from recipes.asr.data import AsrDataset, BucketBatchSampler, collate
+from recipes.common import (
+    Distributed,
+    WallClock,
+    capture_rng,
+    load_checkpoint,
+    read_manifest,
+    restore_rng,
+    save_checkpoint,
+)
+from speech.asr.config import AsrConfig, ChunkGeometry
+from speech.asr.frontend import FbankConfig, fbank_torch
+from speech.asr.metrics import word_error_rate
+from speech.asr.model import AsrModel, save_model
+from speech.asr.tokenizer import Tokenizer
+from speech.text.normalize import asr_transcript
+
+logger = logging.getLogger("recipes.asr.train")
+
+STREAM_CHUNKS = (2, 3, 4, 6, 8, 12, 16)
+OFFLINE_CHUNKS = (16, 24, 32, 48, 64)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train", nargs="+", required=True, help="JSONL manifests or LibriSpeech folders")
+    p.add_argument("--dev", nargs="*", default=[], help="validation manifests")
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default=None)
+    p.add_argument("--total-steps", type=int, default=20000, help="length of the LR schedule")
+    p.add_argument("--max-steps", type=int, default=0, help="stop this run at this step (0: total)")
+    p.add_argument("--max-minutes", type=float, default=0.0)
+    p.add_argument("--batch-seconds", type=float, default=400.0, help="audio per batch per GPU")
+    p.add_argument("--max-utterance-seconds", type=float, default=25.0)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=1000)
+    p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--clip", type=float, default=5.0)
+    p.add_argument("--vocab-size", type=int, default=256)
+    p.add_argument("--d-model", type=int, default=AsrConfig.d_model)
+    p.add_argument("--num-heads", type=int, default=AsrConfig.num_heads)
+    p.add_argument("--ffn-dim", type=int, default=AsrConfig.ffn_dim)
+    p.add_argument("--num-layers", type=int, default=AsrConfig.num_layers)
+    p.add_argument("--conv-kernel", type=int, default=AsrConfig.conv_kernel)
+    p.add_argument("--dropout", type=float, default=AsrConfig.dropout)
+    p.add_argument("--full-context-prob", type=float, default=0.3)
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--save-every", type=int, default=1000)
+    p.add_argument("--eval-every", type=int, default=2000)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--dev-utterances", type=int, default=400)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
+    return p.parse_args(argv)
+
+
+def draw_geometry(rng: np.random.Generator, longest: int, full_prob: float) -> tuple[int, int, int]:
+    """Chunk size, left and right context for one batch (encoder frames)."""
+    if rng.random() < full_prob:
+        return max(longest, 1), 0, 0
+    if rng.random() < 0.5:  # streaming-like: small chunks, no right context
+        chunk = int(rng.choice(STREAM_CHUNKS))
+        left = int(rng.choice([chunk, 2 * chunk, 4 * chunk, 32, 64, 128]))
+        return chunk, left, 0
+    chunk = int(rng.choice(STREAM_CHUNKS + OFFLINE_CHUNKS))
+    left = int(rng.choice([chunk, 2 * chunk, 64, 128]))
+    right = int(rng.choice([1, 2, 4, 8, 16, 32, 64]))
+    return chunk, left, right
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.03 + 0.97 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def prepare(args: argparse.Namespace, out: Path, texts: list[str], dataset_paths: list[str], env: Distributed) -> Tokenizer:
+    tokenizer_file = out / "tokenizer.model"
+    if env.is_main and not tokenizer_file.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        Tokenizer.train(texts, args.vocab_size, out / "tokenizer")
+    env.barrier()
+    return Tokenizer.load(tokenizer_file)
+
+
+def compute_cmvn(dataset: AsrDataset, count: int = 2000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(dataset), size=min(count, len(dataset)), replace=False)
+    total = torch.zeros(80, dtype=torch.float64)
+    squares = torch.zeros(80, dtype=torch.float64)
+    frames = 0
+    for index in picks:
+        feats = fbank_torch(torch.from_numpy(dataset.waveform(int(index))), dataset.fbank).double()
+        total += feats.sum(0)
+        squares += (feats**2).sum(0)
+        frames += feats.shape[0]
+    mean = total / frames
+    std = (squares / frames - mean**2).clamp(min=1e-8).sqrt()
+    return mean.float(), (1.0 / std).float()
+
+
+def greedy_texts(log_probs: torch.Tensor, lengths: torch.Tensor, tokenizer: Tokenizer) -> list[str]:
+    best = log_probs.argmax(-1).cpu()
+    texts = []
+    for row, n in zip(best, lengths.tolist(), strict=True):
+        ids = torch.unique_consecutive(row[:n]).tolist()
+        texts.append(tokenizer.decode([i for i in ids if i != 0]))
+    return texts
+
+
+@torch.no_grad()
+def validate(model: AsrModel, dev: list, tokenizer: Tokenizer, device: torch.device) -> dict[str, float]:
+    """Greedy WER on dev utterances for full context, the default offline
+    geometry and the default streaming geometry."""
+    model.eval()
+    cfg = model.config
+    geometries = {
+        "full": None,
+        "offline": cfg.offline,
+        "streaming": cfg.streaming,
+    }
+    fbank = FbankConfig(sample_rate=cfg.sample_rate)
+    results = {}
+    refs = [asr_transcript(u.text) for u, _ in dev]
+    feats = [fbank_torch(torch.from_numpy(w), fbank) for _, w in dev]
+    for name, geometry in geometries.items():
+        hyps = []
+        for start in range(0, len(feats), 64):
+            group = feats[start : start + 64]
+            lengths = torch.tensor([f.shape[0] for f in group])
+            padded = torch.nn.utils.rnn.pad_sequence(group, batch_first=True).to(device)
+            if geometry is None:
+                g = (int(lengths.max()) // 8 + 1, 0, 0)
+            else:
+                g = (geometry.chunk_size, geometry.left_context, geometry.right_context)
+            log_probs, out_lengths = model(padded, lengths.to(device), *g)
+            hyps += greedy_texts(log_probs, out_lengths, tokenizer)
+        results[name] = word_error_rate(zip(refs, hyps, strict=True))
+    model.train()
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    clock = WallClock(args.max_minutes)
+    env = Distributed(args.device)
+    device = env.device
+    torch.manual_seed(args.seed + env.rank)
+    out = Path(args.out)
+
+    train = [u for path in args.train for u in read_manifest(path)]
+    train = [u for u in train if u.duration <= args.max_utterance_seconds or u.duration == 0]
+    texts = [asr_transcript(u.text) for u in train]
+    keep = [i for i, t in enumerate(texts) if t]
+    train, texts = [train[i] for i in keep], [texts[i] for i in keep]
+    tokenizer = prepare(args, out, texts, args.train, env)
+    token_ids = [tokenizer.encode(t) for t in texts]
+    augment = None if args.no_augment else AugmentConfig()
+    dataset = AsrDataset(train, token_ids, augment=augment, seed=args.seed)
+
+    config = AsrConfig(
+        d_model=args.d_model, num_heads=args.num_heads, ffn_dim=args.ffn_dim,
+        num_layers=args.num_layers, conv_kernel=args.conv_kernel,
+        subsampling_channels=args.d_model, dropout=args.dropout,
+        vocab_size=tokenizer.vocab_size,
+    )
+    model = AsrModel(config)
+    cmvn_file = out / "cmvn.pt"
+    if env.is_main and not cmvn_file.exists():
+        mean, istd = compute_cmvn(AsrDataset(train[:4000], token_ids[:4000]), seed=args.seed)
+        save_checkpoint(cmvn_file, {"mean": mean, "istd": istd})
+    env.barrier()
+    cmvn = torch.load(cmvn_file)
+    model.feature_mean.copy_(cmvn["mean"])
+    model.feature_istd.copy_(cmvn["istd"])
+    model.to(device)
+    if env.is_main:
+        params = sum(p.numel() for p in model.parameters())
+        logger.info("model: %.2fM parameters, config %s", params / 1e6, json.dumps(config.to_dict()))
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.98))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, args.warmup, args.total_steps)
+    )
+    step, epoch, position = 0, 0, 0
+    checkpoint = load_checkpoint(out / "checkpoint.pt")
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        step, epoch, position = checkpoint["step"], checkpoint["epoch"], checkpoint["position"]
+        restore_rng(checkpoint["rng"][env.rank] if env.rank < len(checkpoint["rng"]) else checkpoint["rng"][0])
+        logger.info("resumed at step %d (epoch %d, batch %d)", step, epoch, position)
+
+    wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if env.world_size > 1 else model
+    sampler = BucketBatchSampler(dataset.durations, args.batch_seconds, args.seed, env.rank, env.world_size)
+    writer = SummaryWriter(str(out / "tb")) if env.is_main else None
+    dev = []
+    if env.is_main and args.dev:
+        dev_utts = [u for path in args.dev for u in read_manifest(path)][: args.dev_utterances]
+        from recipes.common import read_wav
+
+        dev = [(u, read_wav(u.audio, config.sample_rate)) for u in dev_utts]
+    stop_step = args.max_steps or args.total_steps
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16 and device.type == "cuda")
+
+    def checkpoint_now() -> None:
+        rngs = [None] * env.world_size
+        state = capture_rng()
+        if env.world_size > 1:
+            torch.distributed.all_gather_object(rngs, state)
+        else:
+            rngs = [state]
+        if env.is_main:
+            save_checkpoint(out / "checkpoint.pt", {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch,
+                "position": position, "rng": rngs, "args": vars(args),
+            })
+
+    progress = tqdm(total=stop_step, initial=step, disable=not env.is_main, dynamic_ncols=True)
+    audio_seconds, started, steps_this_run = 0.0, time.monotonic(), 0
+    geometry_rng = np.random.default_rng([args.seed, env.rank, step])
+    model.train()
+    done = step >= stop_step
+    while not done:
+        sampler.epoch, sampler.start = epoch, position
+        loader = DataLoader(
+            dataset, batch_sampler=sampler, num_workers=args.workers, collate_fn=collate,
+            pin_memory=device.type == "cuda", prefetch_factor=4 if args.workers else None,
+        )
+        for batch in loader:
+            features = batch["features"].to(device, non_blocking=True)
+            lengths = batch["lengths"].to(device)
+            tokens = batch["tokens"].to(device)
+            token_lengths = batch["token_lengths"].to(device)
+            if augment is not None:
+                features = spec_augment(features, lengths, augment, model.feature_mean)
+            longest = (int(lengths.max()) - 15) // 8 + 1
+            chunk, left, right = draw_geometry(geometry_rng, longest, args.full_context_prob)
+            with autocast:
+                log_probs, out_lengths = wrapped(features, lengths, chunk, left, right)
+            loss = F.ctc_loss(
+                log_probs.transpose(0, 1).float(), tokens, out_lengths, token_lengths,
+                blank=0, reduction="sum", zero_infinity=True,
+            ) / features.shape[0]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            position += 1
+            steps_this_run += 1
+            audio_seconds += float(batch["lengths"].sum()) / 100.0
+            progress.update(1)
+            if env.is_main and step % args.log_every == 0:
+                rate = audio_seconds / (time.monotonic() - started)
+                progress.set_postfix(loss=f"{loss.item():.2f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                writer.add_scalar("train/loss", loss.item(), step)
+                writer.add_scalar("train/grad_norm", float(grad_norm), step)
+                writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+                writer.add_scalar("train/audio_seconds_per_second", rate * env.world_size, step)
+            if step % args.save_every == 0:
+                checkpoint_now()
+            if dev and step % args.eval_every == 0:
+                wers = validate(model, dev, tokenizer, device)
+                logger.info("step %d dev WER %s", step, {k: round(v, 2) for k, v in wers.items()})
+                for name, value in wers.items():
+                    writer.add_scalar(f"dev/wer_{name}", value, step)
+            if env.any(clock.up() or step >= stop_step):
+                done = True
+                break
+        else:
+            epoch += 1
+            position = 0
+    progress.close()
+    checkpoint_now()
+    if env.is_main:
+        elapsed = time.monotonic() - started
+        if dev:
+            wers = validate(model, dev, tokenizer, device)
+            logger.info("final step %d dev WER %s", step, {k: round(v, 2) for k, v in wers.items()})
+        model.tokenizer = tokenizer
+        save_model(model, out / "model", half=True, tokenizer_file=out / "tokenizer.model")
+        print(
+            f"step {step}: {steps_this_run / max(elapsed, 1e-9):.2f} steps/s, "
+            f"{audio_seconds * env.world_size / max(elapsed, 1e-9):.0f} audio s/s over "
+            f"{env.world_size} process(es), {elapsed:.0f} s",
+            flush=True,
+        )
+        writer.close()
+    env.close()
+
+
+if __name__ == "__main__":
+    main()
