@@ -109,7 +109,7 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.03 + 0.97 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def prepare(args: argparse.Namespace, out: Path, texts: list[str], dataset_paths: list[str], env: Distributed) -> Tokenizer:
+def prepare(args: argparse.Namespace, out: Path, texts: list[str], env: Distributed) -> Tokenizer:
     tokenizer_file = out / "tokenizer.model"
     if env.is_main and not tokenizer_file.exists():
         out.mkdir(parents=True, exist_ok=True)
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     texts = [asr_transcript(u.text) for u in train]
     keep = [i for i, t in enumerate(texts) if t]
     train, texts = [train[i] for i in keep], [texts[i] for i in keep]
-    tokenizer = prepare(args, out, texts, args.train, env)
+    tokenizer = prepare(args, out, texts, env)
     token_ids = [tokenizer.encode(t) for t in texts]
     augment = None if args.no_augment else AugmentConfig()
     dataset = AsrDataset(train, token_ids, augment=augment, seed=args.seed)
@@ -256,7 +256,6 @@ def main(argv: list[str] | None = None) -> None:
 
     progress = tqdm(total=stop_step, initial=step, disable=not env.is_main, dynamic_ncols=True)
     audio_seconds, started, steps_this_run = 0.0, time.monotonic(), 0
-    geometry_rng = np.random.default_rng([args.seed, env.rank, step])
     model.train()
     done = step >= stop_step
     while not done:
@@ -264,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         loader = DataLoader(
             dataset, batch_sampler=sampler, num_workers=args.workers, collate_fn=collate,
             pin_memory=device.type == "cuda", prefetch_factor=4 if args.workers else None,
+            generator=torch.Generator().manual_seed(args.seed + epoch),
         )
         for batch in loader:
             features = batch["features"].to(device, non_blocking=True)
@@ -273,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
             if augment is not None:
                 features = spec_augment(features, lengths, augment, model.feature_mean)
             longest = (int(lengths.max()) - 15) // 8 + 1
+            geometry_rng = np.random.default_rng([args.seed, env.rank, step])
             chunk, left, right = draw_geometry(geometry_rng, longest, args.full_context_prob)
             with autocast:
                 log_probs, out_lengths = wrapped(features, lengths, chunk, left, right)
