@@ -17,14 +17,21 @@ header log; a compressed file that decodes to fewer frames than its header
 declares, or whose decoder fails part way, is found while reading. By default
 both raise ``AudioError``, because silently transcribing part of a file gives a
 wrong result that looks right. Pass ``allow_truncated=True`` to read what
-exists instead; a warning is logged. MP3 frame counts are estimates when the
-stream has no Xing/VBRI header, so a short MP3 only logs a warning. An Ogg
-file cut at a page boundary reports the shorter length and cannot be told
-from a shorter recording.
+exists instead; a warning is logged.
+
+Not truncation: a WAV size field of 0xFFFFFFFF ("length unknown", written by
+streaming writers) is read to the end of the file; a WAV whose data size is 0
+but which has audio after the header (a recorder killed before it finalised
+the header) is read to the end of the file with a warning.
+
+Not detectable: MP3 frame counts are estimates when the stream has no
+Xing/VBRI header, so a short MP3 only logs a warning; an Ogg file cut at a
+page boundary reports the shorter length, like a shorter recording.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -55,7 +62,15 @@ RESAMPLE_QUALITY = "HQ"
 _READ_FRAMES = 1 << 16  # source frames per libsndfile read
 _SALVAGE_FRAMES = 1 << 10  # smaller reads when recovering a truncated file
 # libsndfile logs e.g. "data : 32000 (should be 15978)" for a short data chunk.
+# Streaming writers (ffmpeg, sox, arecord to a pipe) put 0xFFFFFFFF or about
+# 0x7FFFFFFF in the size fields; libsndfile then reads to the end of the file.
+_UNKNOWN_LENGTH = 0x7FFF0000
 _SHORT_CHUNK = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M)
+
+_SUBTYPE_BYTES = {"PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4,
+                  "DOUBLE": 8}  # fmt: skip
+# Common containers libsndfile cannot read, to name them instead of "not audio".
+_UNSUPPORTED_CONTAINERS = {".m4a", ".mp4", ".aac", ".wma", ".webm", ".mkv", ".amr"}
 
 Path = str | os.PathLike[str]
 
@@ -80,6 +95,56 @@ def _check_file(path: Path) -> str:
     return name
 
 
+class _Window(io.RawIOBase):
+    """Read-only view of ``size`` bytes of a file from ``offset``, for libsndfile."""
+
+    def __init__(self, name: str, offset: int, size: int) -> None:
+        self._file = open(name, "rb")  # noqa: SIM115 (closed by close())
+        self._offset, self._size, self._position = offset, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, position: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}
+        self._position = min(max(0, base[whence] + position), self._size)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        view = memoryview(buffer).cast("B")
+        size = min(len(view), self._size - self._position)
+        self._file.seek(self._offset + self._position)
+        count = self._file.readinto(view[:size])
+        self._position += count
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _wav_data_chunk(name: str) -> tuple[int, int] | None:
+    """(offset of the samples, declared byte size) of a RIFF WAV's data chunk."""
+    with open(name, "rb") as file:
+        head = file.read(1 << 16)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    position = 12
+    while position + 8 <= len(head):
+        chunk_id = head[position : position + 4]
+        size = int.from_bytes(head[position + 4 : position + 8], "little")
+        if chunk_id == b"data":
+            return position + 8, size
+        position += 8 + size + (size & 1)  # chunks are padded to even sizes
+    return None
+
+
 def _libsndfile_reason(error: Exception) -> str:
     reason = getattr(error, "error_string", "") or str(error)
     reason = " ".join(reason.split()).removeprefix("Error : ").rstrip(".")
@@ -97,6 +162,12 @@ class _Source:
         except sf.LibsndfileError as error:
             reason = _libsndfile_reason(error)
             if "format not recognised" in reason.lower():
+                extension = os.path.splitext(self.name)[1].lower()
+                if extension in _UNSUPPORTED_CONTAINERS:
+                    raise AudioError(
+                        f"{self.name}: unsupported audio format {extension} "
+                        "(convert it to WAV, FLAC, OGG or MP3, e.g. with ffmpeg)"
+                    ) from None
                 raise AudioError(f"{self.name}: not an audio file ({reason})") from None
             raise AudioError(
                 f"{self.name}: truncated or corrupt audio ({reason})"
@@ -109,6 +180,35 @@ class _Source:
         self.frames = int(self.file.frames)
         self.is_mp3 = self.file.format == "MP3"
         self._check_header()
+        if self.frames == 0 and self.file.format in ("WAV", "WAVEX"):
+            self._open_unfinished_wav()
+
+    def _open_unfinished_wav(self) -> None:
+        """A WAV whose data chunk says 0 bytes but is followed by audio: a
+        recording whose writer never came back to fill in the length. Read
+        the bytes after the chunk header to the end of the file."""
+        found = _wav_data_chunk(self.name)
+        if found is None or found[1] != 0:
+            return
+        offset = found[0]
+        frame_bytes = self.channels * _SUBTYPE_BYTES.get(self.file.subtype, 0)
+        if frame_bytes == 0:
+            return
+        frames = (os.path.getsize(self.name) - offset) // frame_bytes
+        if frames <= 0:
+            return
+        raw = _Window(self.name, offset, frames * frame_bytes)
+        subtype = self.file.subtype
+        self.file.close()
+        self.file = sf.SoundFile(
+            raw, format="RAW", subtype=subtype, endian="LITTLE",
+            samplerate=self.sample_rate, channels=self.channels, closefd=True,
+        )  # fmt: skip
+        self.frames = frames
+        logger.warning(
+            "%s: WAV header declares no audio length; reading %d frames to the end",
+            *(self.name, frames),
+        )
 
     def _check_header(self) -> None:
         try:
@@ -116,6 +216,8 @@ class _Source:
         except Exception:  # the log is diagnostic only
             return
         for declared, present in _SHORT_CHUNK.findall(log):
+            if int(declared) >= _UNKNOWN_LENGTH:
+                continue  # a streaming writer's "length unknown" placeholder
             if int(present) < int(declared):
                 self._truncated(
                     f"header declares {declared} bytes of audio, file holds {present}"

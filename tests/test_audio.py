@@ -74,6 +74,13 @@ def test_not_audio(tmp_path, content):
     assert isinstance(info.value, SpeechError)
 
 
+def test_unsupported_container(tmp_path):
+    path = tmp_path / "voice.m4a"
+    path.write_bytes(b"\x00\x00\x00\x20ftypM4A " + os.urandom(200))
+    with pytest.raises(AudioError, match=r"voice\.m4a: unsupported audio format \.m4a"):
+        load_audio(path)
+
+
 def test_directory_is_not_audio(tmp_path):
     with pytest.raises(AudioError, match="is a directory"):
         load_audio(tmp_path)
@@ -120,6 +127,24 @@ def test_cut_inside_header(tmp_path):
     path = _truncated_wav(tmp_path, keep_fraction=30 / 32044)
     with pytest.raises(AudioError, match=r"t\.wav: truncated or corrupt audio \("):
         load_audio(path)
+
+
+@pytest.mark.parametrize("size_field", [0, 0xFFFFFFFF])
+def test_wav_without_length_is_read_to_the_end(tmp_path, size_field, caplog):
+    """Streaming writers leave 0 or 0xFFFFFFFF in the size fields."""
+    full = tmp_path / "full.wav"
+    sf.write(full, _noise(16000), 16000, subtype="PCM_16")
+    data = bytearray(full.read_bytes())
+    assert data[36:40] == b"data"
+    data[4:8] = data[40:44] = size_field.to_bytes(4, "little")
+    path = tmp_path / "live.wav"
+    path.write_bytes(bytes(data) + b"\x01")  # plus half a sample
+    with caplog.at_level(logging.WARNING, logger="speech.audio"):
+        audio = load_audio(path)
+    np.testing.assert_array_equal(audio, load_audio(full))
+    assert audio_info(path) == (1.0, 16000, 1)
+    assert sum(len(b) for b in iter_audio_blocks(path, 8000, 0.3)) == 8000
+    assert ("no audio length" in caplog.text) == (size_field == 0)
 
 
 def test_truncated_flac(tmp_path):
