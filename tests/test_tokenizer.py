@@ -67,6 +67,8 @@ def test_unknown_characters(tokenizer):
 def test_save_load_bytes(tokenizer, tmp_path):
     path = tmp_path / "copy.model"
     tokenizer.save(path)
+    assert Tokenizer.load(path).path == path
+    assert Tokenizer.from_bytes(tokenizer.to_bytes()).path is None
     for copy in (Tokenizer.load(path), Tokenizer.from_bytes(tokenizer.to_bytes())):
         assert copy.vocab_size == tokenizer.vocab_size
         assert copy.encode("the cat") == tokenizer.encode("the cat")

@@ -35,13 +35,16 @@ WORD_START = "\u2581"  # "▁", SentencePiece's word-boundary mark
 class Tokenizer:
     """Text <-> CTC token ids. Build with ``train``, ``load`` or ``from_bytes``."""
 
-    def __init__(self, processor: spm.SentencePieceProcessor) -> None:
+    def __init__(
+        self, processor: spm.SentencePieceProcessor, path: Path | None = None
+    ) -> None:
         if processor.get_piece_size() < 3 or processor.id_to_piece(0) != BLANK_PIECE:
             raise ValueError(
                 f"tokenizer model must have {BLANK_PIECE} at id 0 "
                 f"(found {processor.id_to_piece(0)!r}); train it with Tokenizer.train"
             )
         self._sp = processor
+        self.path = path  # the .model file it came from, if any
         self._pieces = [processor.id_to_piece(i) for i in range(self.vocab_size)]
         self._word_start = np.array([p.startswith(WORD_START) for p in self._pieces])
 
@@ -108,7 +111,7 @@ class Tokenizer:
             raise ValueError(
                 f"{os.fspath(path)}: not a tokenizer model ({reason})"
             ) from None
-        return cls(processor)
+        return cls(processor, Path(path))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Tokenizer:
