@@ -57,11 +57,17 @@ def read_manifest(path: str | Path) -> list[Utterance]:
                 if not audio.is_absolute():
                     audio = path.parent / audio
                 items.append(
-                    Utterance(str(audio), float(row.get("duration", 0.0)), row["text"],
-                              str(row.get("speaker", "unknown")))
+                    Utterance(
+                        str(audio),
+                        float(row.get("duration", 0.0)),
+                        row["text"],
+                        str(row.get("speaker", "unknown")),
+                    )
                 )
             except (ValueError, KeyError) as error:
-                raise ValueError(f"{path}:{number}: bad manifest line ({error})") from None
+                raise ValueError(
+                    f"{path}:{number}: bad manifest line ({error})"
+                ) from None
     return items
 
 

@@ -29,20 +29,56 @@ def corpus(tmp_path_factory) -> Path:
     for v, voice in enumerate(["kal16", "slt"]):
         for i, text in enumerate(SENTENCES):
             wav = root / f"{voice}-{i}.wav"
-            subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(wav)], check=True)
-            rows.append({"audio": wav.name, "duration": 2.0, "text": text, "speaker": f"flite:{voice}"})
+            subprocess.run(
+                ["flite", "-voice", voice, "-t", text, "-o", str(wav)], check=True
+            )
+            rows.append(
+                {
+                    "audio": wav.name,
+                    "duration": 2.0,
+                    "text": text,
+                    "speaker": f"flite:{voice}",
+                }
+            )
     (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root / "train.jsonl"
 
 
 def _run(manifest: Path, out: Path, max_steps: int) -> None:
-    train.main([
-        "--train", str(manifest), "--out", str(out), "--device", "cpu",
-        "--vocab-size", "40", "--d-model", "32", "--num-heads", "2", "--ffn-dim", "48",
-        "--num-layers", "2", "--total-steps", "8", "--max-steps", str(max_steps),
-        "--batch-seconds", "9", "--workers", "0", "--save-every", "100",
-        "--log-every", "1", "--warmup", "2",
-    ])
+    train.main(
+        [
+            "--train",
+            str(manifest),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--vocab-size",
+            "40",
+            "--d-model",
+            "32",
+            "--num-heads",
+            "2",
+            "--ffn-dim",
+            "48",
+            "--num-layers",
+            "2",
+            "--total-steps",
+            "8",
+            "--max-steps",
+            str(max_steps),
+            "--batch-seconds",
+            "9",
+            "--workers",
+            "0",
+            "--save-every",
+            "100",
+            "--log-every",
+            "1",
+            "--warmup",
+            "2",
+        ]
+    )
 
 
 @pytest.mark.slow

@@ -23,8 +23,14 @@ from speech.core import (
 )
 
 TINY = AsrConfig(
-    d_model=32, num_heads=4, ffn_dim=48, num_layers=3, conv_kernel=5,
-    subsampling_channels=8, vocab_size=13, dropout=0.0,
+    d_model=32,
+    num_heads=4,
+    ffn_dim=48,
+    num_layers=3,
+    conv_kernel=5,
+    subsampling_channels=8,
+    vocab_size=13,
+    dropout=0.0,
 )
 
 
@@ -55,8 +61,15 @@ def test_padding_mask() -> None:
 def test_layout_windows_match_dense_mask() -> None:
     num_frames, size, left, right = 11, 3, 4, 2
     layout = build_chunk_layout(
-        torch.tensor([num_frames]), torch.tensor([num_frames]), torch.tensor([0]),
-        size, left, right, conv_context=2, key_cache_rows=0, conv_cache_rows=0,
+        torch.tensor([num_frames]),
+        torch.tensor([num_frames]),
+        torch.tensor([0]),
+        size,
+        left,
+        right,
+        conv_context=2,
+        key_cache_rows=0,
+        conv_cache_rows=0,
     )
     dense = chunk_attention_mask(num_frames, size, left, right)
     for n in range(layout.key_index.shape[0]):
@@ -65,7 +78,9 @@ def test_layout_windows_match_dense_mask() -> None:
             assert keys == set(torch.nonzero(dense[q]).flatten().tolist())
 
 
-def _dense_layer(layer: ConformerLayer, x: torch.Tensor, size: int, left: int, right: int) -> torch.Tensor:
+def _dense_layer(
+    layer: ConformerLayer, x: torch.Tensor, size: int, left: int, right: int
+) -> torch.Tensor:
     """One layer on one utterance, written as plainly as possible: dense
     masked scores with explicit relative distances, frame-by-frame conv."""
     frames, dim = x.shape
@@ -114,15 +129,24 @@ def _dense_layer(layer: ConformerLayer, x: torch.Tensor, size: int, left: int, r
     right=st.integers(0, 7),
     seed=st.integers(0, 1000),
 )
-def test_masked_batch_layer_equals_dense_reference(frames, size, left, right, seed) -> None:
+def test_masked_batch_layer_equals_dense_reference(
+    frames, size, left, right, seed
+) -> None:
     torch.manual_seed(seed)
     layer = ConformerLayer(16, 2, 24, 5, 0.0).eval()
     other = torch.randn(5, 16)
     x = torch.randn(frames, 16)
     lengths = torch.tensor([5, frames])
     layout = build_chunk_layout(
-        lengths, lengths, torch.zeros(2, dtype=torch.long), size, left, right,
-        conv_context=2, key_cache_rows=0, conv_cache_rows=0,
+        lengths,
+        lengths,
+        torch.zeros(2, dtype=torch.long),
+        size,
+        left,
+        right,
+        conv_context=2,
+        key_cache_rows=0,
+        conv_cache_rows=0,
     )
     positions = relative_position_table(size, left, right, 16)
     with torch.no_grad():
@@ -148,18 +172,26 @@ def tiny_model() -> AsrModel:
     left=st.integers(0, 12),
     right=st.integers(0, 8),
 )
-def test_masked_batching_equals_one_by_one(tiny_model, lengths, size, left, right) -> None:
+def test_masked_batching_equals_one_by_one(
+    tiny_model, lengths, size, left, right
+) -> None:
     features = torch.randn(len(lengths), max(lengths), 80)
     lens = torch.tensor(lengths)
     with torch.no_grad():
         batch, out_lens = tiny_model(features, lens, size, left, right)
         for b, n in enumerate(lengths):
-            alone, alone_len = tiny_model(features[b : b + 1, :n], lens[b : b + 1], size, left, right)
+            alone, alone_len = tiny_model(
+                features[b : b + 1, :n], lens[b : b + 1], size, left, right
+            )
             assert alone_len[0] == out_lens[b]
-            torch.testing.assert_close(alone[0], batch[b, : out_lens[b]], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(
+                alone[0], batch[b, : out_lens[b]], atol=1e-5, rtol=1e-5
+            )
 
 
-def _stream(model: AsrModel, features: torch.Tensor, size: int, left: int) -> torch.Tensor:
+def _stream(
+    model: AsrModel, features: torch.Tensor, size: int, left: int
+) -> torch.Tensor:
     window = 8 * size + 7
     total = int((features.shape[0] - 15) // 8 + 1)
     state = model.init_state(1, left)
@@ -168,7 +200,9 @@ def _stream(model: AsrModel, features: torch.Tensor, size: int, left: int) -> to
         piece = features[start * 8 : start * 8 + window]
         piece = torch.cat([piece, piece.new_zeros(window - piece.shape[0], 80)])
         valid = min(size, total - start)
-        log_probs, state = model.forward_chunk(piece[None], state, torch.tensor([valid]))
+        log_probs, state = model.forward_chunk(
+            piece[None], state, torch.tensor([valid])
+        )
         outputs.append(log_probs[0, :valid])
     assert int(state.processed) == total
     return torch.cat(outputs)
@@ -187,7 +221,9 @@ def test_streaming_equals_masked_batch(tiny_model, frames, size, left) -> None:
 def test_streaming_states_stack_and_unstack(tiny_model) -> None:
     size, left, window = 4, 8, 39
     a, b = torch.randn(2, 3 * 32 + 7, 80)
-    state = stack_states([tiny_model.init_state(1, left), tiny_model.init_state(1, left)])
+    state = stack_states(
+        [tiny_model.init_state(1, left), tiny_model.init_state(1, left)]
+    )
     single = [tiny_model.init_state(1, left), tiny_model.init_state(1, left)]
     with torch.no_grad():
         for step in range(3):
@@ -209,12 +245,18 @@ def test_streaming_states_stack_and_unstack(tiny_model) -> None:
     right=st.integers(0, 10),
     seed=st.integers(0, 99),
 )
-def test_pipeline_equals_masked_batch(tiny_model, frames, size, left, right, seed) -> None:
+def test_pipeline_equals_masked_batch(
+    tiny_model, frames, size, left, right, seed
+) -> None:
     rng = random.Random(seed)
     features = torch.randn(frames, 80)
     with torch.no_grad():
-        offline, _ = tiny_model(features[None], torch.tensor([frames]), size, left, right)
-    pipe = EncoderPipeline(tiny_model, ChunkGeometry(size, left, right), max_subsampling_frames=5)
+        offline, _ = tiny_model(
+            features[None], torch.tensor([frames]), size, left, right
+        )
+    pipe = EncoderPipeline(
+        tiny_model, ChunkGeometry(size, left, right), max_subsampling_frames=5
+    )
     outputs, pos = [], 0
     while pos < frames:
         step = rng.randint(1, 90)
@@ -242,4 +284,6 @@ def test_forward_list_equals_padded_forward(tiny_model) -> None:
         batch, out_lengths = tiny_model(padded, torch.tensor(lengths), 4, 8, 2)
     assert [t.shape[0] for t in listed] == out_lengths.tolist() == [4, 28, 1, 0, 11]
     for b, log_probs in enumerate(listed):
-        torch.testing.assert_close(log_probs, batch[b, : out_lengths[b]], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            log_probs, batch[b, : out_lengths[b]], atol=1e-5, rtol=1e-5
+        )

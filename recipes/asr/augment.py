@@ -44,12 +44,16 @@ def _hum(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
     base = rng.choice([50.0, 60.0])
     t = np.arange(n) / sample_rate
     return sum(
-        rng.uniform(0.2, 1.0) / k * np.sin(2 * np.pi * base * k * t + rng.uniform(0, 6.3))
+        rng.uniform(0.2, 1.0)
+        / k
+        * np.sin(2 * np.pi * base * k * t + rng.uniform(0, 6.3))
         for k in range(1, 6)
     ).astype(np.float32)
 
 
-def _room_response(rng: np.random.Generator, sample_rate: int, rt60: float) -> np.ndarray:
+def _room_response(
+    rng: np.random.Generator, sample_rate: int, rt60: float
+) -> np.ndarray:
     length = int(sample_rate * rt60)
     t = np.arange(length) / sample_rate
     tail = rng.standard_normal(length) * np.exp(-6.9 * t / rt60)  # -60 dB at rt60
@@ -96,7 +100,9 @@ def augment_waveform(
         elif kind == 2:
             noise = _colored_noise(rng, n, 2.0)  # brown
         elif kind == 3:
-            noise = _hum(rng, n, sample_rate) + 0.1 * rng.standard_normal(n).astype(np.float32)
+            noise = _hum(rng, n, sample_rate) + 0.1 * rng.standard_normal(n).astype(
+                np.float32
+            )
         else:
             noise = np.zeros(n, dtype=np.float32)
             for _ in range(rng.integers(2, 5)):
@@ -107,7 +113,9 @@ def augment_waveform(
         signal_power = float(np.mean(samples**2)) + 1e-10
         noise_power = float(np.mean(noise**2)) + 1e-10
         snr = rng.uniform(*config.snr_db)
-        samples = samples + noise * np.sqrt(signal_power / (noise_power * 10 ** (snr / 10)))
+        samples = samples + noise * np.sqrt(
+            signal_power / (noise_power * 10 ** (snr / 10))
+        )
     samples = samples * 10 ** (rng.uniform(*config.gain_db) / 20)
     peak = float(np.max(np.abs(samples))) if len(samples) else 0.0
     if peak > 0.99:
@@ -132,10 +140,15 @@ def spec_augment(
         mask = (band >= start) & (band < start + width)  # (B, M)
         features = torch.where(mask[:, None, :], fill, features)
     frames = torch.arange(features.shape[1], device=device)[None, :]
-    max_width = (lengths.to(device).float() * config.time_width_ratio).clamp(min=1)[:, None]
+    max_width = (lengths.to(device).float() * config.time_width_ratio).clamp(min=1)[
+        :, None
+    ]
     for _ in range(config.time_masks):
         width = (torch.rand(batch, 1, device=device) * max_width).long()
-        start = (torch.rand(batch, 1, device=device) * (lengths.to(device)[:, None] - width).clamp(min=1)).long()
+        start = (
+            torch.rand(batch, 1, device=device)
+            * (lengths.to(device)[:, None] - width).clamp(min=1)
+        ).long()
         mask = (frames >= start) & (frames < start + width)  # (B, T)
         features = torch.where(mask[:, :, None], fill, features)
     return features

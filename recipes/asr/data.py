@@ -42,11 +42,19 @@ class AsrDataset(Dataset):
         self.seed = seed
         self.fbank = FbankConfig(sample_rate=sample_rate)
         with ThreadPoolExecutor(load_threads) as pool:
-            audio = list(pool.map(lambda u: read_wav(u.audio, sample_rate), self.utterances))
+            audio = list(
+                pool.map(lambda u: read_wav(u.audio, sample_rate), self.utterances)
+            )
         # int16 keeps hours of audio in a few GB
-        self.audio = [np.clip(a * 32768.0, -32768, 32767).astype(np.int16) for a in audio]
+        self.audio = [
+            np.clip(a * 32768.0, -32768, 32767).astype(np.int16) for a in audio
+        ]
         self.durations = np.array([len(a) / sample_rate for a in self.audio])
-        logger.info("loaded %d utterances, %.1f hours", len(self.audio), self.durations.sum() / 3600)
+        logger.info(
+            "loaded %d utterances, %.1f hours",
+            len(self.audio),
+            self.durations.sum() / 3600,
+        )
 
     def __len__(self) -> int:
         return len(self.audio)
@@ -62,7 +70,9 @@ class AsrDataset(Dataset):
         samples = self.waveform(index)
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, epoch, index])
-            samples = augment_waveform(samples, rng, self.augment, self.sample_rate, self._babble)
+            samples = augment_waveform(
+                samples, rng, self.augment, self.sample_rate, self._babble
+            )
         features = fbank_torch(torch.from_numpy(samples), self.fbank)
         return features, torch.tensor(self.tokens[index], dtype=torch.long)
 

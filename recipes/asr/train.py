@@ -55,15 +55,28 @@ OFFLINE_CHUNKS = (16, 24, 32, 48, 64)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--train", nargs="+", required=True, help="JSONL manifests or LibriSpeech folders")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--train",
+        nargs="+",
+        required=True,
+        help="JSONL manifests or LibriSpeech folders",
+    )
     p.add_argument("--dev", nargs="*", default=[], help="validation manifests")
     p.add_argument("--out", required=True)
     p.add_argument("--device", default=None)
-    p.add_argument("--total-steps", type=int, default=20000, help="length of the LR schedule")
-    p.add_argument("--max-steps", type=int, default=0, help="stop this run at this step (0: total)")
+    p.add_argument(
+        "--total-steps", type=int, default=20000, help="length of the LR schedule"
+    )
+    p.add_argument(
+        "--max-steps", type=int, default=0, help="stop this run at this step (0: total)"
+    )
     p.add_argument("--max-minutes", type=float, default=0.0)
-    p.add_argument("--batch-seconds", type=float, default=400.0, help="audio per batch per GPU")
+    p.add_argument(
+        "--batch-seconds", type=float, default=400.0, help="audio per batch per GPU"
+    )
     p.add_argument("--max-utterance-seconds", type=float, default=25.0)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=1000)
@@ -88,7 +101,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def draw_geometry(rng: np.random.Generator, longest: int, full_prob: float) -> tuple[int, int, int]:
+def draw_geometry(
+    rng: np.random.Generator, longest: int, full_prob: float
+) -> tuple[int, int, int]:
     """Chunk size, left and right context for one batch (encoder frames)."""
     if rng.random() < full_prob:
         return max(longest, 1), 0, 0
@@ -109,7 +124,9 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.03 + 0.97 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def prepare(args: argparse.Namespace, out: Path, texts: list[str], env: Distributed) -> Tokenizer:
+def prepare(
+    args: argparse.Namespace, out: Path, texts: list[str], env: Distributed
+) -> Tokenizer:
     tokenizer_file = out / "tokenizer.model"
     if env.is_main and not tokenizer_file.exists():
         out.mkdir(parents=True, exist_ok=True)
@@ -118,14 +135,18 @@ def prepare(args: argparse.Namespace, out: Path, texts: list[str], env: Distribu
     return Tokenizer.load(tokenizer_file)
 
 
-def compute_cmvn(dataset: AsrDataset, count: int = 2000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def compute_cmvn(
+    dataset: AsrDataset, count: int = 2000, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(dataset), size=min(count, len(dataset)), replace=False)
     total = torch.zeros(80, dtype=torch.float64)
     squares = torch.zeros(80, dtype=torch.float64)
     frames = 0
     for index in picks:
-        feats = fbank_torch(torch.from_numpy(dataset.waveform(int(index))), dataset.fbank).double()
+        feats = fbank_torch(
+            torch.from_numpy(dataset.waveform(int(index))), dataset.fbank
+        ).double()
         total += feats.sum(0)
         squares += (feats**2).sum(0)
         frames += feats.shape[0]
@@ -134,7 +155,9 @@ def compute_cmvn(dataset: AsrDataset, count: int = 2000, seed: int = 0) -> tuple
     return mean.float(), (1.0 / std).float()
 
 
-def greedy_texts(log_probs: torch.Tensor, lengths: torch.Tensor, tokenizer: Tokenizer) -> list[str]:
+def greedy_texts(
+    log_probs: torch.Tensor, lengths: torch.Tensor, tokenizer: Tokenizer
+) -> list[str]:
     best = log_probs.argmax(-1).cpu()
     texts = []
     for row, n in zip(best, lengths.tolist(), strict=True):
@@ -144,7 +167,9 @@ def greedy_texts(log_probs: torch.Tensor, lengths: torch.Tensor, tokenizer: Toke
 
 
 @torch.no_grad()
-def validate(model: AsrModel, dev: list, tokenizer: Tokenizer, device: torch.device) -> dict[str, float]:
+def validate(
+    model: AsrModel, dev: list, tokenizer: Tokenizer, device: torch.device
+) -> dict[str, float]:
     """Greedy WER on dev utterances for full context, the default offline
     geometry and the default streaming geometry."""
     model.eval()
@@ -185,7 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
 
     train = [u for path in args.train for u in read_manifest(path)]
-    train = [u for u in train if u.duration <= args.max_utterance_seconds or u.duration == 0]
+    train = [
+        u for u in train if u.duration <= args.max_utterance_seconds or u.duration == 0
+    ]
     texts = [asr_transcript(u.text) for u in train]
     keep = [i for i, t in enumerate(texts) if t]
     train, texts = [train[i] for i in keep], [texts[i] for i in keep]
@@ -195,15 +222,21 @@ def main(argv: list[str] | None = None) -> None:
     dataset = AsrDataset(train, token_ids, augment=augment, seed=args.seed)
 
     config = AsrConfig(
-        d_model=args.d_model, num_heads=args.num_heads, ffn_dim=args.ffn_dim,
-        num_layers=args.num_layers, conv_kernel=args.conv_kernel,
-        subsampling_channels=args.d_model, dropout=args.dropout,
+        d_model=args.d_model,
+        num_heads=args.num_heads,
+        ffn_dim=args.ffn_dim,
+        num_layers=args.num_layers,
+        conv_kernel=args.conv_kernel,
+        subsampling_channels=args.d_model,
+        dropout=args.dropout,
         vocab_size=tokenizer.vocab_size,
     )
     model = AsrModel(config)
     cmvn_file = out / "cmvn.pt"
     if env.is_main and not cmvn_file.exists():
-        mean, istd = compute_cmvn(AsrDataset(train[:4000], token_ids[:4000]), seed=args.seed)
+        mean, istd = compute_cmvn(
+            AsrDataset(train[:4000], token_ids[:4000]), seed=args.seed
+        )
         save_checkpoint(cmvn_file, {"mean": mean, "istd": istd})
     env.barrier()
     cmvn = torch.load(cmvn_file)
@@ -212,9 +245,18 @@ def main(argv: list[str] | None = None) -> None:
     model.to(device)
     if env.is_main:
         params = sum(p.numel() for p in model.parameters())
-        logger.info("model: %.2fM parameters, config %s", params / 1e6, json.dumps(config.to_dict()))
+        logger.info(
+            "model: %.2fM parameters, config %s",
+            params / 1e6,
+            json.dumps(config.to_dict()),
+        )
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.98))
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        betas=(0.9, 0.98),
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, args.warmup, args.total_steps)
     )
@@ -224,21 +266,41 @@ def main(argv: list[str] | None = None) -> None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
-        step, epoch, position = checkpoint["step"], checkpoint["epoch"], checkpoint["position"]
-        restore_rng(checkpoint["rng"][env.rank] if env.rank < len(checkpoint["rng"]) else checkpoint["rng"][0])
+        step, epoch, position = (
+            checkpoint["step"],
+            checkpoint["epoch"],
+            checkpoint["position"],
+        )
+        restore_rng(
+            checkpoint["rng"][env.rank]
+            if env.rank < len(checkpoint["rng"])
+            else checkpoint["rng"][0]
+        )
         logger.info("resumed at step %d (epoch %d, batch %d)", step, epoch, position)
 
-    wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if env.world_size > 1 else model
-    sampler = BucketBatchSampler(dataset.durations, args.batch_seconds, args.seed, env.rank, env.world_size)
+    wrapped = (
+        DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+        if env.world_size > 1
+        else model
+    )
+    sampler = BucketBatchSampler(
+        dataset.durations, args.batch_seconds, args.seed, env.rank, env.world_size
+    )
     writer = SummaryWriter(str(out / "tb")) if env.is_main else None
     dev = []
     if env.is_main and args.dev:
-        dev_utts = [u for path in args.dev for u in read_manifest(path)][: args.dev_utterances]
+        dev_utts = [u for path in args.dev for u in read_manifest(path)][
+            : args.dev_utterances
+        ]
         from recipes.common import read_wav
 
         dev = [(u, read_wav(u.audio, config.sample_rate)) for u in dev_utts]
     stop_step = args.max_steps or args.total_steps
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16 and device.type == "cuda")
+    autocast = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=args.bf16 and device.type == "cuda"
+    )
 
     def checkpoint_now() -> None:
         rngs = [None] * env.world_size
@@ -248,21 +310,35 @@ def main(argv: list[str] | None = None) -> None:
         else:
             rngs = [state]
         if env.is_main:
-            save_checkpoint(out / "checkpoint.pt", {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch,
-                "position": position, "rng": rngs, "args": vars(args),
-            })
+            save_checkpoint(
+                out / "checkpoint.pt",
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "step": step,
+                    "epoch": epoch,
+                    "position": position,
+                    "rng": rngs,
+                    "args": vars(args),
+                },
+            )
 
-    progress = tqdm(total=stop_step, initial=step, disable=not env.is_main, dynamic_ncols=True)
+    progress = tqdm(
+        total=stop_step, initial=step, disable=not env.is_main, dynamic_ncols=True
+    )
     audio_seconds, started, steps_this_run = 0.0, time.monotonic(), 0
     model.train()
     done = step >= stop_step
     while not done:
         sampler.epoch, sampler.start = epoch, position
         loader = DataLoader(
-            dataset, batch_sampler=sampler, num_workers=args.workers, collate_fn=collate,
-            pin_memory=device.type == "cuda", prefetch_factor=4 if args.workers else None,
+            dataset,
+            batch_sampler=sampler,
+            num_workers=args.workers,
+            collate_fn=collate,
+            pin_memory=device.type == "cuda",
+            prefetch_factor=4 if args.workers else None,
             generator=torch.Generator().manual_seed(args.seed + epoch),
         )
         for batch in loader:
@@ -274,13 +350,23 @@ def main(argv: list[str] | None = None) -> None:
                 features = spec_augment(features, lengths, augment, model.feature_mean)
             longest = (int(lengths.max()) - 15) // 8 + 1
             geometry_rng = np.random.default_rng([args.seed, env.rank, step])
-            chunk, left, right = draw_geometry(geometry_rng, longest, args.full_context_prob)
+            chunk, left, right = draw_geometry(
+                geometry_rng, longest, args.full_context_prob
+            )
             with autocast:
                 log_probs, out_lengths = wrapped(features, lengths, chunk, left, right)
-            loss = F.ctc_loss(
-                log_probs.transpose(0, 1).float(), tokens, out_lengths, token_lengths,
-                blank=0, reduction="sum", zero_infinity=True,
-            ) / features.shape[0]
+            loss = (
+                F.ctc_loss(
+                    log_probs.transpose(0, 1).float(),
+                    tokens,
+                    out_lengths,
+                    token_lengths,
+                    blank=0,
+                    reduction="sum",
+                    zero_infinity=True,
+                )
+                / features.shape[0]
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
@@ -293,16 +379,24 @@ def main(argv: list[str] | None = None) -> None:
             progress.update(1)
             if env.is_main and step % args.log_every == 0:
                 rate = audio_seconds / (time.monotonic() - started)
-                progress.set_postfix(loss=f"{loss.item():.2f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                progress.set_postfix(
+                    loss=f"{loss.item():.2f}", lr=f"{scheduler.get_last_lr()[0]:.2e}"
+                )
                 writer.add_scalar("train/loss", loss.item(), step)
                 writer.add_scalar("train/grad_norm", float(grad_norm), step)
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
-                writer.add_scalar("train/audio_seconds_per_second", rate * env.world_size, step)
+                writer.add_scalar(
+                    "train/audio_seconds_per_second", rate * env.world_size, step
+                )
             if step % args.save_every == 0:
                 checkpoint_now()
             if dev and step % args.eval_every == 0:
                 wers = validate(model, dev, tokenizer, device)
-                logger.info("step %d dev WER %s", step, {k: round(v, 2) for k, v in wers.items()})
+                logger.info(
+                    "step %d dev WER %s",
+                    step,
+                    {k: round(v, 2) for k, v in wers.items()},
+                )
                 for name, value in wers.items():
                     writer.add_scalar(f"dev/wer_{name}", value, step)
             if env.any(clock.up() or step >= stop_step):
@@ -317,9 +411,15 @@ def main(argv: list[str] | None = None) -> None:
         elapsed = time.monotonic() - started
         if dev:
             wers = validate(model, dev, tokenizer, device)
-            logger.info("final step %d dev WER %s", step, {k: round(v, 2) for k, v in wers.items()})
+            logger.info(
+                "final step %d dev WER %s",
+                step,
+                {k: round(v, 2) for k, v in wers.items()},
+            )
         model.tokenizer = tokenizer
-        save_model(model, out / "model", half=True, tokenizer_file=out / "tokenizer.model")
+        save_model(
+            model, out / "model", half=True, tokenizer_file=out / "tokenizer.model"
+        )
         print(
             f"step {step}: {steps_this_run / max(elapsed, 1e-9):.2f} steps/s, "
             f"{audio_seconds * env.world_size / max(elapsed, 1e-9):.0f} audio s/s over "

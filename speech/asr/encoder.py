@@ -50,8 +50,10 @@ def subsampled_length(num_frames: Tensor | int) -> Tensor | int:
     """Encoder frames produced from ``num_frames`` input frames (valid convs:
     frame j reads input frames 8j .. 8j + 14)."""
     if isinstance(num_frames, int):
-        return 0 if num_frames < SUBSAMPLING_FIELD else (
-            (num_frames - SUBSAMPLING_FIELD) // SUBSAMPLING + 1
+        return (
+            0
+            if num_frames < SUBSAMPLING_FIELD
+            else ((num_frames - SUBSAMPLING_FIELD) // SUBSAMPLING + 1)
         )
     out = (num_frames - SUBSAMPLING_FIELD) // SUBSAMPLING + 1
     return torch.where(num_frames >= SUBSAMPLING_FIELD, out, torch.zeros_like(out))
@@ -138,7 +140,9 @@ class ConformerLayer(nn.Module):
         )
         gate = self.convolution.gate(y) * layout.query_valid[..., None].to(y.dtype)
         gate_rows = gate.flatten(0, 1)  # (N*C, D)
-        window = gather_rows(conv_cache, gate_rows, layout.conv_index, layout.conv_valid)
+        window = gather_rows(
+            conv_cache, gate_rows, layout.conv_index, layout.conv_valid
+        )
         y = y + self.convolution.mix(window)
         y = y + 0.5 * self.ffn_out(y)
         y = self.final_norm(y)
@@ -253,8 +257,11 @@ class ChunkFormerEncoder(nn.Module):
         )
         self.layers = nn.ModuleList(
             ConformerLayer(
-                config.d_model, config.num_heads, config.ffn_dim,
-                config.conv_kernel, config.dropout,
+                config.d_model,
+                config.num_heads,
+                config.ffn_dim,
+                config.conv_kernel,
+                config.dropout,
             )
             for _ in range(config.num_layers)
         )
@@ -263,7 +270,9 @@ class ChunkFormerEncoder(nn.Module):
     def conv_context(self) -> int:
         return self.config.conv_kernel // 2
 
-    def subsample(self, features: Tensor, lengths: Tensor, max_frames: int = 0) -> tuple[Tensor, Tensor]:
+    def subsample(
+        self, features: Tensor, lengths: Tensor, max_frames: int = 0
+    ) -> tuple[Tensor, Tensor]:
         """Subsample a padded batch, optionally in windows of at most
         ``max_frames`` encoder frames to bound memory on long inputs.
 
@@ -277,13 +286,17 @@ class ChunkFormerEncoder(nn.Module):
         total = features.shape[1]
         out_total = int(subsampled_length(total))
         if out_total == 0:
-            return features.new_zeros(features.shape[0], 0, self.config.d_model), out_lengths
+            return features.new_zeros(
+                features.shape[0], 0, self.config.d_model
+            ), out_lengths
         if max_frames <= 0 or out_total <= max_frames:
             return self.subsampling(features)[:, :out_total], out_lengths
         pieces = []
         for start in range(0, out_total, max_frames):
             stop = min(start + max_frames, out_total)
-            window = features[:, start * SUBSAMPLING : (stop - 1) * SUBSAMPLING + SUBSAMPLING_FIELD]
+            window = features[
+                :, start * SUBSAMPLING : (stop - 1) * SUBSAMPLING + SUBSAMPLING_FIELD
+            ]
             pieces.append(self.subsampling(window))
         return torch.cat(pieces, dim=1), out_lengths
 
@@ -310,7 +323,9 @@ class ChunkFormerEncoder(nn.Module):
         """
         x, out_lengths = self.subsample(features, lengths, max_subsampling_frames)
         mask = padding_mask(out_lengths, x.shape[1])
-        flat = self.forward_flat(x[mask], out_lengths, chunk_size, left_context, right_context)
+        flat = self.forward_flat(
+            x[mask], out_lengths, chunk_size, left_context, right_context
+        )
         out = x.new_zeros(x.shape)
         out[mask] = flat.to(out.dtype)
         return out, out_lengths
@@ -339,8 +354,12 @@ class ChunkFormerEncoder(nn.Module):
             device=x.device,
         )
         positions = relative_position_table(
-            chunk_size, left_context, right_context, self.config.d_model,
-            device=x.device, dtype=x.dtype,
+            chunk_size,
+            left_context,
+            right_context,
+            self.config.d_model,
+            device=x.device,
+            dtype=x.dtype,
         )
         for layer in self.layers:
             x = layer(x, layout, positions)[0]
@@ -358,7 +377,9 @@ class ChunkFormerEncoder(nn.Module):
         return EncoderState(
             keys=torch.zeros(n, batch, left_context, d, device=device, dtype=dtype),
             values=torch.zeros(n, batch, left_context, d, device=device, dtype=dtype),
-            conv=torch.zeros(n, batch, self.conv_context, d, device=device, dtype=dtype),
+            conv=torch.zeros(
+                n, batch, self.conv_context, d, device=device, dtype=dtype
+            ),
             processed=torch.zeros(batch, dtype=torch.long, device=device),
         )
 
@@ -393,8 +414,13 @@ class ChunkFormerEncoder(nn.Module):
         keys, values, conv = [], [], []
         for i, layer in enumerate(self.layers):
             x, k, v, c = layer.forward_chunk(
-                x, num_valid, state.processed, state.keys[i], state.values[i],
-                state.conv[i], positions,
+                x,
+                num_valid,
+                state.processed,
+                state.keys[i],
+                state.values[i],
+                state.conv[i],
+                positions,
             )
             keys.append(k)
             values.append(v)

@@ -36,7 +36,10 @@ class EncoderPipeline:
     """
 
     def __init__(
-        self, model: AsrModel, geometry: ChunkGeometry, max_subsampling_frames: int = 1024
+        self,
+        model: AsrModel,
+        geometry: ChunkGeometry,
+        max_subsampling_frames: int = 1024,
     ) -> None:
         self.model = model
         self.geometry = geometry
@@ -46,16 +49,31 @@ class EncoderPipeline:
         self.device, self.dtype = param.device, param.dtype
         d = model.config.d_model
         num_layers = len(encoder.layers)
-        self.features = torch.zeros(0, model.config.num_mel_bins, device=self.device, dtype=self.dtype)
-        self.pending = [torch.zeros(0, d, device=self.device, dtype=self.dtype) for _ in range(num_layers)]
+        self.features = torch.zeros(
+            0, model.config.num_mel_bins, device=self.device, dtype=self.dtype
+        )
+        self.pending = [
+            torch.zeros(0, d, device=self.device, dtype=self.dtype)
+            for _ in range(num_layers)
+        ]
         left, context = geometry.left_context, encoder.conv_context
-        self.keys = [torch.zeros(1, left, d, device=self.device, dtype=self.dtype) for _ in range(num_layers)]
+        self.keys = [
+            torch.zeros(1, left, d, device=self.device, dtype=self.dtype)
+            for _ in range(num_layers)
+        ]
         self.values = [k.clone() for k in self.keys]
-        self.conv = [torch.zeros(1, context, d, device=self.device, dtype=self.dtype) for _ in range(num_layers)]
+        self.conv = [
+            torch.zeros(1, context, d, device=self.device, dtype=self.dtype)
+            for _ in range(num_layers)
+        ]
         self.processed = [0] * num_layers
         self.positions = relative_position_table(
-            geometry.chunk_size, geometry.left_context, geometry.right_context, d,
-            device=self.device, dtype=self.dtype,
+            geometry.chunk_size,
+            geometry.left_context,
+            geometry.right_context,
+            d,
+            device=self.device,
+            dtype=self.dtype,
         )
         self.frames_out = 0
 
@@ -79,7 +97,9 @@ class EncoderPipeline:
         subsampling = self.model.encoder.subsampling
         for start in range(0, count, self.max_subsampling_frames):
             stop = min(start + self.max_subsampling_frames, count)
-            window = self.features[start * SUBSAMPLING : (stop - 1) * SUBSAMPLING + SUBSAMPLING_FIELD]
+            window = self.features[
+                start * SUBSAMPLING : (stop - 1) * SUBSAMPLING + SUBSAMPLING_FIELD
+            ]
             pieces.append(subsampling(window[None])[0])
         self.features = self.features[count * SUBSAMPLING :]
         return torch.cat(pieces)
@@ -93,7 +113,9 @@ class EncoderPipeline:
             if final:
                 queries = available
             else:
-                queries = max(available - g.right_context, 0) // g.chunk_size * g.chunk_size
+                queries = (
+                    max(available - g.right_context, 0) // g.chunk_size * g.chunk_size
+                )
             if queries == 0:
                 self.pending[i] = pending
                 new = pending[:0]
@@ -111,7 +133,12 @@ class EncoderPipeline:
                 device=self.device,
             )
             new, self.keys[i], self.values[i], self.conv[i] = layer(
-                pending, layout, self.positions, self.keys[i], self.values[i], self.conv[i]
+                pending,
+                layout,
+                self.positions,
+                self.keys[i],
+                self.values[i],
+                self.conv[i],
             )
             self.pending[i] = pending[queries:]
             self.processed[i] += queries

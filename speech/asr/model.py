@@ -61,8 +61,12 @@ class AsrModel(nn.Module):
             (B, T', V) log-probabilities and (B,) encoder lengths.
         """
         encoded, out_lengths = self.encoder(
-            self.normalize(features), lengths, chunk_size, left_context,
-            right_context, max_subsampling_frames,
+            self.normalize(features),
+            lengths,
+            chunk_size,
+            left_context,
+            right_context,
+            max_subsampling_frames,
         )
         return self.ctc(encoded).float().log_softmax(-1), out_lengths
 
@@ -88,24 +92,35 @@ class AsrModel(nn.Module):
         flat, lengths = [], []
         for feats in features:
             x, n = encoder.subsample(
-                self.normalize(feats)[None], torch.tensor([feats.shape[0]]),
+                self.normalize(feats)[None],
+                torch.tensor([feats.shape[0]]),
                 max_subsampling_frames,
             )
             flat.append(x[0])
             lengths.append(int(n[0]))
         x = encoder.forward_flat(
-            torch.cat(flat), torch.tensor(lengths), chunk_size, left_context, right_context
+            torch.cat(flat),
+            torch.tensor(lengths),
+            chunk_size,
+            left_context,
+            right_context,
         )
         log_probs = self.ctc(x).float().log_softmax(-1)
         return list(log_probs.split(lengths))
 
     def init_state(
-        self, batch: int, left_context: int | None = None,
+        self,
+        batch: int,
+        left_context: int | None = None,
         device: torch.device | None = None,
     ) -> EncoderState:
-        left = self.config.streaming.left_context if left_context is None else left_context
+        left = (
+            self.config.streaming.left_context if left_context is None else left_context
+        )
         dtype = self.ctc.weight.dtype
-        return self.encoder.init_state(batch, left, device or self.ctc.weight.device, dtype)
+        return self.encoder.init_state(
+            batch, left, device or self.ctc.weight.device, dtype
+        )
 
     def forward_chunk(
         self, features: Tensor, state: EncoderState, num_valid: Tensor | None = None
@@ -119,7 +134,9 @@ class AsrModel(nn.Module):
 
 
 def save_model(
-    model: AsrModel, path: str | Path, half: bool = True,
+    model: AsrModel,
+    path: str | Path,
+    half: bool = True,
     tokenizer_file: str | Path | None = None,
 ) -> None:
     """Write config.json, model.pt and tokenizer.model into ``path``; files
@@ -127,14 +144,21 @@ def save_model(
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     state = {
-        k: (v.half() if half and v.is_floating_point() and not k.startswith("feature_") else v)
+        k: (
+            v.half()
+            if half and v.is_floating_point() and not k.startswith("feature_")
+            else v
+        )
         for k, v in model.state_dict().items()
     }
     _atomic(out / "model.pt", lambda f: torch.save(state, f))
     config_text = json.dumps(model.config.to_dict(), indent=2) + "\n"
     _atomic(out / "config.json", lambda f: f.write(config_text.encode()))
     source = tokenizer_file or (model.tokenizer.path if model.tokenizer else None)
-    if source is not None and Path(source).resolve() != (out / "tokenizer.model").resolve():
+    if (
+        source is not None
+        and Path(source).resolve() != (out / "tokenizer.model").resolve()
+    ):
         data = Path(source).read_bytes()
         _atomic(out / "tokenizer.model", lambda f: f.write(data))
 

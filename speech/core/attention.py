@@ -21,8 +21,12 @@ __all__ = ["RelPositionAttention", "relative_position_table"]
 
 
 def relative_position_table(
-    chunk_size: int, left_context: int, right_context: int, dim: int,
-    device: torch.device | None = None, dtype: torch.dtype = torch.float32,
+    chunk_size: int,
+    left_context: int,
+    right_context: int,
+    dim: int,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """Sinusoids of the query-key distances a chunk window can hold.
 
@@ -39,8 +43,11 @@ def relative_position_table(
                 [0.0000, 1.0000]])
     """
     distance = torch.arange(
-        left_context + chunk_size - 1, -(chunk_size + right_context), -1,
-        device=device, dtype=torch.float32,
+        left_context + chunk_size - 1,
+        -(chunk_size + right_context),
+        -1,
+        device=device,
+        dtype=torch.float32,
     )
     inv_freq = torch.exp(
         torch.arange(0, dim, 2, device=device, dtype=torch.float32)
@@ -133,7 +140,11 @@ class RelPositionAttention(nn.Module):
         bias = bias.masked_fill(~key_valid[:, None, None, :], float("-inf"))
         q_u = q + self.pos_bias_u[:, None, :].to(q.dtype)
         out = F.scaled_dot_product_attention(
-            q_u, k, v, attn_mask=bias,
-            dropout_p=self.dropout if self.training else 0.0, scale=scale,
+            q_u,
+            k,
+            v,
+            attn_mask=bias,
+            dropout_p=self.dropout if self.training else 0.0,
+            scale=scale,
         )  # (N, H, C, E)
         return self.out(out.transpose(1, 2).reshape(n, chunk, h * e))

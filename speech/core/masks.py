@@ -149,7 +149,9 @@ def build_chunk_layout(
     chunks_per_stream = (num_queries + size - 1) // size  # (B,)
     stream_of_chunk = torch.repeat_interleave(torch.arange(batch), chunks_per_stream)
     first_chunk = torch.cumsum(chunks_per_stream, 0) - chunks_per_stream  # (B,)
-    chunk_start = (torch.arange(stream_of_chunk.numel()) - first_chunk[stream_of_chunk]) * size
+    chunk_start = (
+        torch.arange(stream_of_chunk.numel()) - first_chunk[stream_of_chunk]
+    ) * size
     segment_start = torch.cumsum(num_frames, 0) - num_frames  # (B,) rows in x
 
     key_cached = torch.clamp(processed, max=key_cache_rows)
@@ -189,9 +191,10 @@ def build_chunk_layout(
     conv_index, conv_valid = conv_rows(s, chunk_start[:, None] + conv_window)
 
     output_stream = torch.repeat_interleave(torch.arange(batch), num_queries)
-    output_pos = torch.arange(output_stream.numel()) - (
-        torch.cumsum(num_queries, 0) - num_queries
-    )[output_stream]
+    output_pos = (
+        torch.arange(output_stream.numel())
+        - (torch.cumsum(num_queries, 0) - num_queries)[output_stream]
+    )
     output_index = first_chunk[output_stream] * size + output_pos
 
     b = torch.arange(batch)[:, None]

@@ -1,0 +1,27 @@
+"""Streaming speech recognition (ChunkFormer) and synthesis (Incremental
+FastPitch) with shipped default models.
+
+    from speech import load_recognizer, load_synthesizer
+    text = load_recognizer().transcribe("talk.wav").text
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "load_recognizer", "load_synthesizer"]
+
+
+def load_recognizer(*args: Any, **kwargs: Any) -> Any:
+    """See ``speech.asr.recognizer.load_recognizer``."""
+    from speech.asr.recognizer import load_recognizer as load
+
+    return load(*args, **kwargs)
+
+
+def load_synthesizer(*args: Any, **kwargs: Any) -> Any:
+    """See ``speech.tts.synthesizer.load_synthesizer``."""
+    from speech.tts.synthesizer import load_synthesizer as load
+
+    return load(*args, **kwargs)

@@ -1,0 +1,436 @@
+"""Speech recognition for users: files of any length, batches of files, and
+live streams, over either back end (PyTorch or ONNX Runtime).
+
+This module imports numpy only (no torch), so the ONNX Runtime install path
+can use it. Letters: T input frames, T' encoder frames, C chunk size,
+M mel bins, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import soxr
+
+from speech.asr.config import SUBSAMPLING, SUBSAMPLING_FIELD, AsrConfig, ChunkGeometry
+from speech.asr.decoding import (
+    DEFAULT_ENDPOINT_RULES,
+    EndpointRule,
+    Endpointer,
+    Hypothesis,
+    StreamingCtcDecoder,
+    TokenHit,
+    segments_from_words,
+    words_with_times,
+)
+from speech.asr.frontend import FbankConfig, StreamingFbank, fbank_numpy
+from speech.asr.tokenizer import Tokenizer
+from speech.audio import audio_info, iter_audio_blocks, load_audio
+from speech.errors import SpeechError
+from speech.formats import Segment, Transcript, Word
+
+__all__ = [
+    "Backend",
+    "Recognizer",
+    "RecognizerStream",
+    "StreamEvent",
+    "load_recognizer",
+    "transcript_from_events",
+]
+
+logger = logging.getLogger(__name__)
+
+# Offline decoding resets the search at pauses so prefixes stay short on
+# hours of audio; segments for output are made from word gaps afterwards.
+OFFLINE_ENDPOINTS = (EndpointRule(True, 0.64, 0.0), EndpointRule(False, 5.0, 0.0))
+
+
+class Backend(Protocol):
+    """What the recognizer needs from a back end (see ``TorchBackend``)."""
+
+    name: str
+    tokenizer: Tokenizer
+
+    @property
+    def config(self) -> AsrConfig: ...
+
+    def encode_list(
+        self, features: list[np.ndarray], geometry: ChunkGeometry
+    ) -> list[np.ndarray]: ...
+
+    def pipeline(self, geometry: ChunkGeometry) -> Any: ...
+
+    def init_state(self, batch: int, left_context: int) -> Any: ...
+
+    def stack_states(self, states: list[Any]) -> Any: ...
+
+    def unstack_states(self, state: Any) -> list[Any]: ...
+
+    def step(
+        self, windows: np.ndarray, state: Any, num_valid: np.ndarray
+    ) -> tuple[np.ndarray, Any]: ...
+
+
+def load_recognizer(
+    model: str | os.PathLike[str] | None = None,
+    backend: Literal["torch", "onnx"] = "torch",
+    device: str = "cpu",
+    **options: Any,
+) -> Recognizer:
+    """A recognizer for a model folder (None: the shipped English model).
+
+    ``backend="onnx"`` runs exported ONNX graphs with ONNX Runtime and never
+    imports torch; ``model`` is then a folder made by ``speech export onnx``
+    (None: the shipped model's export).
+    """
+    if backend == "torch":
+        from speech.asr.torch_backend import TorchBackend
+
+        return Recognizer(TorchBackend(model, device), **options)
+    if backend == "onnx":
+        from speech.onnx.asr import OnnxAsrBackend
+
+        return Recognizer(OnnxAsrBackend(model, device), **options)
+    raise ValueError(f"unknown backend {backend!r} (choose 'torch' or 'onnx')")
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """What a stream reports: a partial result of the open segment (it may
+    still change) or a final one (an endpoint closed the segment)."""
+
+    kind: Literal["partial", "final"]
+    segment: Segment
+    index: int  # segment number, from 0
+
+
+class Recognizer:
+    """Transcribes files, arrays and live audio.
+
+    Args:
+        backend: a ``TorchBackend`` or ``OnnxAsrBackend``.
+        beam_size: 1 for greedy CTC decoding, more for prefix beam search.
+    """
+
+    def __init__(self, backend: Backend, beam_size: int = 1) -> None:
+        self.backend = backend
+        self.beam_size = beam_size
+        config = backend.config
+        self.fbank_config = FbankConfig(
+            sample_rate=config.sample_rate, num_mel_bins=config.num_mel_bins
+        )
+
+    @property
+    def config(self) -> AsrConfig:
+        return self.backend.config
+
+    @property
+    def sample_rate(self) -> int:
+        return self.backend.config.sample_rate
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.backend.tokenizer
+
+    # ------------------------------------------------------------ decoding
+
+    def _decoder(
+        self, beam_size: int | None, rules: Sequence[EndpointRule] | None
+    ) -> StreamingCtcDecoder:
+        beam = self.beam_size if beam_size is None else beam_size
+        endpointer = (
+            None if rules is None else Endpointer(rules, self.config.frame_seconds)
+        )
+        if beam > 1:
+            return StreamingCtcDecoder("beam", beam_size=beam, endpointer=endpointer)
+        return StreamingCtcDecoder("greedy", endpointer=endpointer)
+
+    def _transcript(self, hits: list[TokenHit], duration: float) -> Transcript:
+        words = words_with_times(hits, self.tokenizer, self.config.frame_seconds)
+        segments = segments_from_words(words)
+        return Transcript(
+            text=" ".join(w.text for w in words), segments=segments, duration=duration
+        )
+
+    def decode(
+        self, log_probs: np.ndarray, duration: float, beam_size: int | None = None
+    ) -> Transcript:
+        """(T', V) log-probabilities of one input -> transcript."""
+        decoder = self._decoder(beam_size, OFFLINE_ENDPOINTS)
+        hits = [h for seg in decoder.accept(log_probs) for h in seg.best.hits]
+        last = decoder.finish()
+        if last is not None:
+            hits += last.best.hits
+        return self._transcript(hits, duration)
+
+    # ------------------------------------------------------------- offline
+
+    def transcribe(
+        self,
+        audio: str | os.PathLike[str] | np.ndarray,
+        geometry: ChunkGeometry | None = None,
+        beam_size: int | None = None,
+        block_seconds: float = 60.0,
+    ) -> Transcript:
+        """Transcribe a file (any length: read in blocks, bounded memory) or
+        an array of float32 samples at ``sample_rate``."""
+        geometry = geometry or self.config.offline
+        if isinstance(audio, np.ndarray):
+            log_probs = self.backend.encode_list([self.features(audio)], geometry)[0]
+            return self.decode(log_probs, len(audio) / self.sample_rate, beam_size)
+        pipeline = self.backend.pipeline(geometry)
+        fbank = StreamingFbank(self.fbank_config)
+        decoder = self._decoder(beam_size, OFFLINE_ENDPOINTS)
+        hits: list[TokenHit] = []
+        samples = 0
+        for block in iter_audio_blocks(audio, self.sample_rate, block_seconds):
+            samples += len(block)
+            for segment in decoder.accept(pipeline.push(fbank.accept(block))):
+                hits += segment.best.hits
+        if samples == 0:
+            from speech.errors import AudioError
+
+            raise AudioError(f"{os.fspath(audio)}: no audio samples")
+        for segment in decoder.accept(pipeline.flush()):
+            hits += segment.best.hits
+        last = decoder.finish()
+        if last is not None:
+            hits += last.best.hits
+        return self._transcript(hits, samples / self.sample_rate)
+
+    def features(self, samples: np.ndarray) -> np.ndarray:
+        """(S,) float32 samples -> (T, M) log-mel features."""
+        return fbank_numpy(np.asarray(samples, dtype=np.float32), self.fbank_config)
+
+    def transcribe_many(
+        self,
+        inputs: Iterable[str | os.PathLike[str]],
+        geometry: ChunkGeometry | None = None,
+        beam_size: int | None = None,
+        max_batch_seconds: float = 1800.0,
+        long_form_seconds: float = 900.0,
+    ) -> Iterator[tuple[str, Transcript | SpeechError]]:
+        """Transcribe many files with masked batching.
+
+        Files are sorted by duration and packed into batches of at most
+        ``max_batch_seconds`` of audio; a file longer than
+        ``long_form_seconds`` is transcribed alone, block by block. Results
+        come as ``(path, transcript)`` in completion order; a file that
+        cannot be read gives ``(path, error)`` and the rest go on.
+        """
+        geometry = geometry or self.config.offline
+        sized: list[tuple[float, str]] = []
+        for item in inputs:
+            path = os.fspath(item)
+            try:
+                duration = audio_info(path)[0]
+            except SpeechError as error:
+                yield path, error
+                continue
+            sized.append((duration, path))
+        sized.sort()
+        batch: list[tuple[float, str]] = []
+        total = 0.0
+        for duration, path in sized:
+            if duration > long_form_seconds:
+                try:
+                    yield path, self.transcribe(path, geometry, beam_size)
+                except SpeechError as error:
+                    yield path, error
+                continue
+            if batch and total + duration > max_batch_seconds:
+                yield from self._run_batch(batch, geometry, beam_size)
+                batch, total = [], 0.0
+            batch.append((duration, path))
+            total += duration
+        if batch:
+            yield from self._run_batch(batch, geometry, beam_size)
+
+    def _run_batch(
+        self,
+        batch: list[tuple[float, str]],
+        geometry: ChunkGeometry,
+        beam_size: int | None,
+    ) -> Iterator[tuple[str, Transcript | SpeechError]]:
+        loaded: list[tuple[str, np.ndarray]] = []
+        for _, path in batch:
+            try:
+                loaded.append((path, load_audio(path, self.sample_rate)))
+            except SpeechError as error:
+                yield path, error
+        if not loaded:
+            return
+        features = [self.features(samples) for _, samples in loaded]
+        outputs = self.backend.encode_list(features, geometry)
+        for (path, samples), log_probs in zip(loaded, outputs, strict=True):
+            yield (
+                path,
+                self.decode(log_probs, len(samples) / self.sample_rate, beam_size),
+            )
+
+    # ------------------------------------------------------------ streaming
+
+    def stream(
+        self,
+        geometry: ChunkGeometry | None = None,
+        beam_size: int | None = None,
+        endpoint_rules: Sequence[EndpointRule] | None = DEFAULT_ENDPOINT_RULES,
+        input_sample_rate: int | None = None,
+    ) -> RecognizerStream:
+        """A live stream (right context 0; see ``RecognizerStream``)."""
+        return RecognizerStream(
+            self, geometry, beam_size, endpoint_rules, input_sample_rate
+        )
+
+
+class RecognizerStream:
+    """Live recognition of one audio stream.
+
+    ``accept_waveform`` takes float32 samples in pieces of any size and
+    returns events: a ``partial`` when the open segment's text changed and a
+    ``final`` when an endpoint closed it; ``finish`` ends the input and
+    returns the last final. The final texts equal offline decoding of the
+    same audio with the same chunk size and left context (right context 0).
+
+    For cross-stream batching (the server), the three steps are public:
+    ``feed`` buffers features, ``next_window`` gives the next chunk's input
+    window, and ``consume`` decodes that chunk's log-probabilities; the
+    caller runs ``backend.step`` on stacked ``state``s in between.
+    """
+
+    def __init__(
+        self,
+        recognizer: Recognizer,
+        geometry: ChunkGeometry | None = None,
+        beam_size: int | None = None,
+        endpoint_rules: Sequence[EndpointRule] | None = DEFAULT_ENDPOINT_RULES,
+        input_sample_rate: int | None = None,
+    ) -> None:
+        geometry = geometry or recognizer.config.streaming
+        if geometry.right_context != 0:
+            raise ValueError(
+                "streaming needs right_context 0 (the look-ahead of a right "
+                "context grows with depth); use transcribe() for right context"
+            )
+        self.recognizer = recognizer
+        self.geometry = geometry
+        self.window = (geometry.chunk_size - 1) * SUBSAMPLING + SUBSAMPLING_FIELD
+        self.stride = geometry.chunk_size * SUBSAMPLING
+        self.fbank = StreamingFbank(recognizer.fbank_config)
+        self.features = np.zeros((0, recognizer.config.num_mel_bins), dtype=np.float32)
+        self.state = recognizer.backend.init_state(1, geometry.left_context)
+        self.decoder = recognizer._decoder(beam_size, endpoint_rules)
+        self.resampler = None
+        if input_sample_rate and input_sample_rate != recognizer.sample_rate:
+            self.resampler = soxr.ResampleStream(
+                input_sample_rate, recognizer.sample_rate, 1, dtype="float32"
+            )
+        self.segment_index = 0
+        self.samples_in = 0
+        self.finished = False
+        self._last_partial = ""
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.recognizer.config.frame_seconds
+
+    def feed(self, samples: np.ndarray, last: bool = False) -> None:
+        """Buffer float32 samples (at the input rate)."""
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        self.samples_in += len(samples)
+        if self.resampler is not None:
+            samples = self.resampler.resample_chunk(samples, last=last)
+        frames = self.fbank.accept(samples)
+        if len(frames):
+            self.features = np.concatenate([self.features, frames])
+
+    def next_window(self, final: bool = False) -> tuple[np.ndarray, int] | None:
+        """The next chunk's (8C + 7, M) feature window and its valid encoder
+        frames, or None when more audio is needed. With ``final`` a last,
+        zero-padded partial window is returned when one is left."""
+        if len(self.features) >= self.window:
+            window = self.features[: self.window]
+            self.features = self.features[self.stride :]
+            return window, self.geometry.chunk_size
+        if final and len(self.features) >= SUBSAMPLING_FIELD:
+            valid = (len(self.features) - SUBSAMPLING_FIELD) // SUBSAMPLING + 1
+            window = np.zeros((self.window, self.features.shape[1]), dtype=np.float32)
+            window[: len(self.features)] = self.features
+            self.features = self.features[:0]
+            return window, valid
+        return None
+
+    def consume(self, log_probs: np.ndarray) -> list[StreamEvent]:
+        """Decode one chunk's (valid frames, V) log-probabilities."""
+        events = []
+        for closed in self.decoder.accept(log_probs):
+            events.append(
+                StreamEvent("final", self._segment(closed.best), self.segment_index)
+            )
+            self.segment_index += 1
+            self._last_partial = ""
+        partial = self._segment(self.decoder.partial)
+        if partial.text != self._last_partial:
+            self._last_partial = partial.text
+            events.append(StreamEvent("partial", partial, self.segment_index))
+        return events
+
+    def _segment(self, hypothesis: Hypothesis) -> Segment:
+        words: list[Word] = words_with_times(
+            hypothesis.hits, self.recognizer.tokenizer, self.frame_seconds
+        )
+        if not words:
+            return Segment(text="", start=0.0, end=0.0, words=[])
+        return Segment(
+            text=" ".join(w.text for w in words),
+            start=words[0].start,
+            end=words[-1].end,
+            words=words,
+        )
+
+    def _run(self, final: bool) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        backend = self.recognizer.backend
+        while (item := self.next_window(final)) is not None:
+            window, valid = item
+            log_probs, self.state = backend.step(
+                window[None], self.state, np.array([valid], dtype=np.int64)
+            )
+            events += self.consume(log_probs[0, :valid])
+        return events
+
+    def accept_waveform(self, samples: np.ndarray) -> list[StreamEvent]:
+        if self.finished:
+            raise RuntimeError("the stream is finished")
+        self.feed(samples)
+        return self._run(final=False)
+
+    def finish(self) -> list[StreamEvent]:
+        """End of input: decode what is left and close the last segment."""
+        if self.finished:
+            return []
+        self.feed(np.zeros(0, dtype=np.float32), last=True)
+        events = [e for e in self._run(final=True) if e.kind == "final"]
+        closed = self.decoder.finish()
+        if closed is not None:
+            events.append(
+                StreamEvent("final", self._segment(closed.best), self.segment_index)
+            )
+            self.segment_index += 1
+        self.finished = True
+        return events
+
+
+def transcript_from_events(
+    events: Iterable[StreamEvent], duration: float
+) -> Transcript:
+    """Join a stream's final events into a transcript."""
+    segments = [e.segment for e in events if e.kind == "final" and e.segment.text]
+    return Transcript(
+        text=" ".join(s.text for s in segments), segments=segments, duration=duration
+    )
