@@ -1,0 +1,117 @@
+"""`speech transcribe` as users run it: formats, output folders, manifests,
+resumable reruns, and bad files that fail alone with a one-line error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+def _speech(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "speech.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, speech_file) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("inputs")
+    samples, _ = sf.read(speech_file, dtype="float32")
+    good = root / "good.ogg"
+    sf.write(good, np.stack([samples, samples * 0.5], 1), 16000, format="OGG")
+    loud = root / "loud.wav"
+    sf.write(loud, samples[: 16000 * 3], 16000)
+    truncated = root / "truncated.wav"
+    data = loud.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    junk = root / "junk.mp3"
+    junk.write_bytes(b"\x00\x01not audio" * 50)
+    return {
+        "good": good,
+        "loud": loud,
+        "truncated": truncated,
+        "junk": junk,
+        "missing": root / "missing.wav",
+    }
+
+
+def test_formats_to_stdout(model_dir, inputs) -> None:
+    for fmt in ("txt", "json", "srt", "vtt"):
+        result = _speech(
+            "transcribe",
+            str(inputs["loud"]),
+            "--model",
+            str(model_dir),
+            "--format",
+            fmt,
+        )
+        assert result.returncode == 0, result.stderr
+        out = result.stdout
+        if fmt == "json":
+            data = json.loads(out)
+            assert data["duration"] == pytest.approx(3.0, abs=0.01)
+            assert all("words" in s for s in data["segments"])
+        elif fmt == "vtt":
+            assert out.startswith("WEBVTT")
+        elif fmt == "srt":
+            assert " --> " in out and out.lstrip().startswith("1")
+
+
+def test_batch_with_bad_files_and_resume(model_dir, inputs, tmp_path) -> None:
+    manifest = tmp_path / "list.jsonl"
+    manifest.write_text(
+        "".join(json.dumps({"audio": str(p)}) + "\n" for p in inputs.values())
+    )
+    out = tmp_path / "out"
+    result = _speech(
+        "transcribe",
+        "--list",
+        str(manifest),
+        "--model",
+        str(model_dir),
+        "--output-dir",
+        str(out),
+        "--format",
+        "srt",
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3
+    for name in ("truncated", "junk", "missing"):
+        assert any(str(inputs[name]) in line for line in errors)
+    assert sorted(p.name for p in out.iterdir()) == ["good.srt", "loud.srt"]
+    first = (out / "good.srt").read_text()
+    assert " --> " in first
+
+    # a rerun skips finished files (their outputs stay as they are)
+    (out / "loud.srt").write_text("kept\n")
+    again = _speech(
+        "transcribe",
+        str(inputs["good"]),
+        str(inputs["loud"]),
+        "--model",
+        str(model_dir),
+        "--output-dir",
+        str(out),
+        "--format",
+        "srt",
+    )
+    assert again.returncode == 0, again.stderr
+    assert (out / "loud.srt").read_text() == "kept\n"
+    assert (out / "good.srt").read_text() == first
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_usage_errors(model_dir, tmp_path) -> None:
+    assert _speech("transcribe").returncode == 2
+    bad_model = _speech("transcribe", "x.wav", "--model", str(tmp_path))
+    assert bad_model.returncode == 2 and "cannot load model" in bad_model.stderr
