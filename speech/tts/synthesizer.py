@@ -1,0 +1,339 @@
+"""Text to speech: text front end + Incremental FastPitch + vocoder.
+
+    >>> tts = load_synthesizer()                      # speech/models/tts
+    >>> audio = tts.synthesize("Hello world.")        # float32 at tts.sample_rate
+    >>> for chunk in tts.stream("A long text. ..."):  # first chunk after one
+    ...     play(chunk)                               # decoder + vocoder chunk
+
+Text is split into sentences (``split_sentences``), each normalised and
+phonemized (``text_to_ids``; ``{...}`` spans are phonemes as given) and
+synthesized in turn, with ``sentence_pause`` seconds of silence between
+sentences. ``stream`` runs the encoder and predictors on one sentence, then
+the decoder and the vocoder chunk by chunk (``chunk_size`` mel frames) with
+fixed-size states, so memory stays bounded whatever the text length and the
+first audio comes after the encoder, one decoder chunk and one vocoder chunk.
+``synthesize`` decodes each sentence at once with the same chunk mask and
+gives the same samples as joining ``stream``'s chunks.
+
+Without vocoder weights the synthesizer falls back to Griffin-Lim (lower
+quality); Griffin-Lim needs whole utterances, so ``stream`` then yields one
+chunk per sentence.
+
+Bad input: empty or blank text raises ``ValueError``; characters the front
+end cannot speak (emoji, other scripts) are dropped with a logged warning, and
+text with nothing speakable left gives an empty array (with a warning).
+
+Controls: ``pace`` divides durations (2.0 = twice as fast), ``pitch_shift`` is
+in semitones, ``volume`` is a gain on the waveform (then clipped to [-1, 1]).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from speech.text.normalize import split_sentences
+from speech.text.phonemize import (
+    PHONEME_SYMBOLS,
+    WORD_BOUNDARY,
+    phonemes_to_ids,
+    text_to_ids,
+)
+from speech.tts.fastpitch import FastPitch, load_tts
+from speech.tts.vocoder import Vocoder, load_vocoder
+
+__all__ = [
+    "DEFAULT_TTS_DIR",
+    "Synthesizer",
+    "default_synthesizer",
+    "load_synthesizer",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TTS_DIR = Path(__file__).resolve().parent.parent / "models" / "tts"
+VOCODER_SUBDIR = "vocoder"
+MAX_SYMBOLS = 600  # longer pieces are cut between words (bounds encoder memory)
+
+
+class Synthesizer:
+    """Streaming text-to-speech over a FastPitch model and a vocoder."""
+
+    def __init__(
+        self,
+        model: FastPitch,
+        vocoder: Vocoder | None = None,
+        device: str | torch.device = "cpu",
+        sentence_pause: float = 0.3,
+        griffin_lim_iterations: int = 32,
+    ) -> None:
+        """
+        Args:
+            model: the acoustic model (its config holds the symbol table).
+            vocoder: a streaming vocoder on the same mel definition; None
+                selects the Griffin-Lim fallback.
+            device: where both models run.
+            sentence_pause: seconds of silence between sentences.
+            griffin_lim_iterations: iterations of the fallback.
+        """
+        config = model.config
+        symbols = tuple(config.symbols)
+        if symbols != PHONEME_SYMBOLS[: len(symbols)]:
+            raise ValueError("the model's symbol table is not the text front end's")
+        if vocoder is not None and vocoder.config.mel != config.mel:
+            raise ValueError(
+                f"vocoder mel {vocoder.config.mel} differs from the model's "
+                f"{config.mel}"
+            )
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.vocoder = None if vocoder is None else vocoder.to(self.device).eval()
+        self.sentence_pause = sentence_pause
+        self.griffin_lim_iterations = griffin_lim_iterations
+
+    @property
+    def sample_rate(self) -> int:
+        return self.model.config.sample_rate
+
+    # --- text -----------------------------------------------------------------
+
+    def _pieces(self, ids: Sequence[int]) -> list[list[int]]:
+        """Keep ids the model knows; cut runs longer than MAX_SYMBOLS."""
+        known = self.model.config.num_symbols
+        kept = [i for i in ids if 0 < i < known]
+        if len(kept) < len(ids):
+            logger.warning(
+                "dropped %d symbol id(s) unknown to the model", len(ids) - len(kept)
+            )
+        boundary = PHONEME_SYMBOLS.index(WORD_BOUNDARY)
+        pieces = []
+        while len(kept) > MAX_SYMBOLS:
+            cut = max(
+                (
+                    j
+                    for j in range(MAX_SYMBOLS // 2, MAX_SYMBOLS)
+                    if kept[j] == boundary
+                ),
+                default=MAX_SYMBOLS,
+            )
+            pieces.append(kept[:cut])
+            kept = kept[cut:]
+        if kept:
+            pieces.append(kept)
+        return pieces
+
+    def _sentences(self, text: str) -> Iterator[list[int]]:
+        """Checks now (so errors raise at the call), phonemizes lazily."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if not text.strip():
+            raise ValueError("text is empty")
+        return self._sentence_ids(text)
+
+    def _sentence_ids(self, text: str) -> Iterator[list[int]]:
+        spoken = False
+        for sentence in split_sentences(text):
+            for piece in self._pieces(text_to_ids(sentence)):
+                spoken = True
+                yield piece
+        if not spoken:
+            logger.warning("nothing speakable in the text; no audio")
+
+    # --- audio ----------------------------------------------------------------
+
+    def _finish(self, wave: Tensor | np.ndarray, volume: float) -> np.ndarray:
+        samples = wave.float().cpu().numpy() if isinstance(wave, Tensor) else wave
+        samples = np.asarray(samples, dtype=np.float32)
+        if volume != 1.0:
+            samples = np.clip(samples * volume, -1.0, 1.0)
+        return samples.astype(np.float32, copy=False)
+
+    def _pause(self) -> np.ndarray:
+        return np.zeros(int(round(self.sentence_pause * self.sample_rate)), np.float32)
+
+    def _prosody(
+        self, ids: Sequence[int], pace: float, pitch_shift: float
+    ) -> tuple[Tensor, int]:
+        symbols = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
+        prosody = self.model.prosody(symbols, pace=pace, pitch_shift=pitch_shift)
+        return prosody.frames, int(prosody.frame_lengths[0])
+
+    def _griffin_lim(self, mel: Tensor) -> np.ndarray:
+        from speech.tts.griffin_lim import griffin_lim
+
+        return griffin_lim(
+            mel[0].T.float().cpu(),
+            self.model.config.mel,
+            n_iter=self.griffin_lim_iterations,
+        )
+
+    @torch.inference_mode()
+    def _utterance(
+        self, ids: Sequence[int], pace: float, pitch_shift: float
+    ) -> np.ndarray:
+        frames, length = self._prosody(ids, pace, pitch_shift)
+        lengths = torch.tensor([length], device=self.device)
+        mel = self.model.decoder(frames, lengths)  # (1, T, M)
+        if self.vocoder is None:
+            return self._griffin_lim(mel)
+        return self.vocoder(mel.transpose(1, 2))[0].float().cpu().numpy()
+
+    @torch.inference_mode()
+    def _stream_utterance(
+        self, ids: Sequence[int], pace: float, pitch_shift: float
+    ) -> Iterator[np.ndarray]:
+        frames, length = self._prosody(ids, pace, pitch_shift)
+        decoder = self.model.decoder
+        if self.vocoder is None:
+            yield self._griffin_lim(
+                decoder(frames, torch.tensor([length], device=self.device))
+            )
+            return
+        decoder_state = decoder.init_state(1)
+        vocoder_state = self.vocoder.init_state(1, self.device)
+        skip = self.vocoder.delay_samples  # stream samples before source sample 0
+        for start in range(0, length, decoder.chunk_size):
+            mel, decoder_state = decoder.forward_chunk(
+                frames[:, start : start + decoder.chunk_size], decoder_state
+            )  # (1, C, M)
+            wave, vocoder_state = self.vocoder.forward_chunk(
+                mel.transpose(1, 2), vocoder_state
+            )
+            wave = wave[0]
+            cut = min(skip, wave.shape[0])
+            skip -= cut
+            if wave.shape[0] > cut:
+                yield wave[cut:].float().cpu().numpy()
+        tail = self.vocoder.flush(vocoder_state)[0]
+        yield tail[skip:].float().cpu().numpy()
+
+    # --- public API -----------------------------------------------------------
+
+    def synthesize(
+        self,
+        text: str,
+        pace: float = 1.0,
+        pitch_shift: float = 0.0,
+        volume: float = 1.0,
+    ) -> np.ndarray:
+        """Whole text -> float32 samples at ``sample_rate`` (1-D)."""
+        return self._join(self._sentences(text), pace, pitch_shift, volume)
+
+    def synthesize_ids(
+        self,
+        ids: Sequence[int],
+        pace: float = 1.0,
+        pitch_shift: float = 0.0,
+        volume: float = 1.0,
+    ) -> np.ndarray:
+        """Symbol ids (of ``PHONEME_SYMBOLS``) -> samples, as one utterance."""
+        return self._join(self._checked_ids(ids), pace, pitch_shift, volume)
+
+    def synthesize_phonemes(
+        self,
+        phonemes: str,
+        pace: float = 1.0,
+        pitch_shift: float = 0.0,
+        volume: float = 1.0,
+    ) -> np.ndarray:
+        """IPA phoneme string (the front end's inventory) -> samples."""
+        return self.synthesize_ids(phonemes_to_ids(phonemes), pace, pitch_shift, volume)
+
+    def stream(
+        self,
+        text: str,
+        pace: float = 1.0,
+        pitch_shift: float = 0.0,
+        volume: float = 1.0,
+    ) -> Iterator[np.ndarray]:
+        """Whole text -> float32 chunks; ``np.concatenate`` of them equals
+        ``synthesize(text, ...)``. Input errors raise here, not on ``next``."""
+        self._check_controls(pace, volume)
+        return self._chunks(self._sentences(text), pace, pitch_shift, volume)
+
+    def stream_ids(
+        self,
+        ids: Sequence[int],
+        pace: float = 1.0,
+        pitch_shift: float = 0.0,
+        volume: float = 1.0,
+    ) -> Iterator[np.ndarray]:
+        """Symbol ids -> float32 chunks (as ``stream``)."""
+        self._check_controls(pace, volume)
+        return self._chunks(self._checked_ids(ids), pace, pitch_shift, volume)
+
+    def _checked_ids(self, ids: Sequence[int]) -> Iterator[list[int]]:
+        ids = [int(i) for i in ids]
+        if not ids:
+            raise ValueError("no symbol ids")
+        return iter(self._pieces(ids))
+
+    def _check_controls(self, pace: float, volume: float) -> None:
+        if not pace > 0:
+            raise ValueError(f"pace must be positive, got {pace}")
+        if not volume >= 0:
+            raise ValueError(f"volume must be non-negative, got {volume}")
+
+    def _join(
+        self,
+        pieces: Iterator[list[int]],
+        pace: float,
+        pitch_shift: float,
+        volume: float,
+    ) -> np.ndarray:
+        self._check_controls(pace, volume)
+        parts: list[np.ndarray] = []
+        for ids in pieces:
+            if parts:
+                parts.append(self._pause())
+            parts.append(self._finish(self._utterance(ids, pace, pitch_shift), volume))
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def _chunks(
+        self,
+        pieces: Iterator[list[int]],
+        pace: float,
+        pitch_shift: float,
+        volume: float,
+    ) -> Iterator[np.ndarray]:
+        first = True
+        for ids in pieces:
+            if not first:
+                yield self._pause()
+            first = False
+            for wave in self._stream_utterance(ids, pace, pitch_shift):
+                yield self._finish(wave, volume)
+
+
+def load_synthesizer(
+    directory: str | os.PathLike[str] = DEFAULT_TTS_DIR,
+    device: str | torch.device = "cpu",
+    griffin_lim_fallback: bool = True,
+) -> Synthesizer:
+    """A synthesizer from a voice folder: ``config.json`` + ``fastpitch.pt``,
+    and the vocoder in ``vocoder/`` (Griffin-Lim when it is missing and
+    ``griffin_lim_fallback``)."""
+    folder = Path(directory)
+    model = load_tts(folder, device)
+    vocoder_dir = folder / VOCODER_SUBDIR
+    vocoder = None
+    if (vocoder_dir / "config.json").is_file():
+        vocoder = load_vocoder(vocoder_dir, device)
+    elif griffin_lim_fallback:
+        logger.warning("%s: no vocoder weights; using Griffin-Lim", folder)
+    else:
+        raise FileNotFoundError(f"{vocoder_dir}: no vocoder")
+    return Synthesizer(model, vocoder, device)
+
+
+@functools.cache
+def default_synthesizer(device: str = "cpu") -> Synthesizer:
+    """The shipped voice (``speech/models/tts``), loaded once per device."""
+    return load_synthesizer(DEFAULT_TTS_DIR, device)
