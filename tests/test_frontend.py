@@ -163,3 +163,26 @@ def test_numpy_part_imports_without_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_fbank_batch_equals_torchaudio_per_row() -> None:
+    import torch
+
+    from speech.asr.frontend import fbank_batch
+
+    rng = np.random.default_rng(7)
+    rows = [
+        rng.standard_normal(n).astype(np.float32) * 0.1
+        for n in (16000, 5000, 399, 12345)
+    ]
+    padded = torch.zeros(len(rows), max(len(r) for r in rows))
+    for i, r in enumerate(rows):
+        padded[i, : len(r)] = torch.from_numpy(r)
+    lengths = torch.tensor([len(r) for r in rows])
+    features, counts = fbank_batch(padded, lengths)
+    for i, r in enumerate(rows):
+        reference = fbank_torch(torch.from_numpy(r))
+        assert counts[i] == reference.shape[0]
+        torch.testing.assert_close(
+            features[i, : counts[i]], reference, atol=2e-3, rtol=1e-4
+        )

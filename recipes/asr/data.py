@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from recipes.asr.augment import AugmentConfig, augment_waveform
 from recipes.common import Utterance, read_wav
-from speech.asr.frontend import FbankConfig, fbank_torch
+from speech.asr.frontend import FbankConfig
 
 __all__ = ["AsrDataset", "BucketBatchSampler", "collate"]
 
@@ -66,6 +66,8 @@ class AsrDataset(Dataset):
         return self.waveform(int(rng.integers(0, len(self.audio))))
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """The (augmented) waveform and the token ids of one utterance; the
+        features are computed per batch on the training device."""
         epoch, index = key
         samples = self.waveform(index)
         if self.augment is not None:
@@ -73,17 +75,15 @@ class AsrDataset(Dataset):
             samples = augment_waveform(
                 samples, rng, self.augment, self.sample_rate, self._babble
             )
-        features = fbank_torch(torch.from_numpy(samples), self.fbank)
-        return features, torch.tensor(self.tokens[index], dtype=torch.long)
+        return torch.from_numpy(samples), torch.tensor(self.tokens[index])
 
 
 def collate(items: list[tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
-    features = torch.nn.utils.rnn.pad_sequence([f for f, _ in items], batch_first=True)
-    tokens = torch.nn.utils.rnn.pad_sequence([t for _, t in items], batch_first=True)
+    pad = torch.nn.utils.rnn.pad_sequence
     return {
-        "features": features,
-        "lengths": torch.tensor([f.shape[0] for f, _ in items]),
-        "tokens": tokens,
+        "waveforms": pad([w for w, _ in items], batch_first=True),
+        "samples": torch.tensor([w.shape[0] for w, _ in items]),
+        "tokens": pad([t for _, t in items], batch_first=True),
         "token_lengths": torch.tensor([t.shape[0] for _, t in items]),
     }
 

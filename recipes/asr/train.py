@@ -41,8 +41,8 @@ from recipes.common import (
     restore_rng,
     save_checkpoint,
 )
-from speech.asr.config import AsrConfig, ChunkGeometry
-from speech.asr.frontend import FbankConfig, fbank_torch
+from speech.asr.config import AsrConfig
+from speech.asr.frontend import FbankConfig, fbank_batch, fbank_numpy, fbank_torch
 from speech.asr.metrics import word_error_rate
 from speech.asr.model import AsrModel, save_model
 from speech.asr.tokenizer import Tokenizer
@@ -182,7 +182,7 @@ def validate(
     fbank = FbankConfig(sample_rate=cfg.sample_rate)
     results = {}
     refs = [asr_transcript(u.text) for u, _ in dev]
-    feats = [fbank_torch(torch.from_numpy(w), fbank) for _, w in dev]
+    feats = [torch.from_numpy(fbank_numpy(w, fbank)) for _, w in dev]
     for name, geometry in geometries.items():
         hyps = []
         for start in range(0, len(feats), 64):
@@ -342,8 +342,11 @@ def main(argv: list[str] | None = None) -> None:
             generator=torch.Generator().manual_seed(args.seed + epoch),
         )
         for batch in loader:
-            features = batch["features"].to(device, non_blocking=True)
-            lengths = batch["lengths"].to(device)
+            features, lengths = fbank_batch(
+                batch["waveforms"].to(device, non_blocking=True),
+                batch["samples"].to(device),
+                dataset.fbank,
+            )
             tokens = batch["tokens"].to(device)
             token_lengths = batch["token_lengths"].to(device)
             if augment is not None:
@@ -375,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
             step += 1
             position += 1
             steps_this_run += 1
-            audio_seconds += float(batch["lengths"].sum()) / 100.0
+            audio_seconds += float(batch["samples"].sum()) / config.sample_rate
             progress.update(1)
             if env.is_main and step % args.log_every == 0:
                 rate = audio_seconds / (time.monotonic() - started)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FbankConfig",
     "StreamingFbank",
+    "fbank_batch",
     "fbank_numpy",
     "fbank_torch",
     "mel_banks",
@@ -287,3 +288,45 @@ class StreamingFbank:
         self._pending = np.zeros(0, dtype=np.float32)
         self.num_frames = 0
         self.num_samples = 0
+
+
+def fbank_batch(
+    waveforms: Tensor, lengths: Tensor, cfg: FbankConfig = FbankConfig()
+) -> tuple[Tensor, Tensor]:
+    """Batched log-mel features on any device (used for training on a GPU).
+
+    Args:
+        waveforms: (B, S) float samples in [-1, 1], zero-padded.
+        lengths: (B,) valid samples per row.
+
+    Returns:
+        (B, F, M) features (rows past each length are padding) and (B,)
+        frame counts; equal to ``fbank_torch`` row by row to float32
+        rounding (no dither).
+    """
+    import torch
+
+    frame, shift = cfg.frame_length, cfg.frame_shift
+    if waveforms.shape[1] < frame:
+        waveforms = torch.nn.functional.pad(waveforms, (0, frame - waveforms.shape[1]))
+    x = waveforms.float() * cfg.input_scale
+    frames = x.unfold(1, frame, shift)  # (B, F, frame)
+    if cfg.remove_dc_offset:
+        frames = frames - frames.mean(-1, keepdim=True)
+    if cfg.preemphasis:
+        previous = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)
+        frames = frames - cfg.preemphasis * previous
+    window = torch.as_tensor(
+        _window(cfg.window_type, frame), dtype=frames.dtype, device=x.device
+    )
+    spectrum = torch.fft.rfft(frames * window, n=cfg.fft_size)  # (B, F, K)
+    power = spectrum.real.square() + spectrum.imag.square()
+    banks = torch.as_tensor(
+        mel_banks(cfg), dtype=power.dtype, device=x.device
+    )  # (M, K)
+    mel = torch.matmul(power, banks.T)
+    features = torch.log(torch.clamp(mel, min=_LOG_FLOOR))
+    counts = torch.where(
+        lengths >= frame, (lengths - frame) // shift + 1, torch.zeros_like(lengths)
+    )
+    return features, counts
