@@ -287,3 +287,15 @@ def test_forward_list_equals_padded_forward(tiny_model) -> None:
         torch.testing.assert_close(
             log_probs, batch[b, : out_lengths[b]], atol=1e-5, rtol=1e-5
         )
+
+
+def test_core_docstring_examples() -> None:
+    import doctest
+
+    import speech.core.attention
+    import speech.core.layout
+    import speech.core.masks
+
+    for module in (speech.core.masks, speech.core.layout, speech.core.attention):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

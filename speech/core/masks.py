@@ -23,6 +23,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from speech.core.layout import chunk_layout_arrays
+
 __all__ = [
     "ChunkLayout",
     "build_chunk_layout",
@@ -120,18 +122,7 @@ def build_chunk_layout(
     conv_cache_rows: int,
     device: torch.device | None = None,
 ) -> ChunkLayout:
-    """Index tensors that turn a flat frame sequence into chunk windows.
-
-    Args:
-        num_frames: (B,) frames of each stream present in this call.
-        num_queries: (B,) frames processed as queries (a multiple of C unless
-            the stream ends in this call); ``num_queries <= num_frames``.
-        processed: (B,) frames processed before this call; the caches hold the
-            last ``min(cache_rows, processed)`` of them.
-        chunk_size, left_context, right_context: C, L, R.
-        conv_context: K2, frames the convolution sees left of each frame.
-        key_cache_rows: rows per stream in the key/value cache (0 for none).
-        conv_cache_rows: rows per stream in the convolution cache (0 for none).
+    """``chunk_layout_arrays`` as tensors on ``device`` (see its docstring).
 
     Example: one stream of 5 frames, C=2, L=1, R=1, no cache. Chunks [0,1],
     [2,3], [4,pad]; the key window of chunk 1 is frames 1..4:
@@ -140,84 +131,22 @@ def build_chunk_layout(
         >>> lay.key_index[1].tolist(), lay.key_valid[2].tolist()
         ([1, 2, 3, 4], [True, True, False, False])
     """
-    cpu = torch.device("cpu")
-    num_frames = num_frames.to(cpu, torch.long)
-    num_queries = num_queries.to(cpu, torch.long)
-    processed = processed.to(cpu, torch.long)
-    batch = num_frames.numel()
-    size = chunk_size
-    chunks_per_stream = (num_queries + size - 1) // size  # (B,)
-    stream_of_chunk = torch.repeat_interleave(torch.arange(batch), chunks_per_stream)
-    first_chunk = torch.cumsum(chunks_per_stream, 0) - chunks_per_stream  # (B,)
-    chunk_start = (
-        torch.arange(stream_of_chunk.numel()) - first_chunk[stream_of_chunk]
-    ) * size
-    segment_start = torch.cumsum(num_frames, 0) - num_frames  # (B,) rows in x
-
-    key_cached = torch.clamp(processed, max=key_cache_rows)
-    conv_cached = torch.clamp(processed, max=conv_cache_rows)
-    key_base = batch * key_cache_rows
-    conv_base = batch * conv_cache_rows
-
-    def key_rows(stream: Tensor, pos: Tensor) -> tuple[Tensor, Tensor]:
-        valid = (pos >= -key_cached[stream]) & (pos < num_frames[stream])
-        rows = torch.where(
-            pos < 0,
-            stream * key_cache_rows + key_cache_rows + pos,
-            key_base + segment_start[stream] + pos,
-        )
-        return rows.clamp(min=0) * valid, valid
-
-    def conv_rows(stream: Tensor, pos: Tensor) -> tuple[Tensor, Tensor]:
-        valid = (pos >= -conv_cached[stream]) & (pos < num_queries[stream])
-        # chunk outputs of stream b start at row first_chunk[b] * C, so frame
-        # p of stream b is at first_chunk[b] * C + p whatever chunk holds it.
-        rows = torch.where(
-            pos < 0,
-            stream * conv_cache_rows + conv_cache_rows + pos,
-            conv_base + first_chunk[stream] * size + pos,
-        )
-        return rows.clamp(min=0) * valid, valid
-
-    s = stream_of_chunk[:, None]
-    query_pos = chunk_start[:, None] + torch.arange(size)[None, :]
-    query_valid = query_pos < num_queries[s]
-    query_index = (segment_start[s] + query_pos) * query_valid
-
-    window = torch.arange(-left_context, size + right_context)[None, :]
-    key_index, key_valid = key_rows(s, chunk_start[:, None] + window)
-
-    conv_window = torch.arange(-conv_context, size)[None, :]
-    conv_index, conv_valid = conv_rows(s, chunk_start[:, None] + conv_window)
-
-    output_stream = torch.repeat_interleave(torch.arange(batch), num_queries)
-    output_pos = (
-        torch.arange(output_stream.numel())
-        - (torch.cumsum(num_queries, 0) - num_queries)[output_stream]
+    arrays = chunk_layout_arrays(
+        torch.as_tensor(num_frames).cpu().numpy(),
+        torch.as_tensor(num_queries).cpu().numpy(),
+        torch.as_tensor(processed).cpu().numpy(),
+        chunk_size,
+        left_context,
+        right_context,
+        conv_context,
+        key_cache_rows,
+        conv_cache_rows,
     )
-    output_index = first_chunk[output_stream] * size + output_pos
-
-    b = torch.arange(batch)[:, None]
-    new_key_index, _ = key_rows(
-        b.expand(batch, left_context),
-        num_queries[:, None] + torch.arange(-left_context, 0)[None, :],
-    )
-    new_conv_index, _ = conv_rows(
-        b.expand(batch, conv_context),
-        num_queries[:, None] + torch.arange(-conv_context, 0)[None, :],
-    )
-    target = device or cpu
+    tensors = {
+        name: torch.from_numpy(value).to(device) for name, value in arrays.items()
+    }
     return ChunkLayout(
-        query_index=query_index.to(target),
-        query_valid=query_valid.to(target),
-        key_index=key_index.to(target),
-        key_valid=key_valid.to(target),
-        conv_index=conv_index.to(target),
-        conv_valid=conv_valid.to(target),
-        output_index=output_index.to(target),
-        new_key_index=new_key_index.to(target),
-        new_conv_index=new_conv_index.to(target),
-        num_queries=num_queries.to(target),
+        **tensors,
         chunk_size=chunk_size,
         left_context=left_context,
         right_context=right_context,
