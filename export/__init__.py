@@ -1,0 +1,1 @@
+"""Export of the trained models for deployment without PyTorch (ONNX)."""

@@ -1,0 +1,393 @@
+"""The recognizer's ONNX Runtime back end (numpy in, numpy out; no torch).
+
+It mirrors ``speech.asr.torch_backend.TorchBackend`` over the graphs of
+``export.asr_graphs``: the streaming step graph for live streams at the
+exported chunk size and left context, and the subsampling, per-layer and CTC
+graphs, driven by the same numpy chunk layouts as the PyTorch model
+(``speech.core.layout``), for masked batching, long-form pipelining and
+streaming at any other geometry.
+
+Letters: B streams, T input frames, T' encoder frames, C chunk size,
+L left context, K2 conv context, D model width, M mel bins, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+from speech.asr.config import SUBSAMPLING, SUBSAMPLING_FIELD, AsrConfig, ChunkGeometry
+from speech.asr.tokenizer import Tokenizer
+from speech.core.layout import chunk_layout_arrays
+from speech.onnx import Graph, find_model_folder
+
+__all__ = [
+    "MODEL_TYPE",
+    "OnnxAsrBackend",
+    "OnnxEncoderState",
+    "stack_states",
+    "unstack_states",
+]
+
+MODEL_TYPE = "chunkformer_ctc"
+STEP_FILE = "asr_step.onnx"
+LAYOUT_INPUTS = (
+    "query_index",
+    "query_valid",
+    "key_index",
+    "key_valid",
+    "conv_index",
+    "conv_valid",
+    "output_index",
+    "new_key_index",
+    "new_conv_index",
+)
+
+
+class OnnxEncoderState(NamedTuple):
+    """Fixed-size streaming state of B streams, shaped like the PyTorch
+    ``EncoderState`` (only B varies)."""
+
+    keys: np.ndarray  # (num_layers, B, L, D) float32
+    values: np.ndarray  # (num_layers, B, L, D)
+    conv: np.ndarray  # (num_layers, B, K2, D)
+    processed: np.ndarray  # (B,) int64 encoder frames processed so far
+
+
+def stack_states(states: list[OnnxEncoderState]) -> OnnxEncoderState:
+    """Batch the states of several streams (B = sum of their batches)."""
+    return OnnxEncoderState(
+        keys=np.concatenate([s.keys for s in states], axis=1),
+        values=np.concatenate([s.values for s in states], axis=1),
+        conv=np.concatenate([s.conv for s in states], axis=1),
+        processed=np.concatenate([s.processed for s in states]),
+    )
+
+
+def unstack_states(state: OnnxEncoderState) -> list[OnnxEncoderState]:
+    """Split a batched state into one state per stream (B = 1 each)."""
+    return [
+        OnnxEncoderState(
+            keys=state.keys[:, i : i + 1],
+            values=state.values[:, i : i + 1],
+            conv=state.conv[:, i : i + 1],
+            processed=state.processed[i : i + 1],
+        )
+        for i in range(state.processed.shape[0])
+    ]
+
+
+def _subsampled_length(num_frames: int) -> int:
+    if num_frames < SUBSAMPLING_FIELD:
+        return 0
+    return (num_frames - SUBSAMPLING_FIELD) // SUBSAMPLING + 1
+
+
+class OnnxAsrBackend:
+    """ONNX Runtime back end of ``speech.asr.recognizer.Recognizer``.
+
+    Args:
+        model: a folder written by ``speech export onnx`` (or its ``asr/``
+            subfolder); None: the shipped export (``speech/models/onnx``).
+        device: "cpu", "cuda" or "cuda:N" (CUDA needs onnxruntime-gpu).
+        threads: intra-op threads per graph (default ``default_threads()``).
+    """
+
+    name = "onnx"
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        device: str = "cpu",
+        threads: int | None = None,
+    ) -> None:
+        self.folder = find_model_folder(model, "asr", STEP_FILE)
+        self.device = device
+        self.threads = threads
+        self.step_graph = Graph(self.folder / STEP_FILE, device, threads)
+        meta = self.step_graph.metadata
+        if meta.get("model_type") != MODEL_TYPE:
+            raise ValueError(
+                f"{self.folder / STEP_FILE}: model_type {meta.get('model_type')!r}, "
+                f"expected {MODEL_TYPE!r}"
+            )
+        self._config = AsrConfig.from_dict(self.step_graph.meta_json("config"))
+        self.tokenizer = Tokenizer.from_bytes(base64.b64decode(meta["tokenizer"]))
+        self.conv_context = int(meta["conv_context"])
+        self.step_geometry = ChunkGeometry(
+            int(meta["chunk_size"]), int(meta["left_context"]), 0
+        )
+        self.step_window = int(meta["window"])
+        self._graphs: dict[str, Graph] = {}
+
+    @property
+    def config(self) -> AsrConfig:
+        return self._config
+
+    def _graph(self, name: str) -> Graph:
+        """Offline graphs are loaded on first use (streaming needs none)."""
+        if name not in self._graphs:
+            path = self.folder / name
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"{path}: missing (re-export the model with 'speech export onnx')"
+                )
+            self._graphs[name] = Graph(path, self.device, self.threads)
+        return self._graphs[name]
+
+    # ------------------------------------------------------------ pieces
+
+    def subsample(self, features: np.ndarray, max_frames: int = 1024) -> np.ndarray:
+        """(T, M) raw features -> (T', D) encoder-rate frames, in windows of
+        at most ``max_frames`` output frames (as ``ChunkFormerEncoder``)."""
+        count = _subsampled_length(features.shape[0])
+        if count == 0:
+            return np.zeros((0, self.config.d_model), np.float32)
+        graph = self._graph("asr_subsampling.onnx")
+        pieces = []
+        for start in range(0, count, max_frames):
+            stop = min(start + max_frames, count)
+            window = features[
+                start * SUBSAMPLING : (stop - 1) * SUBSAMPLING + SUBSAMPLING_FIELD
+            ]
+            encoded = graph.run(features=np.ascontiguousarray(window[None]))
+            pieces.append(encoded["encoded"][0, : stop - start])
+        return np.concatenate(pieces)
+
+    def layer(
+        self,
+        index: int,
+        x: np.ndarray,
+        layout: dict[str, np.ndarray],
+        cache_k: np.ndarray,
+        cache_v: np.ndarray,
+        cache_conv: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One Conformer layer over a flat layout whose cache rows are L and
+        K2 (see ``ConformerLayer.forward``): output (Q, D) and new caches."""
+        out = self._graph(f"asr_layer_{index}.onnx").run(
+            x=x,
+            cache_k=cache_k,
+            cache_v=cache_v,
+            cache_conv=cache_conv,
+            **{name: layout[name] for name in LAYOUT_INPUTS},
+        )
+        return (
+            out["output"],
+            out["new_cache_k"],
+            out["new_cache_v"],
+            out["new_cache_conv"],
+        )
+
+    def ctc(self, x: np.ndarray) -> np.ndarray:
+        """(F, D) -> (F, V) log-probabilities."""
+        if x.shape[0] == 0:
+            return np.zeros((0, self.config.vocab_size), np.float32)
+        return self._graph("asr_ctc.onnx").run(x=x)["log_probs"]
+
+    def layout(
+        self,
+        num_frames: np.ndarray,
+        num_queries: np.ndarray,
+        processed: np.ndarray,
+        geometry: ChunkGeometry,
+    ) -> dict[str, np.ndarray]:
+        return chunk_layout_arrays(
+            num_frames,
+            num_queries,
+            processed,
+            geometry.chunk_size,
+            geometry.left_context,
+            geometry.right_context,
+            self.conv_context,
+            geometry.left_context,
+            self.conv_context,
+        )
+
+    # ------------------------------------------------------------ Backend
+
+    def encode_list(
+        self, features: list[np.ndarray], geometry: ChunkGeometry
+    ) -> list[np.ndarray]:
+        """Masked batching: (T_b, M) features -> (T'_b, V) log-probabilities
+        (``AsrModel.forward_list``: no padding, all chunks in one batch)."""
+        if not features:
+            return []
+        encoded = [self.subsample(np.asarray(f, np.float32)) for f in features]
+        lengths = np.array([e.shape[0] for e in encoded], dtype=np.int64)
+        x = np.concatenate(encoded)
+        if x.shape[0] > 0:
+            layout = self.layout(lengths, lengths, np.zeros_like(lengths), geometry)
+            batch, d = len(features), self.config.d_model
+            keys = np.zeros((batch, geometry.left_context, d), np.float32)
+            conv = np.zeros((batch, self.conv_context, d), np.float32)
+            for i in range(self.config.num_layers):
+                x = self.layer(i, x, layout, keys, keys, conv)[0]
+        log_probs = self.ctc(x)
+        return np.split(log_probs, np.cumsum(lengths)[:-1])
+
+    def pipeline(self, geometry: ChunkGeometry) -> OnnxPipeline:
+        """A long-form encoder: ``push((T, M)) -> (T'_ready, V)``, ``flush()``."""
+        return OnnxPipeline(self, geometry)
+
+    def init_state(self, batch: int, left_context: int) -> OnnxEncoderState:
+        n, d = self.config.num_layers, self.config.d_model
+        return OnnxEncoderState(
+            keys=np.zeros((n, batch, left_context, d), np.float32),
+            values=np.zeros((n, batch, left_context, d), np.float32),
+            conv=np.zeros((n, batch, self.conv_context, d), np.float32),
+            processed=np.zeros(batch, np.int64),
+        )
+
+    stack_states = staticmethod(stack_states)
+    unstack_states = staticmethod(unstack_states)
+
+    def step(
+        self, windows: np.ndarray, state: OnnxEncoderState, num_valid: np.ndarray
+    ) -> tuple[np.ndarray, OnnxEncoderState]:
+        """Streaming step: (B, 8C + 7, M) windows -> (B, C, V) log-probs.
+
+        The step graph serves its exported C and L; other geometries run the
+        per-layer graphs on a chunk layout (same numbers, a little slower).
+        """
+        windows = np.ascontiguousarray(windows, dtype=np.float32)
+        num_valid = np.asarray(num_valid, dtype=np.int64)
+        if (
+            windows.shape[1] == self.step_window
+            and state.keys.shape[2] == self.step_geometry.left_context
+        ):
+            return self._fused_step(windows, state, num_valid)
+        return self._layered_step(windows, state, num_valid)
+
+    def _fused_step(
+        self, windows: np.ndarray, state: OnnxEncoderState, num_valid: np.ndarray
+    ) -> tuple[np.ndarray, OnnxEncoderState]:
+        feeds = {
+            "features": windows,
+            "num_valid": num_valid,
+            "processed": np.asarray(state.processed, np.int64),
+        }
+        for i in range(self.config.num_layers):
+            feeds[f"cache_k_{i}"] = np.ascontiguousarray(state.keys[i])
+            feeds[f"cache_v_{i}"] = np.ascontiguousarray(state.values[i])
+            feeds[f"cache_conv_{i}"] = np.ascontiguousarray(state.conv[i])
+        out = self.step_graph.run(**feeds)
+        n = self.config.num_layers
+        new_state = OnnxEncoderState(
+            keys=np.stack([out[f"new_cache_k_{i}"] for i in range(n)]),
+            values=np.stack([out[f"new_cache_v_{i}"] for i in range(n)]),
+            conv=np.stack([out[f"new_cache_conv_{i}"] for i in range(n)]),
+            processed=out["new_processed"],
+        )
+        return out["log_probs"], new_state
+
+    def _layered_step(
+        self, windows: np.ndarray, state: OnnxEncoderState, num_valid: np.ndarray
+    ) -> tuple[np.ndarray, OnnxEncoderState]:
+        batch = windows.shape[0]
+        chunk = _subsampled_length(windows.shape[1])
+        geometry = ChunkGeometry(chunk, state.keys.shape[2], 0)
+        encoded = self._graph("asr_subsampling.onnx").run(features=windows)
+        frames = encoded["encoded"][:, :chunk]  # (B, C, D)
+        x = np.concatenate([frames[b, : num_valid[b]] for b in range(batch)])
+        processed = np.asarray(state.processed, np.int64)
+        layout = self.layout(num_valid, num_valid, processed, geometry)
+        keys, values, conv = [], [], []
+        for i in range(self.config.num_layers):
+            x, k, v, c = self.layer(
+                i, x, layout, state.keys[i], state.values[i], state.conv[i]
+            )
+            keys.append(k)
+            values.append(v)
+            conv.append(c)
+        flat = self.ctc(x)  # (sum of num_valid, V)
+        log_probs = np.zeros((batch, chunk, flat.shape[1]), np.float32)
+        starts = np.cumsum(num_valid) - num_valid
+        for b in range(batch):
+            log_probs[b, : num_valid[b]] = flat[starts[b] : starts[b] + num_valid[b]]
+        new_state = OnnxEncoderState(
+            keys=np.stack(keys),
+            values=np.stack(values),
+            conv=np.stack(conv),
+            processed=processed + num_valid,
+        )
+        return log_probs, new_state
+
+
+class OnnxPipeline:
+    """Layer-pipelined long-form encoding (``speech.asr.longform.
+    EncoderPipeline`` on ONNX Runtime): every layer keeps its unprocessed
+    input frames and fixed-size caches; output equals masked batching over
+    the whole input."""
+
+    def __init__(
+        self,
+        backend: OnnxAsrBackend,
+        geometry: ChunkGeometry,
+        max_subsampling_frames: int = 1024,
+    ) -> None:
+        self.backend = backend
+        self.geometry = geometry
+        self.max_subsampling_frames = max_subsampling_frames
+        config = backend.config
+        n, d = config.num_layers, config.d_model
+        self.features = np.zeros((0, config.num_mel_bins), np.float32)
+        self.pending = [np.zeros((0, d), np.float32) for _ in range(n)]
+        self.keys = [
+            np.zeros((1, geometry.left_context, d), np.float32) for _ in range(n)
+        ]
+        self.values = [k.copy() for k in self.keys]
+        self.conv = [
+            np.zeros((1, backend.conv_context, d), np.float32) for _ in range(n)
+        ]
+        self.processed = [0] * n
+        self.frames_out = 0
+
+    def push(self, features: np.ndarray) -> np.ndarray:
+        """Add (T, M) raw features; returns (T'_ready, V) log-probabilities."""
+        features = np.asarray(features, np.float32)
+        self.features = np.concatenate([self.features, features])
+        return self._advance(final=False)
+
+    def flush(self) -> np.ndarray:
+        """End of input: process everything left; returns (T'_rest, V)."""
+        return self._advance(final=True)
+
+    def _subsample(self) -> np.ndarray:
+        count = _subsampled_length(self.features.shape[0])
+        new = self.backend.subsample(self.features, self.max_subsampling_frames)
+        self.features = self.features[count * SUBSAMPLING :]
+        return new
+
+    def _advance(self, final: bool) -> np.ndarray:
+        g = self.geometry
+        new = self._subsample()
+        for i in range(self.backend.config.num_layers):
+            pending = np.concatenate([self.pending[i], new])
+            available = pending.shape[0]
+            if final:
+                queries = available
+            else:
+                queries = (
+                    max(available - g.right_context, 0) // g.chunk_size * g.chunk_size
+                )
+            if queries == 0:
+                self.pending[i] = pending
+                new = pending[:0]
+                continue
+            layout = self.backend.layout(
+                np.array([available]),
+                np.array([queries]),
+                np.array([self.processed[i]]),
+                g,
+            )
+            new, self.keys[i], self.values[i], self.conv[i] = self.backend.layer(
+                i, pending, layout, self.keys[i], self.values[i], self.conv[i]
+            )
+            self.pending[i] = pending[queries:]
+            self.processed[i] += queries
+        self.frames_out += new.shape[0]
+        return self.backend.ctc(new)

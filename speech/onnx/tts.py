@@ -1,0 +1,341 @@
+"""The synthesizer on ONNX Runtime (numpy in, numpy out; no torch).
+
+``OnnxSynthesizer`` offers the API of ``speech.tts.synthesizer.Synthesizer``
+(``synthesize``, ``stream``, the ``_ids``/``_phonemes`` variants,
+``sample_rate``, pace / pitch_shift / volume) over the graphs of
+``export.tts_graphs``: the text encoder and predictors once per sentence,
+then the decoder step and the vocoder step chunk by chunk with fixed-size
+states. ``synthesize`` gives the samples of joining ``stream``'s chunks, and
+both equal the PyTorch synthesizer's to float32 rounding.
+
+Letters: N symbols, T mel frames, C decoder chunk size, D model width,
+M mel bins.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from speech.onnx import Graph, find_model_folder
+from speech.text.normalize import split_sentences
+from speech.text.phonemize import (
+    PHONEME_SYMBOLS,
+    WORD_BOUNDARY,
+    phonemes_to_ids,
+    text_to_ids,
+)
+
+__all__ = ["MAX_SYMBOLS", "OnnxSynthesizer", "load_synthesizer"]
+
+logger = logging.getLogger(__name__)
+
+MAX_SYMBOLS = 600  # as speech.tts.synthesizer: longer pieces are cut between words
+ENCODER_FILE = "tts_encoder.onnx"
+
+
+class OnnxSynthesizer:
+    """Streaming text-to-speech on ONNX Runtime.
+
+    Args:
+        voice: a folder written by ``speech export onnx`` (or its ``tts/``
+            subfolder); None: the shipped export (``speech/models/onnx``).
+        device: "cpu", "cuda" or "cuda:N" (CUDA needs onnxruntime-gpu).
+        sentence_pause: seconds of silence between sentences.
+        threads: intra-op threads per graph.
+    """
+
+    def __init__(
+        self,
+        voice: str | os.PathLike[str] | None = None,
+        device: str = "cpu",
+        sentence_pause: float = 0.3,
+        threads: int | None = None,
+    ) -> None:
+        folder = find_model_folder(voice, "tts", ENCODER_FILE)
+        vocoder_file = folder / "tts_vocoder_step.onnx"
+        if not vocoder_file.is_file():
+            raise FileNotFoundError(
+                f"{vocoder_file}: missing (the ONNX synthesizer needs the vocoder)"
+            )
+        self.folder = folder
+        self.encoder = Graph(folder / ENCODER_FILE, device, threads)
+        self.decoder = Graph(folder / "tts_decoder_step.onnx", device, threads)
+        self.vocoder = Graph(vocoder_file, device, threads)
+        meta = self.encoder.metadata
+        if meta.get("model_type") != "incremental_fastpitch":
+            raise ValueError(f"{folder}: not an exported FastPitch voice")
+        self.symbols = tuple(self.encoder.meta_json("symbols"))
+        if self.symbols != PHONEME_SYMBOLS[: len(self.symbols)]:
+            raise ValueError("the model's symbol table is not the text front end's")
+        self.num_symbols = max(len(self.symbols), 1)
+        self._sample_rate = int(meta["sample_rate"])
+        self.chunk_size = int(meta["chunk_size"])
+        self.num_layers = int(meta["num_layers"])
+        self.dim = int(meta["d_model"])
+        self.past_context = int(meta["past_context"])
+        self.conv_context = int(meta["conv_context"])
+        vocoder_config = self.vocoder.meta_json("config")
+        self.delay_samples = int(self.vocoder.metadata["delay_samples"])
+        mel = vocoder_config["mel"]
+        self.vocoder_state_shapes = {
+            "mel_cache": (mel["n_mels"], vocoder_config["input_kernel_size"] - 1),
+            "conv_cache": (
+                vocoder_config["num_layers"],
+                vocoder_config["kernel_size"] - 1,
+                vocoder_config["dim"],
+            ),
+            "overlap": (mel["n_fft"] - mel["hop_length"],),
+        }
+        self.silence = math.log(mel["log_floor"])
+        if int(self.vocoder.metadata["sample_rate"]) != self._sample_rate:
+            raise ValueError("the vocoder's sample rate differs from the model's")
+        self.sentence_pause = sentence_pause
+
+    @property
+    def sample_rate(self) -> int:
+        return self._sample_rate
+
+    # --- graphs ---------------------------------------------------------------
+
+    def _frames(
+        self, ids: Sequence[int], pace: float, pitch_shift: float
+    ) -> np.ndarray:
+        """Symbol ids -> (T, D) length-regulated decoder input."""
+        out = self.encoder.run(
+            ids=np.array([list(ids)], dtype=np.int64),
+            lengths=np.array([len(ids)], dtype=np.int64),
+            pace=np.array([pace], dtype=np.float32),
+            pitch_shift=np.array([pitch_shift], dtype=np.float32),
+        )
+        return np.repeat(out["encodings"][0], out["durations"][0], axis=0)
+
+    def _decoder_state(self) -> dict[str, np.ndarray]:
+        state = {"processed": np.zeros(1, np.int64)}
+        for i in range(self.num_layers):
+            state[f"cache_k_{i}"] = np.zeros(
+                (1, self.past_context, self.dim), np.float32
+            )
+            state[f"cache_v_{i}"] = np.zeros(
+                (1, self.past_context, self.dim), np.float32
+            )
+            state[f"cache_conv_{i}"] = np.zeros(
+                (1, self.conv_context, self.dim), np.float32
+            )
+        return state
+
+    def _vocoder_state(self) -> dict[str, np.ndarray]:
+        shapes = self.vocoder_state_shapes
+        return {
+            "mel_cache": np.full((1, *shapes["mel_cache"]), self.silence, np.float32),
+            "conv_cache": np.zeros((1, *shapes["conv_cache"]), np.float32),
+            "overlap": np.zeros((1, *shapes["overlap"]), np.float32),
+            "frames": np.zeros(1, np.int64),
+        }
+
+    def _mel_chunks(self, frames: np.ndarray) -> Iterator[np.ndarray]:
+        """(T, D) -> (C', M) log-mel chunks from the decoder step."""
+        state = self._decoder_state()
+        for start in range(0, frames.shape[0], self.chunk_size):
+            chunk = np.ascontiguousarray(frames[None, start : start + self.chunk_size])
+            out = self.decoder.run(frames=chunk, **state)
+            state = {name: out[f"new_{name}"] for name in state}
+            yield out["mel"][0]
+
+    def _vocode(
+        self, mel: np.ndarray, state: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """(T', M) -> stream samples, the flushed tail, the new state."""
+        out = self.vocoder.run(mel=np.ascontiguousarray(mel.T[None]), **state)
+        state = {name: out[f"new_{name}"] for name in state}
+        return out["audio"][0], out["tail"][0], state
+
+    def _utterance(
+        self, ids: Sequence[int], pace: float, pitch_shift: float
+    ) -> np.ndarray:
+        mel = np.concatenate(
+            list(self._mel_chunks(self._frames(ids, pace, pitch_shift)))
+        )
+        audio, tail, _ = self._vocode(mel, self._vocoder_state())
+        return np.concatenate([audio, tail])[self.delay_samples :]
+
+    def _stream_utterance(
+        self, ids: Sequence[int], pace: float, pitch_shift: float
+    ) -> Iterator[np.ndarray]:
+        state = self._vocoder_state()
+        skip = self.delay_samples  # stream samples before source sample 0
+        tail = np.zeros(0, np.float32)
+        for mel in self._mel_chunks(self._frames(ids, pace, pitch_shift)):
+            audio, tail, state = self._vocode(mel, state)
+            cut = min(skip, audio.shape[0])
+            skip -= cut
+            if audio.shape[0] > cut:
+                yield audio[cut:]
+        yield tail[skip:]
+
+    # --- text (as speech.tts.synthesizer.Synthesizer) ---------------------------
+
+    def _pieces(self, ids: Sequence[int]) -> list[list[int]]:
+        """Keep ids the model knows; cut runs longer than MAX_SYMBOLS."""
+        kept = [i for i in ids if 0 < i < self.num_symbols]
+        if len(kept) < len(ids):
+            logger.warning(
+                "dropped %d symbol id(s) unknown to the model", len(ids) - len(kept)
+            )
+        boundary = PHONEME_SYMBOLS.index(WORD_BOUNDARY)
+        pieces = []
+        while len(kept) > MAX_SYMBOLS:
+            cut = max(
+                (
+                    j
+                    for j in range(MAX_SYMBOLS // 2, MAX_SYMBOLS)
+                    if kept[j] == boundary
+                ),
+                default=MAX_SYMBOLS,
+            )
+            pieces.append(kept[:cut])
+            kept = kept[cut:]
+        if kept:
+            pieces.append(kept)
+        return pieces
+
+    def _sentences(self, text: str) -> Iterator[list[int]]:
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if not text.strip():
+            raise ValueError("text is empty")
+        return self._sentence_ids(text)
+
+    def _sentence_ids(self, text: str) -> Iterator[list[int]]:
+        spoken = False
+        for sentence in split_sentences(text):
+            for piece in self._pieces(text_to_ids(sentence)):
+                spoken = True
+                yield piece
+        if not spoken:
+            logger.warning("nothing speakable in the text; no audio")
+
+    def _checked_ids(self, ids: Sequence[int]) -> Iterator[list[int]]:
+        ids = [int(i) for i in ids]
+        if not ids:
+            raise ValueError("no symbol ids")
+        return iter(self._pieces(ids))
+
+    @staticmethod
+    def _check_controls(pace: float, volume: float) -> None:
+        if not pace > 0:
+            raise ValueError(f"pace must be positive, got {pace}")
+        if not volume >= 0:
+            raise ValueError(f"volume must be non-negative, got {volume}")
+
+    @staticmethod
+    def _finish(samples: np.ndarray, volume: float) -> np.ndarray:
+        samples = np.asarray(samples, dtype=np.float32)
+        if volume != 1.0:
+            samples = np.clip(samples * volume, -1.0, 1.0)
+        return samples.astype(np.float32, copy=False)
+
+    def _pause(self) -> np.ndarray:
+        return np.zeros(int(round(self.sentence_pause * self.sample_rate)), np.float32)
+
+    def _join(
+        self,
+        pieces: Iterator[list[int]],
+        pace: float,
+        pitch_shift: float,
+        volume: float,
+    ) -> np.ndarray:
+        self._check_controls(pace, volume)
+        parts: list[np.ndarray] = []
+        for ids in pieces:
+            if parts:
+                parts.append(self._pause())
+            parts.append(self._finish(self._utterance(ids, pace, pitch_shift), volume))
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def _chunks(
+        self,
+        pieces: Iterator[list[int]],
+        pace: float,
+        pitch_shift: float,
+        volume: float,
+    ) -> Iterator[np.ndarray]:
+        first = True
+        for ids in pieces:
+            if not first:
+                yield self._pause()
+            first = False
+            for wave in self._stream_utterance(ids, pace, pitch_shift):
+                yield self._finish(wave, volume)
+
+    # --- public API -------------------------------------------------------------
+
+    def synthesize(
+        self,
+        text: str,
+        pace: float = 1.0,
+        pitch_shift: float = 0.0,
+        volume: float = 1.0,
+    ) -> np.ndarray:
+        """Whole text -> float32 samples at ``sample_rate`` (1-D)."""
+        return self._join(self._sentences(text), pace, pitch_shift, volume)
+
+    def synthesize_ids(
+        self,
+        ids: Sequence[int],
+        pace: float = 1.0,
+        pitch_shift: float = 0.0,
+        volume: float = 1.0,
+    ) -> np.ndarray:
+        """Symbol ids (of ``PHONEME_SYMBOLS``) -> samples, as one utterance."""
+        return self._join(self._checked_ids(ids), pace, pitch_shift, volume)
+
+    def synthesize_phonemes(
+        self,
+        phonemes: str,
+        pace: float = 1.0,
+        pitch_shift: float = 0.0,
+        volume: float = 1.0,
+    ) -> np.ndarray:
+        """IPA phoneme string (the front end's inventory) -> samples."""
+        return self.synthesize_ids(phonemes_to_ids(phonemes), pace, pitch_shift, volume)
+
+    def stream(
+        self,
+        text: str,
+        pace: float = 1.0,
+        pitch_shift: float = 0.0,
+        volume: float = 1.0,
+    ) -> Iterator[np.ndarray]:
+        """Whole text -> float32 chunks; ``np.concatenate`` of them equals
+        ``synthesize(text, ...)``. Input errors raise here, not on ``next``."""
+        self._check_controls(pace, volume)
+        return self._chunks(self._sentences(text), pace, pitch_shift, volume)
+
+    def stream_ids(
+        self,
+        ids: Sequence[int],
+        pace: float = 1.0,
+        pitch_shift: float = 0.0,
+        volume: float = 1.0,
+    ) -> Iterator[np.ndarray]:
+        """Symbol ids -> float32 chunks (as ``stream``)."""
+        self._check_controls(pace, volume)
+        return self._chunks(self._checked_ids(ids), pace, pitch_shift, volume)
+
+
+def load_synthesizer(
+    directory: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+    **options: object,
+) -> OnnxSynthesizer:
+    """An ONNX synthesizer from an export folder (None: the shipped one);
+    ``options`` go to ``OnnxSynthesizer`` (sentence_pause, threads);
+    ``griffin_lim_fallback`` is accepted for the PyTorch loader's signature
+    and ignored (an ONNX voice always has its vocoder)."""
+    options.pop("griffin_lim_fallback", None)
+    return OnnxSynthesizer(directory, device, **options)  # type: ignore[arg-type]
