@@ -21,7 +21,13 @@ def load_recognizer(*args: Any, **kwargs: Any) -> Any:
 
 
 def load_synthesizer(*args: Any, **kwargs: Any) -> Any:
-    """See ``speech.tts.synthesizer.load_synthesizer``."""
+    """See ``speech.tts.synthesizer.load_synthesizer``; ``backend="onnx"``
+    loads ``speech.onnx.tts`` without importing torch."""
+    if kwargs.get("backend") == "onnx":
+        from speech.onnx.tts import load_synthesizer as load_onnx
+
+        del kwargs["backend"]
+        return load_onnx(*args, **kwargs)
     from speech.tts.synthesizer import load_synthesizer as load
 
     return load(*args, **kwargs)

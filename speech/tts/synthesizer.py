@@ -34,6 +34,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -313,14 +314,26 @@ class Synthesizer:
 
 
 def load_synthesizer(
-    directory: str | os.PathLike[str] = DEFAULT_TTS_DIR,
+    directory: str | os.PathLike[str] | None = DEFAULT_TTS_DIR,
     device: str | torch.device = "cpu",
     griffin_lim_fallback: bool = True,
+    backend: Literal["torch", "onnx"] = "torch",
 ) -> Synthesizer:
     """A synthesizer from a voice folder: ``config.json`` + ``fastpitch.pt``,
     and the vocoder in ``vocoder/`` (Griffin-Lim when it is missing and
-    ``griffin_lim_fallback``)."""
-    folder = Path(directory)
+    ``griffin_lim_fallback``). ``None`` is the shipped voice.
+
+    ``backend="onnx"`` returns ``speech.onnx.tts.OnnxSynthesizer`` (same API)
+    on a folder written by ``speech export onnx`` (None: the shipped export);
+    ``speech.load_synthesizer`` reaches it without importing torch.
+    """
+    if backend == "onnx":
+        from speech.onnx.tts import load_synthesizer as load_onnx
+
+        return load_onnx(directory, str(device))  # type: ignore[return-value]
+    if backend != "torch":
+        raise ValueError(f"unknown backend {backend!r} (choose 'torch' or 'onnx')")
+    folder = Path(directory) if directory is not None else DEFAULT_TTS_DIR
     model = load_tts(folder, device)
     vocoder_dir = folder / VOCODER_SUBDIR
     vocoder = None
