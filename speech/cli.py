@@ -113,6 +113,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--idle-timeout", type=float, default=60.0)
     v.add_argument("--max-session-seconds", type=float, default=3600.0)
+    v.add_argument(
+        "--max-frame-bytes", type=int, default=1 << 20, help="largest WebSocket message"
+    )
+    v.add_argument(
+        "--max-text-chars", type=int, default=4096, help="longest synthesis request"
+    )
+    v.add_argument(
+        "--threads", type=int, help="torch threads (default: half the cores)"
+    )
+    v.add_argument(
+        "--batch-wait",
+        type=float,
+        default=0.005,
+        help="seconds to gather streams before a batched step",
+    )
+    v.add_argument("--log-format", choices=("json", "text"), default="json")
+    v.add_argument("--no-asr", dest="asr", action="store_false", help="no recognition")
+    v.add_argument("--no-tts", dest="tts", action="store_false", help="no synthesis")
 
     c = commands.add_parser("client", help="talk to a running server")
     cs = c.add_subparsers(dest="client_command", required=True)
@@ -121,11 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--url", default="ws://127.0.0.1:8000/asr")
     ca.add_argument("--realtime", action="store_true", help="send at real-time pace")
     ca.add_argument("--token", default=os.environ.get("SPEECH_TOKEN"))
+    ca.add_argument("--json", action="store_true", help="print every message as JSON")
     ct = cs.add_parser("tts", help="synthesize through the server")
     ct.add_argument("text")
     ct.add_argument("-o", "--output", default="speech.wav")
     ct.add_argument("--url", default="ws://127.0.0.1:8000/tts")
     ct.add_argument("--token", default=os.environ.get("SPEECH_TOKEN"))
+    ct.add_argument("--voice", help="voice name (default: the server's default)")
+    ct.add_argument("--pace", type=float, help="speaking rate, >1 faster")
+    ct.add_argument("--pitch", type=float, help="pitch shift in semitones")
 
     e = commands.add_parser("export", help="export models")
     es = e.add_subparsers(dest="export_command", required=True)

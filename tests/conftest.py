@@ -64,3 +64,81 @@ def speech_file(tmp_path_factory) -> Path:
     path = root / "speech.flac"
     sf.write(path, audio, 16000)
     return path
+
+
+# --------------------------------------------------------------- TTS and server
+
+
+@pytest.fixture(scope="session")
+def tts_dir(tmp_path_factory) -> Path:
+    """A tiny random voice folder (FastPitch + streaming vocoder) that speaks
+    the front end's symbols; each symbol lasts about 4 frames."""
+    import math
+
+    from speech.text.phonemize import PHONEME_SYMBOLS
+    from speech.tts.config import FastPitchConfig
+    from speech.tts.fastpitch import FastPitch, save_tts
+    from speech.tts.vocoder import Vocoder, VocoderConfig, save_vocoder
+
+    root = tmp_path_factory.mktemp("voice") / "tiny"
+    torch.manual_seed(4)
+    model = FastPitch(
+        FastPitchConfig(
+            symbols=PHONEME_SYMBOLS,
+            model_dim=32,
+            num_heads=2,
+            ffn_dim=48,
+            encoder_layers=1,
+            decoder_layers=2,
+            predictor_dim=16,
+            chunk_size=8,
+            past_context=16,
+            dropout=0.0,
+            attention_dropout=0.0,
+        )
+    )
+    with torch.no_grad():
+        model.duration_predictor.out.bias.fill_(math.log(1 + 4))
+    save_tts(model, root, dtype=torch.float32)
+    save_vocoder(
+        Vocoder(VocoderConfig(dim=16, intermediate_dim=32, num_layers=1)),
+        root / "vocoder",
+        dtype=torch.float32,
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def server_models(model_dir, tts_dir):
+    """(recognizer, synthesizer) of the tiny models, loaded once."""
+    from speech.asr.recognizer import load_recognizer
+    from speech.tts.synthesizer import load_synthesizer
+
+    return load_recognizer(model_dir), load_synthesizer(tts_dir)
+
+
+@pytest.fixture
+def serve(server_models):
+    """Start servers of the tiny models on 127.0.0.1: ``serve(**config)``
+    returns a running ``BackgroundServer``; all are stopped afterwards."""
+    from server.app import BackgroundServer, create_app
+    from server.config import ServerConfig
+
+    servers = []
+
+    def start(**changes):
+        config = ServerConfig(threads=1, **changes)
+        recognizer, synthesizer = server_models
+        app = create_app(
+            config,
+            recognizer if config.asr else None,
+            synthesizer if config.tts else None,
+            voice_name="tiny",
+        )
+        server = BackgroundServer(app).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,152 @@
+"""Streaming recognition over the /asr WebSocket: results equal the library's
+stream, results have the documented shape, concurrent streams are batched
+and each still gets its own result."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from server.client import AsrClient, stream_audio
+
+
+@pytest.fixture(scope="module")
+def speech_16k(speech_file) -> np.ndarray:
+    samples, rate = sf.read(speech_file, dtype="int16")
+    assert rate == 16000
+    return samples
+
+
+def library_finals(recognizer, samples: np.ndarray, rate: int = 16000, **options):
+    stream = recognizer.stream(input_sample_rate=rate, **options)
+    events = []
+    for start in range(0, len(samples), 1600):
+        events += stream.accept_waveform(samples[start : start + 1600])
+    events += stream.finish()
+    return [e.segment.text for e in events if e.kind == "final" and e.segment.text]
+
+
+def server_finals(results) -> list[str]:
+    return [r["text"] for r in results if r["type"] == "final" and r["text"]]
+
+
+def test_results_equal_library_stream(serve, server_models, speech_16k) -> None:
+    server = serve()
+    recognizer = server_models[0]
+    floats = speech_16k.astype(np.float32) / 32768.0
+    expected = library_finals(recognizer, floats)
+    assert expected
+    # odd frame sizes: the server re-chunks whatever arrives
+    results = asyncio.run(
+        stream_audio(floats, 16000, server.ws_url("/asr"), frame_seconds=0.0371)
+    )
+    assert server_finals(results) == expected
+    assert results[-1]["type"] == "final" and results[-1]["last"] is True
+    assert sum(1 for r in results if r.get("last")) == 1
+
+
+def test_message_shape(serve, speech_16k) -> None:
+    server = serve()
+    floats = speech_16k.astype(np.float32) / 32768.0
+    results = asyncio.run(stream_audio(floats, 16000, server.ws_url("/asr")))
+    partials = [r for r in results if r["type"] == "partial"]
+    finals = [r for r in results if r["type"] == "final"]
+    assert partials and finals
+    duration = len(floats) / 16000
+    processed = [r["processed"] for r in results]
+    assert processed == sorted(processed) and processed[-1] <= duration + 1e-3
+    for result in results:
+        assert set(result) >= {"type", "segment", "text", "start", "end", "words"}
+        assert result["text"] == " ".join(w["word"] for w in result["words"])
+        for word in result["words"]:
+            assert 0 <= word["start"] <= word["end"] <= duration + 0.1
+    segments = [r["segment"] for r in finals]
+    assert segments == list(range(len(finals)))  # one final per segment
+
+
+def test_f32le_at_48k_is_resampled(serve, server_models, speech_16k) -> None:
+    server = serve()
+    floats = speech_16k.astype(np.float32) / 32768.0
+    high = soxr.resample(floats, 16000, 48000).astype(np.float32)
+    results = asyncio.run(
+        stream_audio(high, 48000, server.ws_url("/asr"), format="f32le")
+    )
+    expected = library_finals(server_models[0], high, rate=48000)
+    assert server_finals(results) == expected and expected
+
+
+def test_options(serve, server_models, speech_16k) -> None:
+    server = serve()
+    floats = speech_16k.astype(np.float32) / 32768.0
+    quiet = asyncio.run(
+        stream_audio(
+            floats,
+            16000,
+            server.ws_url("/asr"),
+            options={"partials": False, "endpointing": False, "beam_size": 3},
+        )
+    )
+    assert all(r["type"] == "final" for r in quiet)
+    assert len(quiet) == 1 and quiet[0]["last"]
+    expected = library_finals(
+        server_models[0], floats, endpoint_rules=None, beam_size=3
+    )
+    assert [quiet[0]["text"]] == expected
+
+
+def test_concurrent_streams_are_batched_and_separate(
+    serve, server_models, speech_16k
+) -> None:
+    server = serve(batch_wait=0.02)
+    recognizer = server_models[0]
+    floats = speech_16k.astype(np.float32) / 32768.0
+    # different audio per stream: shifted starts
+    inputs = [floats[i * 2400 :] for i in range(6)]
+    expected = [library_finals(recognizer, x) for x in inputs]
+
+    async def run_all():
+        return await asyncio.gather(
+            *(
+                stream_audio(x, 16000, server.ws_url("/asr"), realtime=False)
+                for x in inputs
+            )
+        )
+
+    results = asyncio.run(run_all())
+    assert [server_finals(r) for r in results] == expected
+    batches = server.hub.metrics.asr_batch.collect()[0].samples
+    count = next(s.value for s in batches if s.name.endswith("_count"))
+    total = next(s.value for s in batches if s.name.endswith("_sum"))
+    assert total / count > 1.5  # steps ran several streams at once
+
+
+def test_started_message(serve) -> None:
+    server = serve()
+
+    async def run():
+        async with AsrClient(server.ws_url("/asr"), sample_rate=22050) as asr:
+            info = asr.info
+            await asr.end()
+            results = [r async for r in asr.results()]
+        return info, results
+
+    info, results = asyncio.run(run())
+    assert info["type"] == "started" and info["sample_rate"] == 22050
+    assert info["model_sample_rate"] == 16000 and info["chunk_seconds"] > 0
+    # no audio: one empty last final
+    assert results == [
+        {
+            "type": "final",
+            "segment": 0,
+            "text": "",
+            "start": 0.0,
+            "end": 0.0,
+            "words": [],
+            "processed": 0.0,
+            "last": True,
+        }
+    ]
