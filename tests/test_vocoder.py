@@ -259,3 +259,67 @@ def test_griffin_lim_keeps_a_tone_frequency() -> None:
         peak = np.argmax(spectrum) * rate / wave.size
         assert abs(peak - frequency) < 0.03 * frequency
         assert 0.2 < float(np.sqrt(np.mean(wave**2))) < 0.5  # the tone's RMS is 0.35
+
+
+def _write_corpus(root, count: int = 4, seconds: float = 1.0) -> None:
+    """An LJSpeech-layout folder of harmonic tones with gliding pitch."""
+    import wave
+
+    rate = 16000
+    (root / "wavs").mkdir(parents=True)
+    generator = np.random.default_rng(0)
+    lines = []
+    for i in range(count):
+        time = np.arange(int(seconds * rate)) / rate
+        f0 = 120 + 40 * i + 30 * np.sin(2 * np.pi * 0.7 * time)
+        phase = 2 * np.pi * np.cumsum(f0) / rate
+        signal = sum(0.3 / k * np.sin(k * phase) for k in range(1, 6))
+        signal = signal + 0.01 * generator.standard_normal(time.size)
+        pcm = (np.clip(signal, -1, 1) * 32767).astype("<i2")
+        with wave.open(str(root / "wavs" / f"utt{i}.wav"), "wb") as file:
+            file.setnchannels(1)
+            file.setsampwidth(2)
+            file.setframerate(rate)
+            file.writeframes(pcm.tobytes())
+        lines.append(f"utt{i}|tone {i}\n")
+    (root / "metadata.csv").write_text("".join(lines))
+
+
+def _train(data, out, *extra: str) -> None:
+    from recipes.tts import train_vocoder
+
+    train_vocoder.main([
+        "--data", str(data), "--out", str(out), "--device", "cpu",
+        "--total-steps", "6", "--adversarial-start", "2", "--warmup", "2",
+        "--batch-size", "2", "--segment-frames", "8", "--context-frames", "4",
+        "--dim", "16", "--intermediate-dim", "32", "--layers", "2",
+        "--mpd-channels", "4,4,4,4,4", "--mrd-channels", "4", "--val-size", "1",
+        "--save-every", "100", "--eval-every", "100", "--log-every", "1", *extra,
+    ])  # fmt: skip
+
+
+@pytest.mark.slow
+def test_training_resumes_exactly(tmp_path) -> None:
+    """3 steps, stop, resume to 6 == 6 steps in one go (the adversarial phase
+    starts at step 2, so both optimizers are resumed mid-flight)."""
+    _write_corpus(tmp_path / "data")
+    _train(tmp_path / "data", tmp_path / "whole")
+    _train(tmp_path / "data", tmp_path / "split", "--max-steps", "3")
+    assert (
+        torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=False)["step"]
+        == 3
+    )
+    _train(tmp_path / "data", tmp_path / "split")
+    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)
+    split = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=False)
+    assert whole["step"] == split["step"] == 6
+    for part in ("generator", "discriminators"):
+        for name, value in whole[part].items():
+            assert torch.equal(value, split[part][name]), f"{part}.{name}"
+    for part in ("optimizer_g", "optimizer_d"):
+        for index, state in whole[part]["state"].items():
+            for key, value in state.items():
+                assert torch.equal(value, split[part]["state"][index][key]), (part, key)
+    vocoder = load_vocoder(tmp_path / "split" / "vocoder")
+    assert vocoder.config.dim == 16
+    assert any((tmp_path / "split" / "tb").iterdir())

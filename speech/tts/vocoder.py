@@ -76,7 +76,7 @@ class VocoderConfig:
     kernel_size: int = 7  # depthwise kernel of each ConvNeXt block (causal)
     input_kernel_size: int = 7  # kernel of the mel embedding conv (causal)
     layer_scale_init: float | None = None  # None: 1 / num_layers
-    max_magnitude: float = 100.0  # linear magnitudes are clipped here
+    max_magnitude: float = 1000.0  # clip of linear magnitudes (speech peaks ~150)
     envelope_floor: float = 0.1  # smallest window-sum divisor at stream edges
     mel: MelConfig = field(default_factory=MelConfig)
 
