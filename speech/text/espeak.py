@@ -33,6 +33,7 @@ import numpy as np
 __all__ = [
     "EspeakError",
     "english_languages",
+    "has_voice",
     "library_paths",
     "sample_rate",
     "synthesize",
@@ -198,6 +199,7 @@ def synthesize(
     rate: int = 175,
     pitch: int = 50,
     pitch_range: int = 50,
+    volume: int = 100,
 ) -> tuple[np.ndarray, int]:
     """Speak ``text``; returns ``(samples, sample_rate)``, samples int16 (T,).
 
@@ -206,12 +208,19 @@ def synthesize(
         rate: words per minute (80..450).
         pitch: base pitch 0..100 (50 is the voice's own).
         pitch_range: intonation range 0..100 (0 is monotone).
+        volume: amplitude 0..200; some variants clip at the default 100.
     """
     data = text.encode("utf-8") + b"\0"
     with _lock:
         engine = _get_engine()
         engine.set_voice(voice)
-        for parameter, value in ((_RATE, rate), (_PITCH, pitch), (_RANGE, pitch_range)):
+        settings = (
+            (_RATE, rate),
+            (_PITCH, pitch),
+            (_RANGE, pitch_range),
+            (_VOLUME, volume),
+        )
+        for parameter, value in settings:
             engine.lib.espeak_SetParameter(parameter, int(value), 0)
         engine.chunks = []
         status = engine.lib.espeak_Synth(
@@ -236,3 +245,21 @@ def variants() -> tuple[str, ...]:
     """Voice variant names in the bundled data (``m1``, ``f3``, ``klatt2``...)."""
     _, data = library_paths()
     return tuple(sorted(p.name for p in (data / "voices" / "!v").iterdir()))
+
+
+@functools.cache
+def _voice_files() -> frozenset[str]:
+    _, data = library_paths()
+    return frozenset(p.name.lower() for p in (data / "lang").rglob("*") if p.is_file())
+
+
+def has_voice(voice: str) -> bool:
+    """Whether the bundled data has this voice (and variant), without loading.
+
+    Checks the file names espeak-ng looks up (``lang/**/<name>``, case
+    insensitive, and ``voices/!v/<variant>``).
+    """
+    name, _, variant = voice.partition("+")
+    if variant and variant not in variants():
+        return False
+    return name.lower() in _voice_files()

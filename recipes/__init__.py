@@ -1,0 +1,1 @@
+"""Training recipes and data preparation; they import speech, never the reverse."""

@@ -1,0 +1,1 @@
+"""Corpus building: sentences from text, synthetic voices, audio and layouts."""

@@ -1,0 +1,398 @@
+"""Build a synthetic speech corpus: sentences x voices -> WAVs and manifests.
+
+    python -m recipes.data.build_corpus --out data/asr --jobs 16
+    python -m recipes.data.build_corpus --out data/asr --layout librispeech \\
+        --text-file .carry/sentences.txt --long-form 2
+    python -m recipes.data.build_corpus --out data/tts --layout ljspeech \\
+        --voices flite:slt --sample-rate 0 --test-utts 0 --train-utts 5000
+
+Splits (deterministic given ``--seed``):
+
+* ``train`` - training voices reading training sentences;
+* ``dev`` - training voices reading held-out sentences;
+* ``test`` - held-out voices reading other held-out sentences.
+
+Sentences are shuffled with the seed; the first ``--test-utts`` are the test
+sentences, the next ``--dev-utts`` the dev sentences, and training cycles
+through the rest. Held-out voices (``--heldout-voices``, see
+``recipes.data.voices``) never appear in train or dev; with the default
+training voices their espeak-ng variants are left out of training altogether.
+Training utterances are shared out evenly between voices, with a fraction
+``--flite-fraction`` going to the flite voices (there are few of them, and
+they sound the most natural). Each utterance gets its own rate (130..210 words
+per minute) and espeak-ng pitch (30..70) unless ``--prosody fixed``
+(175 / 50, the default for ``--layout ljspeech``).
+
+Output (``--out``): ``train.jsonl``, ``dev.jsonl``, ``test.jsonl`` with one
+``{"audio", "duration", "text", "speaker"}`` per utterance (``audio``
+relative to the folder, ``text`` the normalised sentence, ``speaker`` the
+voice spec), the WAVs in the chosen ``--layout`` (``recipes.data.layouts``),
+``corpus.json`` (settings, counts and engine timings) and, with
+``--long-form N``, N recordings of at least ``--long-form-minutes`` in
+``longform.jsonl`` (``recipes.data.longform``).
+
+A voice that is not installed is skipped with a warning; an utterance an
+engine fails on is skipped with a warning; the build goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from recipes.data.layouts import Layout, PathPlanner, write_index_files
+from recipes.data.longform import build_long_form
+from recipes.data.sentences import FORTUNES_DIR, Sentence, load_sentences, shuffled
+from recipes.data.synthesis import Job, Result, run_jobs
+from recipes.data.voices import (
+    DEFAULT_HELDOUT_VOICES,
+    Voice,
+    VoiceError,
+    check_voice,
+    default_training_voices,
+)
+
+__all__ = ["CorpusConfig", "build_corpus", "main", "plan_jobs"]
+
+logger = logging.getLogger(__name__)
+
+RATE_RANGE = (130, 210)  # words per minute
+PITCH_RANGE = (30, 70)  # espeak-ng base pitch
+FIXED_RATE, FIXED_PITCH = 175, 50
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    out: Path
+    voices: tuple[str, ...] = ()  # empty: the default training voices
+    heldout_voices: tuple[str, ...] = DEFAULT_HELDOUT_VOICES
+    train_utts: int = 20000
+    dev_utts: int = 500
+    test_utts: int = 500
+    sample_rate: int = 16000  # 0 keeps each engine's rate
+    layout: Layout = "flat"
+    prosody: str = "varied"  # or "fixed"
+    flite_fraction: float = 0.4
+    text_file: Path | None = None
+    fortunes_dir: Path = FORTUNES_DIR
+    min_words: int = 3
+    max_words: int = 30
+    long_form: int = 0
+    long_form_minutes: float = 10.0
+    seed: int = 0
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+
+def _usable(specs: Sequence[str], role: str) -> list[Voice]:
+    """Parse and check voices; unusable ones are skipped with a warning."""
+    voices = []
+    for spec in specs:
+        try:
+            voice = Voice.parse(spec)
+            check_voice(voice)
+        except VoiceError as error:
+            logger.warning("skipping %s voice: %s", role, error)
+            continue
+        voices.append(voice)
+    return voices
+
+
+def _share_out(voices: Sequence[Voice], count: int, flite_fraction: float) -> list[int]:
+    """How many utterances each voice reads (largest remainders)."""
+    engines = Counter(v.engine for v in voices)
+    if len(engines) == 2:
+        share = {"flite": flite_fraction, "espeak": 1 - flite_fraction}
+        weights = [share[v.engine] / engines[v.engine] for v in voices]
+    else:
+        weights = [1 / len(voices)] * len(voices)
+    exact = [w * count for w in weights]
+    counts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(voices)), key=lambda i: counts[i] - exact[i])
+    for i in by_remainder[: count - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def _voice_sequence(
+    voices: Sequence[Voice], count: int, flite_fraction: float, rng: random.Random
+) -> list[str]:
+    counts = _share_out(voices, count, flite_fraction)
+    sequence = [v.spec for v, n in zip(voices, counts, strict=True) for _ in range(n)]
+    rng.shuffle(sequence)
+    return sequence
+
+
+def plan_jobs(
+    sentences: Sequence[Sentence],
+    train_voices: Sequence[Voice],
+    heldout_voices: Sequence[Voice],
+    config: CorpusConfig,
+    planner: PathPlanner,
+) -> tuple[list[Job], list[Sentence]]:
+    """All utterances of the three splits and the test sentence pool."""
+    pool = shuffled(list(sentences), config.seed)
+    test_pool = pool[: config.test_utts]
+    dev_pool = pool[config.test_utts : config.test_utts + config.dev_utts]
+    train_pool = pool[config.test_utts + config.dev_utts :]
+    if config.train_utts and not train_pool:
+        raise ValueError(
+            f"{len(pool)} sentences leave none for training after "
+            f"{config.test_utts} test and {config.dev_utts} dev sentences"
+        )
+    plans = {
+        "train": (train_voices, train_pool, config.train_utts, config.flite_fraction),
+        "dev": (train_voices, dev_pool, len(dev_pool), config.flite_fraction),
+        "test": (heldout_voices, test_pool, len(test_pool), None),
+    }
+    jobs = []
+    for split, (voices, split_pool, count, fraction) in plans.items():
+        if count == 0:
+            continue
+        if not voices:
+            raise ValueError(f"no usable voice for the {split} split")
+        rng = random.Random(f"{config.seed}/{split}")
+        fraction = 1 / len(voices) if fraction is None else fraction
+        sequence = _voice_sequence(voices, count, fraction, rng)
+        for index, voice in enumerate(sequence):
+            sentence = split_pool[index % len(split_pool)]
+            prosody = random.Random(f"{config.seed}/{split}/{index}")
+            if config.prosody == "fixed":
+                rate, pitch = FIXED_RATE, FIXED_PITCH
+            else:
+                rate, pitch = (
+                    prosody.randint(*RATE_RANGE),
+                    prosody.randint(*PITCH_RANGE),
+                )
+            audio = planner.path(split, index, voice)
+            jobs.append(
+                Job(
+                    split, index, voice, sentence.raw, sentence.text, rate, pitch, audio
+                )
+            )
+    return jobs, test_pool
+
+
+def _write_manifests(root: Path, results: Sequence[Result]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for split in ("train", "dev", "test"):
+        rows = [r for r in results if r.job.split == split and not r.error]
+        with (root / f"{split}.jsonl").open("w", encoding="utf-8") as file:
+            for r in rows:
+                row = {
+                    "audio": r.job.audio,
+                    "duration": round(r.duration, 4),
+                    "text": r.job.text,
+                    "speaker": r.job.voice,
+                }
+                file.write(json.dumps(row) + "\n")
+        counts[split] = len(rows)
+    return counts
+
+
+def _engine_timings(results: Sequence[Result]) -> dict[str, dict[str, float]]:
+    totals: defaultdict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0.0])
+    for r in results:
+        if r.error:
+            continue
+        entry = totals[r.job.voice.partition(":")[0]]
+        entry[0] += 1
+        entry[1] += r.engine_seconds
+        entry[2] += r.total_seconds
+        entry[3] += r.duration
+    return {
+        engine: {
+            "utterances": n,
+            "audio_seconds": round(audio, 1),
+            "engine_ms_per_utterance": round(1000 * engine_s / n, 2),
+            "total_ms_per_utterance": round(1000 * total_s / n, 2),
+            "realtime_factor": round(audio / max(total_s, 1e-9), 1),
+        }
+        for engine, (n, engine_s, total_s, audio) in totals.items()
+    }
+
+
+def _report_failures(results: Sequence[Result]) -> int:
+    failures = [r for r in results if r.error]
+    for r in failures[:5]:
+        logger.warning("skipped %s %r: %s", r.job.voice, r.job.text[:60], r.error)
+    if len(failures) > 5:
+        per_voice = Counter(r.job.voice for r in failures)
+        logger.warning(
+            "%d utterances failed in all: %s", len(failures), dict(per_voice)
+        )
+    return len(failures)
+
+
+def build_corpus(config: CorpusConfig) -> dict:
+    """Build the corpus described by ``config``; returns the ``corpus.json`` data."""
+    start = time.perf_counter()
+    root = config.out
+    root.mkdir(parents=True, exist_ok=True)
+    heldout = _usable(config.heldout_voices, "held-out")
+    if config.voices:
+        train = _usable(config.voices, "training")
+    else:
+        train = default_training_voices([Voice.parse(s) for s in config.heldout_voices])
+    overlap = sorted({v.spec for v in train} & {v.spec for v in heldout})
+    if overlap:
+        raise ValueError(f"voices both in training and held out: {', '.join(overlap)}")
+    if config.layout == "ljspeech" and len(train) != 1:
+        raise ValueError("--layout ljspeech is for one training voice (--voices)")
+    sentences = load_sentences(
+        config.text_file, config.fortunes_dir, config.min_words, config.max_words
+    )
+    planner = PathPlanner(config.layout, [v.spec for v in [*train, *heldout]])
+    jobs, test_pool = plan_jobs(sentences, train, heldout, config, planner)
+    logger.info(
+        "%d utterances, %d training and %d held-out voices, %d jobs",
+        len(jobs),
+        len(train),
+        len(heldout),
+        config.jobs,
+    )
+    results = run_jobs(jobs, root, config.sample_rate, config.jobs)
+    failed = _report_failures(results)
+    good = [r for r in results if not r.error]
+    counts = _write_manifests(root, good)
+    write_index_files(root, config.layout, good, planner.speaker_ids)
+    long_form = build_long_form(
+        root,
+        test_pool,
+        [v.spec for v in heldout],
+        config.long_form,
+        config.long_form_minutes,
+        config.sample_rate,
+        config.seed,
+        config.jobs,
+    )
+    summary = {
+        "config": {
+            k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()
+        },
+        "counts": counts,
+        "failed": failed,
+        "hours": {
+            split: round(
+                sum(r.duration for r in good if r.job.split == split) / 3600, 3
+            )
+            for split in counts
+        },
+        "long_form": [
+            {"audio": r["audio"], "duration": r["duration"]} for r in long_form
+        ],
+        "training_voices": [v.spec for v in train],
+        "heldout_voices": [v.spec for v in heldout],
+        "engines": _engine_timings(results),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    (root / "corpus.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m recipes.data.build_corpus",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="See recipes/data/README.md.",
+    )
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument(
+        "--text-file", type=Path, help="one sentence per line (else fortunes)"
+    )
+    p.add_argument("--fortunes-dir", type=Path, default=FORTUNES_DIR)
+    p.add_argument(
+        "--voices",
+        nargs="+",
+        default=[],
+        metavar="SPEC",
+        help="training voices, e.g. flite:slt espeak:en-us+f3 (default: the grid)",
+    )
+    p.add_argument(
+        "--heldout-voices",
+        nargs="*",
+        default=list(DEFAULT_HELDOUT_VOICES),
+        metavar="SPEC",
+        help="test-only voices (default: %(default)s)",
+    )
+    p.add_argument("--train-utts", type=int, default=20000)
+    p.add_argument("--dev-utts", type=int, default=500)
+    p.add_argument("--test-utts", type=int, default=500)
+    p.add_argument(
+        "--sample-rate",
+        type=int,
+        default=16000,
+        help="output rate; 0 keeps the engine's (flite 16000, espeak-ng 22050)",
+    )
+    p.add_argument(
+        "--layout", choices=["flat", "librispeech", "ljspeech"], default="flat"
+    )
+    p.add_argument(
+        "--prosody",
+        choices=["varied", "fixed"],
+        help="per-utterance rate and pitch (default: varied; fixed for ljspeech)",
+    )
+    p.add_argument("--flite-fraction", type=float, default=0.4)
+    p.add_argument("--min-words", type=int, default=3)
+    p.add_argument("--max-words", type=int, default=30)
+    p.add_argument(
+        "--long-form",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also write N long recordings of held-out test speech",
+    )
+    p.add_argument("--long-form-minutes", type=float, default=10.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("speech.text").setLevel(logging.ERROR)
+    prosody = args.prosody or ("fixed" if args.layout == "ljspeech" else "varied")
+    config = CorpusConfig(
+        out=args.out,
+        voices=tuple(args.voices),
+        heldout_voices=tuple(args.heldout_voices),
+        train_utts=args.train_utts,
+        dev_utts=args.dev_utts,
+        test_utts=args.test_utts,
+        sample_rate=args.sample_rate,
+        layout=args.layout,
+        prosody=prosody,
+        flite_fraction=args.flite_fraction,
+        text_file=args.text_file,
+        fortunes_dir=args.fortunes_dir,
+        min_words=args.min_words,
+        max_words=args.max_words,
+        long_form=args.long_form,
+        long_form_minutes=args.long_form_minutes,
+        seed=args.seed,
+        jobs=args.jobs,
+    )
+    try:
+        summary = build_corpus(config)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"error: {error}") from None
+    print(
+        json.dumps(
+            {k: summary[k] for k in ("counts", "failed", "hours", "engines", "seconds")}
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Sentences to read: Debian's ``fortunes`` files, cleaned, or a user's text file.
+
+Source: ``/usr/share/games/fortunes/*`` (package ``fortunes``), skipping the
+offensive ``off/`` folder, the ``.dat`` indexes, the ``.u8`` links and the
+ASCII-art and non-English files. Each fortune loses its attribution lines
+("-- Mark Twain"), speaker labels ("Q:", "Kirk:") and lines that look like
+code, addresses or drawings; the rest is split into sentences.
+
+A sentence is kept when it reads unambiguously, so that the words a speech
+engine says are the words of its transcript:
+
+* it starts like a sentence and ends with ``. ! ?``;
+* it has no characters normalisation would drop, no code-like symbols, no URL;
+* after ``normalize_text`` it has ``min_words..max_words`` words, no word in
+  capitals of two or more letters (an engine may spell it: "NASA", "IBM") and
+  no vowel-less word longer than a letter (spelled too: "hmm", "mp").
+
+Duplicates (same ``asr_transcript``) are removed, first kept.
+
+    python -m recipes.data.sentences --out .carry/sentences.txt
+
+writes the cleaned, de-duplicated sentences (original spelling, one per line)
+so that a machine without the ``fortunes`` package can build the same corpora
+with ``--text-file``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from speech.text.normalize import (
+    asr_transcript,
+    dropped_characters,
+    normalize_text,
+    split_sentences,
+)
+
+__all__ = [
+    "FORTUNES_DIR",
+    "Sentence",
+    "fortune_sentences",
+    "load_sentences",
+    "prepare_sentences",
+    "read_fortunes",
+    "shuffled",
+]
+
+logger = logging.getLogger(__name__)
+
+FORTUNES_DIR = Path("/usr/share/games/fortunes")
+# Drawings, non-English text and program listings.
+_SKIPPED_FILES = frozenset({"art", "ascii-art", "translate-me", "perl"})
+
+_ATTRIBUTION = re.compile(r"^\s*(?:--|\u2014|- [A-Z])")
+_SPEAKER_LABEL = re.compile(r"^\s*[A-Z][A-Za-z.' ]{0,20}:\s+(?=\S)")
+_CODE_LIKE = re.compile(
+    r"[{}<>\[\]\\|=_~^`@#*]|[A-Za-z]\(|://|\bwww\.|\.(?:com|org|net|edu)\b|\$ "
+)
+_SENTENCE_SHAPE = re.compile(r"^[\"'(]*[A-Z0-9].*[.!?][\"')]*$")
+_CAPITALS = re.compile(r"\b[A-Z]{2,}")
+_WORD = re.compile(r"[A-Za-z']+")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    raw: str  # as written (cleaned)
+    text: str  # normalize_text(raw): what is spoken and transcribed
+
+
+def _fortune_files(root: Path) -> list[Path]:
+    files = []
+    for path in sorted(root.iterdir()):
+        if path.is_dir() or path.is_symlink() or path.suffix in (".dat", ".u8"):
+            continue  # "off/" holds the offensive ones; .u8 are links
+        if path.name not in _SKIPPED_FILES:
+            files.append(path)
+    return files
+
+
+def _clean_fortune(fortune: str) -> str:
+    """Drop attributions, labels and code-like lines; keep paragraph breaks."""
+    fortune = re.sub(r".\x08", "", fortune)  # overstrike: "_<BS>x" underlines
+    lines = []
+    for line in fortune.splitlines():
+        if _ATTRIBUTION.match(line) or _CODE_LIKE.search(line):
+            lines.append("")  # also ends the sentence before it
+            continue
+        stripped = line.strip()
+        letters = sum(c.isalpha() or c.isspace() for c in stripped)
+        if stripped and letters < 0.8 * len(stripped):
+            lines.append("")
+            continue
+        lines.append(_SPEAKER_LABEL.sub("", stripped))
+    return "\n".join(lines)
+
+
+def read_fortunes(root: Path = FORTUNES_DIR) -> Iterator[str]:
+    """The cleaned text of every fortune of ``root`` (deterministic order)."""
+    for path in _fortune_files(root):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for fortune in re.split(r"^%\s*$", text, flags=re.MULTILINE):
+            if fortune.strip():
+                yield _clean_fortune(fortune)
+
+
+def fortune_sentences(root: Path = FORTUNES_DIR) -> Iterator[str]:
+    """Raw sentences of the fortunes, in file order."""
+    for fortune in read_fortunes(root):
+        yield from split_sentences(fortune, max_chars=400)
+
+
+def _speakable(raw: str, text: str, min_words: int, max_words: int) -> bool:
+    if not _SENTENCE_SHAPE.match(raw) or _CODE_LIKE.search(raw):
+        return False
+    if dropped_characters(raw) or _CAPITALS.search(text):
+        return False
+    words = _WORD.findall(text)
+    if not min_words <= len(asr_transcript(text).split()) <= max_words:
+        return False
+    for word in words:
+        letters = word.replace("'", "")
+        if len(letters) > 20:
+            return False
+        if len(letters) > 1 and not re.search(r"[aeiouyAEIOUY]", letters):
+            return False
+    return True
+
+
+def prepare_sentences(
+    raw_sentences: Iterable[str], min_words: int = 3, max_words: int = 30
+) -> list[Sentence]:
+    """Normalise, filter and de-duplicate sentences (first occurrence kept)."""
+    seen: set[str] = set()
+    kept: list[Sentence] = []
+    for raw in raw_sentences:
+        raw = " ".join(raw.split())
+        if not raw:
+            continue
+        text = normalize_text(raw)
+        if not _speakable(raw, text, min_words, max_words):
+            continue
+        key = asr_transcript(text)
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(Sentence(raw, text))
+    return kept
+
+
+def load_sentences(
+    text_file: Path | None = None,
+    fortunes_dir: Path = FORTUNES_DIR,
+    min_words: int = 3,
+    max_words: int = 30,
+) -> list[Sentence]:
+    """Sentences of a text file (one per line) or, without one, the fortunes."""
+    if text_file is not None:
+        lines = text_file.read_text(encoding="utf-8").splitlines()
+        sentences = prepare_sentences(lines, min_words, max_words)
+        source = str(text_file)
+    else:
+        if not fortunes_dir.is_dir():
+            raise FileNotFoundError(
+                f"{fortunes_dir} not found: install the fortunes package or pass "
+                "--text-file (see python -m recipes.data.sentences)"
+            )
+        sentences = prepare_sentences(
+            fortune_sentences(fortunes_dir), min_words, max_words
+        )
+        source = str(fortunes_dir)
+    logger.info("%d sentences from %s", len(sentences), source)
+    return sentences
+
+
+def shuffled(sentences: list[Sentence], seed: int) -> list[Sentence]:
+    """A deterministic permutation (the same on every machine and Python)."""
+    order = list(sentences)
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m recipes.data.sentences",
+        description="Write the cleaned fortunes sentences, one per line.",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output text file")
+    parser.add_argument("--fortunes-dir", type=Path, default=FORTUNES_DIR)
+    parser.add_argument("--min-words", type=int, default=3)
+    parser.add_argument("--max-words", type=int, default=30)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    logging.getLogger("speech.text").setLevel(logging.ERROR)
+    sentences = load_sentences(None, args.fortunes_dir, args.min_words, args.max_words)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("".join(s.raw + "\n" for s in sentences), encoding="utf-8")
+    size = args.out.stat().st_size
+    print(f"wrote {len(sentences)} sentences ({size / 1e6:.2f} MB) to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

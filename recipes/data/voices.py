@@ -1,0 +1,178 @@
+"""Synthetic voices for the corpora: flite programs and the bundled espeak-ng.
+
+A voice is written ``engine:name``:
+
+* ``flite:slt``, ``flite:awb``, ``flite:rms``, ``flite:kal16`` - the ``flite``
+  program (Debian package; on the GPU machine unpacked with ``dpkg -x``),
+  16 kHz. ``flite:kal`` (8 kHz, upsampled it lacks the upper band) works but is
+  in no default list.
+* ``espeak:<language>[+<variant>]`` - libespeak-ng from the ``espeakng-loader``
+  wheel through ctypes, 22.05 kHz: ``espeak:en-us+f3``, ``espeak:en+m1``
+  (``en`` is British English), ``espeak:en-gb-scotland+klatt3``.
+
+Held-out evaluation voices are whole voices never used in training. The
+default held-out set is ``flite:rms`` and three espeak-ng voices built on
+variants (m3, f4, m6) that no default training voice uses at all:
+``espeak:en-gb-scotland+m3``, ``espeak:en-us+f4``, ``espeak:en-029+m6``.
+
+Prosody: espeak-ng takes the rate in words per minute and a base pitch
+0..100 directly; flite takes the rate as ``duration_stretch`` = 175 / rate
+(its default pace is about 175 words per minute) and keeps its own pitch.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from recipes.data.audio import read_wav
+from speech.text import espeak
+
+__all__ = [
+    "DEFAULT_HELDOUT_VOICES",
+    "ESPEAK_LANGUAGES",
+    "ESPEAK_TRAIN_VARIANTS",
+    "FLITE_TRAIN_VOICES",
+    "Voice",
+    "VoiceError",
+    "check_voice",
+    "default_training_voices",
+    "speak",
+]
+
+Engine = Literal["flite", "espeak"]
+
+FLITE_TRAIN_VOICES = ("kal16", "awb", "slt")
+ESPEAK_LANGUAGES = (
+    "en-us",
+    "en",
+    "en-gb-x-rp",
+    "en-gb-scotland",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+)
+# Variants whose speech stays intelligible (no echo, whisper or robot effects;
+# checked with pocketsphinx) and does not clip; m3, f4 and m6 are kept out
+# for the held-out voices.
+ESPEAK_TRAIN_VARIANTS = (
+    "m1", "m2", "m4", "m5", "m7", "m8", "f1", "f2", "f3", "f5",
+    "klatt", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6",
+    "edward", "benjamin", "michel", "miguel", "Diogo", "mike2", "adam",
+    "Denis", "Gene", "Storm", "david", "linda", "belinda", "max",
+)  # fmt: skip
+DEFAULT_HELDOUT_VOICES = (
+    "flite:rms",
+    "espeak:en-gb-scotland+m3",
+    "espeak:en-us+f4",
+    "espeak:en-029+m6",
+)
+
+FLITE_NORMAL_RATE = 175  # words per minute at duration_stretch 1
+
+
+class VoiceError(ValueError):
+    """A voice spec that cannot be parsed or is not installed."""
+
+
+@dataclass(frozen=True, order=True)
+class Voice:
+    engine: Engine
+    name: str
+
+    @classmethod
+    def parse(cls, spec: str) -> Voice:
+        engine, sep, name = spec.strip().partition(":")
+        if not sep or not name:
+            raise VoiceError(f"voice {spec!r}: expected ENGINE:NAME, e.g. flite:slt")
+        if engine not in ("flite", "espeak"):
+            raise VoiceError(f"voice {spec!r}: engine must be flite or espeak")
+        return cls(engine, name)  # type: ignore[arg-type]
+
+    @property
+    def spec(self) -> str:
+        return f"{self.engine}:{self.name}"
+
+    @property
+    def variant(self) -> str:
+        """The espeak-ng variant ("" for none or for flite)."""
+        return self.name.partition("+")[2] if self.engine == "espeak" else ""
+
+    def __str__(self) -> str:
+        return self.spec
+
+
+def default_training_voices(heldout: list[Voice]) -> list[Voice]:
+    """The default training grid minus held-out voices and their variants.
+
+    3 flite voices and 8 English accents x 30 espeak-ng variants; any
+    variant of a held-out espeak voice is dropped from every accent, so a
+    held-out timbre is never heard in training.
+    """
+    held_variants = {v.variant for v in heldout if v.variant}
+    voices = [Voice("flite", name) for name in FLITE_TRAIN_VOICES]
+    voices += [
+        Voice("espeak", f"{language}+{variant}")
+        for language in ESPEAK_LANGUAGES
+        for variant in ESPEAK_TRAIN_VARIANTS
+        if variant not in held_variants
+    ]
+    return [v for v in voices if v not in heldout]
+
+
+@functools.cache
+def _flite_voices() -> frozenset[str]:
+    if shutil.which("flite") is None:
+        raise VoiceError("the flite program is not on PATH (apt-get install flite)")
+    listing = subprocess.run(
+        ["flite", "-lv"], capture_output=True, text=True, check=True
+    ).stdout
+    return frozenset(listing.partition(":")[2].split())
+
+
+def check_voice(voice: Voice) -> None:
+    """Raise ``VoiceError`` unless the voice can be synthesised here."""
+    if voice.engine == "flite":
+        available = _flite_voices()
+        if voice.name not in available:
+            names = " ".join(sorted(available))
+            raise VoiceError(f"{voice}: flite has no voice {voice.name!r} ({names})")
+    elif not espeak.has_voice(voice.name):
+        raise VoiceError(f"{voice}: espeak-ng has no voice {voice.name!r}")
+
+
+def _flite(text: str, name: str, rate: int) -> tuple[np.ndarray, int]:
+    stretch = FLITE_NORMAL_RATE / rate
+    handle, path = tempfile.mkstemp(suffix=".wav", prefix="flite-")
+    os.close(handle)
+    try:
+        command = ["flite", "-voice", name, "--setf", f"duration_stretch={stretch:.3f}"]
+        result = subprocess.run(
+            [*command, "-t", text, "-o", path], capture_output=True, timeout=120
+        )
+        if result.returncode != 0 or Path(path).stat().st_size <= 44:
+            message = result.stderr.decode(errors="replace").strip()
+            raise RuntimeError(f"flite failed ({result.returncode}): {message}")
+        return read_wav(path)
+    finally:
+        Path(path).unlink(missing_ok=True)
+
+
+def speak(voice: Voice, text: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
+    """Float32 mono samples of ``text`` and their sample rate.
+
+    ``rate`` is in words per minute, ``pitch`` 0..100 (espeak-ng only).
+    """
+    if voice.engine == "flite":
+        return _flite(text, voice.name, rate)
+    samples, sample_rate = espeak.synthesize(text, voice.name, rate=rate, pitch=pitch)
+    return samples.astype(np.float32) / 32768.0, sample_rate

@@ -1,0 +1,221 @@
+"""Corpus builder: sentence cleaning, planning, and a small end-to-end build."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recipes.data.audio import read_wav, resample, trim_silence
+from recipes.data.build_corpus import CorpusConfig, build_corpus, plan_jobs
+from recipes.data.layouts import PathPlanner
+from recipes.data.sentences import (
+    fortune_sentences,
+    prepare_sentences,
+    shuffled,
+)
+from recipes.data.voices import (
+    DEFAULT_HELDOUT_VOICES,
+    Voice,
+    VoiceError,
+    check_voice,
+    default_training_voices,
+)
+from speech.text.normalize import asr_transcript
+
+pytestmark = pytest.mark.skipif(shutil.which("flite") is None, reason="needs flite")
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "It cost $5 on Jan. 5, 2020.",
+    "She sells sea shells by the sea shore.",
+    "A journey of 1000 miles begins with a single step.",
+    "Never put off until tomorrow what you can do today.",
+    "Dr. Smith lives on Elm St. with 3 cats.",
+    "Look before you leap, said the old man.",
+    "Every cloud has a silver lining.",
+]
+
+
+def wav_info(path: Path) -> tuple[int, int, int, float]:
+    with wave.open(str(path), "rb") as file:
+        frames = file.getnframes()
+        rate = file.getframerate()
+        return rate, file.getnchannels(), file.getsampwidth(), frames / rate
+
+
+def test_fortune_cleaning(tmp_path: Path) -> None:
+    root = tmp_path / "fortunes"
+    (root / "off").mkdir(parents=True)
+    (root / "off" / "rude").write_text("A rude sentence that must not appear.\n%\n")
+    (root / "wise").write_text(
+        "Wise men talk because they have something to say.\n"
+        "\t\t-- Plato\n%\n"
+        "Q: Why did the chicken cross the road?\n"
+        "A: To get to the other side.\n%\n"
+        "  int main() { return 0; }\n%\n"
+        "See http://example.com for details.\n%\n"
+        "NASA launched it again.  I said hmm quietly.  Short.\n%\n"
+        "Wise men talk because they have something to say!\n%\n"
+    )
+    (root / "wise.dat").write_bytes(b"\x00\x01binary")
+    sentences = prepare_sentences(fortune_sentences(root))
+    assert [s.raw for s in sentences] == [
+        "Wise men talk because they have something to say.",
+        "Why did the chicken cross the road?",
+        "To get to the other side.",
+    ]
+    numbers = prepare_sentences(["I was born in 1984, at 3:30 pm."])
+    assert numbers[0].text == "I was born in nineteen eighty four, at three thirty p m."
+    assert shuffled(sentences, 1) == shuffled(sentences, 1)
+
+
+def test_voices_and_defaults() -> None:
+    heldout = [Voice.parse(s) for s in DEFAULT_HELDOUT_VOICES]
+    training = default_training_voices(heldout)
+    held_variants = {v.variant for v in heldout if v.variant}
+    assert not set(training) & set(heldout)
+    assert not {v.variant for v in training} & held_variants
+    for voice in heldout + training[:3]:
+        check_voice(voice)
+    for bad in ("flite:nosuch", "espeak:en-us+nosuch", "other:x", "slt"):
+        with pytest.raises(VoiceError):
+            check_voice(Voice.parse(bad))
+
+
+def test_audio_helpers() -> None:
+    rate = 22050
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate).astype(np.float32)
+    padded = np.concatenate([np.zeros(rate), tone, np.zeros(rate // 2)]).astype(
+        np.float32
+    )
+    trimmed = trim_silence(padded, rate, keep_seconds=0.05)
+    assert abs(len(trimmed) / rate - 1.1) < 0.02
+    converted = resample(tone, rate, 16000)
+    assert len(converted) == 16000
+    assert abs(np.sqrt(np.mean(converted[100:-100] ** 2)) - 0.5 / np.sqrt(2)) < 0.01
+
+
+def test_plan_is_deterministic_and_splits_are_disjoint() -> None:
+    sentences = prepare_sentences(SENTENCES)
+    train = [Voice.parse("flite:slt"), Voice.parse("espeak:en-us+m1")]
+    heldout = [Voice.parse("flite:awb")]
+    config = CorpusConfig(out=Path("unused"), train_utts=10, dev_utts=2, test_utts=2)
+
+    def plan() -> list:
+        planner = PathPlanner("flat", [v.spec for v in train + heldout])
+        return plan_jobs(sentences, train, heldout, config, planner)[0]
+
+    jobs = plan()
+    assert jobs == plan()
+    by_split = {s: [j for j in jobs if j.split == s] for s in ("train", "dev", "test")}
+    assert [len(v) for v in by_split.values()] == [10, 2, 2]
+    texts = {s: {j.text for j in v} for s, v in by_split.items()}
+    assert not texts["train"] & texts["test"] and not texts["train"] & texts["dev"]
+    assert {j.voice for j in by_split["test"]} == {"flite:awb"}
+    # 40% of training utterances go to the one flite voice
+    assert sum(j.voice == "flite:slt" for j in by_split["train"]) == 4
+    assert all(130 <= j.rate <= 210 and 30 <= j.pitch <= 70 for j in jobs)
+
+
+def test_build_corpus_end_to_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text_file = tmp_path / "sentences.txt"
+    text_file.write_text("\n".join(SENTENCES) + "\n")
+    out = tmp_path / "corpus"
+    config = CorpusConfig(
+        out=out,
+        voices=("flite:slt", "flite:kal16", "espeak:en-us+m1", "flite:nosuch"),
+        heldout_voices=("flite:awb", "espeak:en-gb-scotland+m3"),
+        train_utts=6,
+        dev_utts=1,
+        test_utts=2,
+        layout="librispeech",
+        text_file=text_file,
+        jobs=2,
+    )
+    with caplog.at_level(logging.WARNING):
+        summary = build_corpus(config)
+    assert "flite:nosuch" in caplog.text and "no voice 'nosuch'" in caplog.text
+    assert summary["counts"] == {"train": 6, "dev": 1, "test": 2}
+    assert summary["failed"] == 0
+
+    rows = {
+        split: [
+            json.loads(line)
+            for line in (out / f"{split}.jsonl").read_text().splitlines()
+        ]
+        for split in ("train", "dev", "test")
+    }
+    heldout = set(config.heldout_voices)
+    for split, split_rows in rows.items():
+        for row in split_rows:
+            assert set(row) == {"audio", "duration", "text", "speaker"}
+            rate, channels, width, seconds = wav_info(out / row["audio"])
+            assert (rate, channels, width) == (16000, 1, 2)
+            assert abs(seconds - row["duration"]) < 1e-3
+            assert 0.5 < seconds < 10
+            assert (row["speaker"] in heldout) == (split == "test")
+    train_texts = {r["text"] for r in rows["train"]}
+    assert not train_texts & {r["text"] for r in rows["test"] + rows["dev"]}
+
+    # silence at both ends trimmed to at most 0.1 s
+    samples, rate = read_wav(out / rows["test"][0]["audio"])
+    kept = trim_silence(samples, rate, keep_seconds=0.0)
+    assert len(samples) - len(kept) <= 0.2 * rate
+
+    # LibriSpeech layout: transcripts match the manifests
+    transcripts = {}
+    for path in out.rglob("*.trans.txt"):
+        for line in path.read_text().splitlines():
+            utterance, _, words = line.partition(" ")
+            transcripts[utterance] = words
+    for row in rows["train"] + rows["dev"] + rows["test"]:
+        stem = Path(row["audio"]).stem
+        assert transcripts[stem] == asr_transcript(row["text"]).upper()
+    speakers = (out / "SPEAKERS.TXT").read_text()
+    assert "flite:awb" in speakers and "nosuch" not in speakers
+
+
+def test_ljspeech_layout_and_long_form(tmp_path: Path) -> None:
+    text_file = tmp_path / "sentences.txt"
+    text_file.write_text("\n".join(SENTENCES) + "\n")
+    out = tmp_path / "tts"
+    config = CorpusConfig(
+        out=out,
+        voices=("espeak:en-us+f3",),
+        heldout_voices=("espeak:en-us+f4",),
+        train_utts=3,
+        dev_utts=1,
+        test_utts=2,
+        sample_rate=0,
+        layout="ljspeech",
+        prosody="fixed",
+        long_form=1,
+        long_form_minutes=0.15,
+        text_file=text_file,
+        jobs=1,
+    )
+    build_corpus(config)
+    lines = (out / "metadata.csv").read_text().splitlines()
+    assert len(lines) == 3
+    item_id, raw, normalized = lines[0].split("|")
+    assert (out / "wavs" / f"{item_id}.wav").is_file()
+    assert wav_info(out / "wavs" / f"{item_id}.wav")[0] == 22050
+    assert normalized.strip() and raw.strip()
+
+    (row,) = [json.loads(x) for x in (out / "longform.jsonl").read_text().splitlines()]
+    rate, _, _, seconds = wav_info(out / row["audio"])
+    assert seconds >= 0.15 * 60 and abs(seconds - row["duration"]) < 1e-3
+    assert row["speaker"] == "espeak:en-us+f4"
+    segments = row["segments"]
+    assert row["text"] == " ".join(s["text"] for s in segments)
+    gaps = [b["start"] - a["end"] for a, b in zip(segments, segments[1:], strict=False)]
+    assert all(0.29 <= gap <= 1.51 for gap in gaps)
+    assert not (out / "longform" / "segments").exists()
