@@ -239,11 +239,15 @@ def preprocess(
     records: list[dict[str, Any] | None] = []
     arguments = (json.loads(mel.to_json()), f0, text_to_ids)
     if workers == 1:
+        threads = torch.get_num_threads()
         _init_worker(*arguments)
-        for item in items:
-            records.append(_extract(item))
-            if progress is not None:
-                progress(1)
+        try:
+            for item in items:
+                records.append(_extract(item))
+                if progress is not None:
+                    progress(1)
+        finally:
+            torch.set_num_threads(threads)  # the worker set-up pinned it to 1
     else:
         context = get_context("spawn")
         with ProcessPoolExecutor(

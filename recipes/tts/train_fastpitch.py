@@ -19,8 +19,10 @@ geometry per batch from a few settings so one model serves several.
 
 Checkpoints (``<out>/checkpoint.pt``, one file, overwritten atomically)
 resume exactly: weights, optimizer, schedule, step, data position, random
-states. ``--max-minutes`` stops cleanly before a wall-clock limit; rerunning
-the same command continues. Inference weights (fp16) and ``config.json`` go to
+states (bitwise with ``--deterministic``; otherwise the atomic adds in the
+backward of the chunk gathers make any two runs differ in the last bits).
+``--max-minutes`` stops cleanly before a wall-clock limit; rerunning the same
+command continues. Inference weights (fp16) and ``config.json`` go to
 ``<out>/tts/`` at every checkpoint and at the end.
 """
 
@@ -141,6 +143,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="bf16 autocast on CUDA (ignored on the CPU)",
+    )
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic kernels: bitwise-exact resume on the CPU (the chunk "
+        "gathers' backward otherwise accumulates with atomics)",
     )
     return p.parse_args(argv)
 
@@ -362,6 +370,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     clock = WallClock(args.max_minutes)
+    if args.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
     env = Distributed(args.device)
     device = env.device
     out = Path(args.out)
