@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Prepare .carry/ (git-ignored) with what the GPU machine needs to build corpora:
+#   .carry/deb/            flite, libflite1, libasound2 (.deb, unpacked there with dpkg -x)
+#   .carry/whl/            espeakng-loader for CPython 3.12 manylinux x86_64, with the
+#                          non-English espeak-ng dictionaries removed (10 MB -> ~2 MB)
+#   .carry/sentences.txt   the cleaned fortunes sentences (the GPU machine has no fortunes)
+# Run from anywhere on the development machine:
+#   bash recipes/data/device_bundle.sh [EXTRA_WHEEL==VERSION ...]
+# then pass carry=[".carry"] to the device tool and, there:
+#   source recipes/data/device_setup.sh
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+carry="$root/.carry"
+python="${PYTHON:-$root/.venv/bin/python}"
+espeak_version="0.2.4"
+mkdir -p "$carry/deb" "$carry/whl"
+
+# Debian packages: flite needs libflite1, which needs libasound2 (Ubuntu 24.04
+# renamed it libasound2t64 and may not have it installed).
+(cd "$carry/deb" && rm -f ./*.deb && apt-get download flite libflite1 libasound2)
+
+# Wheels for the GPU machine's Python (3.12); it lacks soundfile, librosa, soxr,
+# websockets and jiwer, none of which the corpus builder uses.
+rm -f "$carry"/whl/*.whl
+"$python" -m pip download --quiet --no-deps --only-binary=:all: \
+    --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 -d "$carry/whl" \
+    "espeakng-loader==$espeak_version" "$@"
+
+# Keep English only in the espeak-ng data: a rewritten wheel with a valid RECORD.
+"$python" - "$carry"/whl/espeakng_loader-*.whl <<'EOF'
+import base64, hashlib, re, sys, zipfile
+from pathlib import Path
+
+path = Path(sys.argv[1])
+keep = re.compile(r"espeak-ng-data/(?!.*_dict$)|espeak-ng-data/en_dict$")
+with zipfile.ZipFile(path) as wheel:
+    items = [(i, wheel.read(i)) for i in wheel.infolist()]
+records, kept = [], []
+for info, data in items:
+    name = info.filename
+    if "espeak-ng-data/" in name and not keep.search(name):
+        continue
+    if name.endswith(".dist-info/RECORD"):
+        record_name = name
+        continue
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+    records.append(f"{name},sha256={digest.decode()},{len(data)}")
+    kept.append((info, data))
+records.append(f"{record_name},,")
+slim = path.with_suffix(".tmp")
+with zipfile.ZipFile(slim, "w", zipfile.ZIP_DEFLATED) as wheel:
+    for info, data in kept:
+        wheel.writestr(info, data, zipfile.ZIP_DEFLATED)
+    wheel.writestr(record_name, "\n".join(records) + "\n")
+slim.replace(path)
+print(f"{path.name}: {len(items) - len(kept) - 1} non-English files removed")
+EOF
+
+# The sentence list (built from /usr/share/games/fortunes on this machine).
+(cd "$root" && "$python" -m recipes.data.sentences --out "$carry/sentences.txt")
+
+du -sh "$carry"/deb "$carry"/whl "$carry"/sentences.txt
+du -sh "$carry"

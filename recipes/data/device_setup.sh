@@ -1,0 +1,43 @@
+# Source on the GPU machine from the repository root, after
+# recipes/data/device_bundle.sh filled .carry/ here and the run carried it:
+#   source recipes/data/device_setup.sh
+# It unpacks the .debs into /tmp/debs (never /), installs the wheels into
+# /tmp/site and exports PATH, LD_LIBRARY_PATH and PYTHONPATH. Safe to source
+# twice. Then, for example:
+#   python -m recipes.data.build_corpus --out /tmp/data/asr \
+#       --text-file .carry/sentences.txt --jobs 16
+# (No "set -e" here: a sourced script must not end the caller's shell.)
+
+_carry="${CARRY_DIR:-$PWD/.carry}"
+if [ ! -d "$_carry/deb" ] || [ ! -d "$_carry/whl" ]; then
+    echo "device_setup: $_carry/deb or $_carry/whl is missing" >&2
+    echo "  (run recipes/data/device_bundle.sh on the development machine" >&2
+    echo "   and carry .carry)" >&2
+    return 1 2>/dev/null || exit 1
+fi
+
+mkdir -p /tmp/debs /tmp/site
+for _deb in "$_carry"/deb/*.deb; do
+    dpkg -x "$_deb" /tmp/debs || echo "device_setup: cannot unpack $_deb" >&2
+done
+case ":$PATH:" in
+    *":/tmp/debs/usr/bin:"*) ;;
+    *) export PATH="/tmp/debs/usr/bin:$PATH" ;;
+esac
+case ":${LD_LIBRARY_PATH:-}:" in
+    *":/tmp/debs/usr/lib/x86_64-linux-gnu:"*) ;;
+    *) export LD_LIBRARY_PATH="/tmp/debs/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;;
+esac
+
+python3 -m pip install --quiet --no-index --no-deps --upgrade --target /tmp/site \
+    --root-user-action=ignore --disable-pip-version-check \
+    "$_carry"/whl/*.whl 2>&1 | grep -v "^WARNING: Target directory" >&2
+case ":${PYTHONPATH:-}:" in
+    *":/tmp/site:"*) ;;
+    *) export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}" ;;
+esac
+
+flite -lv >/dev/null 2>&1 || echo "device_setup: flite does not run" >&2
+python3 -c "import espeakng_loader" 2>/dev/null \
+    || echo "device_setup: espeakng_loader is not importable" >&2
+unset _carry _deb
