@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
+import sys
 import wave
 from pathlib import Path
 
@@ -219,3 +221,25 @@ def test_ljspeech_layout_and_long_form(tmp_path: Path) -> None:
     gaps = [b["start"] - a["end"] for a, b in zip(segments, segments[1:], strict=False)]
     assert all(0.29 <= gap <= 1.51 for gap in gaps)
     assert not (out / "longform" / "segments").exists()
+
+
+def test_builder_needs_no_soundfile_librosa_soxr_or_torch(tmp_path: Path) -> None:
+    """The GPU machine has none of soundfile, librosa, soxr; torch is not needed."""
+    text_file = tmp_path / "sentences.txt"
+    text_file.write_text("\n".join(SENTENCES) + "\n")
+    code = f"""
+import sys
+for name in ("soundfile", "librosa", "soxr"):
+    sys.modules[name] = None  # importing them now fails
+from recipes.data.build_corpus import main
+main(["--out", {str(tmp_path / "out")!r}, "--text-file", {str(text_file)!r},
+      "--voices", "espeak:en-us+m1", "--heldout-voices", "espeak:en-us+f4",
+      "--train-utts", "2", "--dev-utts", "1", "--test-utts", "1", "--jobs", "1"])
+assert "torch" not in sys.modules, "torch was imported"
+"""
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len((tmp_path / "out" / "train.jsonl").read_text().splitlines()) == 2
