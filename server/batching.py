@@ -101,6 +101,9 @@ class _BatchLoop:
             else:
                 self._deliver(work, outcome, time.perf_counter() - started)
             self.passes += 1
+            # Drop this pass's references now: idle, the loop must not keep
+            # finished sessions alive.
+            work = outcome = None
             if self._has_work():
                 self._wake.set()
 

@@ -128,6 +128,7 @@ class AsrClient:
         self.token = token
         self.ws: Any = None
         self.info: dict[str, Any] = {}
+        self.ended = False
 
     async def __aenter__(self) -> AsrClient:
         self.ws = await _connect(self.url, self.token)
@@ -152,10 +153,15 @@ class AsrClient:
         await self.ws.send(to_pcm(audio, self.format))
 
     async def end(self) -> None:
+        self.ended = True
         await self.ws.send(json.dumps({"type": "end"}))
 
     async def results(self) -> AsyncIterator[dict[str, Any]]:
-        """Partial and final results until the last final (after ``end``)."""
+        """Partial and final results until the last final.
+
+        When the server ends the stream itself (a limit, a shutdown), the last
+        final is followed by the reason, raised here as ``ServerError``.
+        """
         from websockets.exceptions import ConnectionClosed
 
         while True:
@@ -168,6 +174,14 @@ class AsrClient:
                 raise await _error_from(self.ws, message)
             yield message
             if message.get("type") == "final" and message.get("last"):
+                if not self.ended:
+                    try:
+                        raw = await asyncio.wait_for(self.ws.recv(), 5)
+                    except (ConnectionClosed, TimeoutError):
+                        return
+                    reason = json.loads(raw)
+                    if reason.get("type") == "error":
+                        raise await _error_from(self.ws, reason)
                 return
 
     async def close(self) -> None:

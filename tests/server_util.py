@@ -65,7 +65,7 @@ def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
 
 def live_objects(*types: type) -> int:
     gc.collect()
-    return sum(1 for o in gc.get_objects() if isinstance(o, types))
+    return sum(1 for o in gc.get_objects() if type(o) in types)
 
 
 def server_tasks(server: Any) -> set[str]:
