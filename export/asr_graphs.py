@@ -29,6 +29,7 @@ Graphs (all inputs float32 unless said; B, T, F, N, ... are dynamic axes):
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -37,6 +38,7 @@ from torch import Tensor, nn
 import speech
 from speech.asr.config import SUBSAMPLING, SUBSAMPLING_FIELD
 from speech.asr.encoder import EncoderState
+from speech.asr.frontend import FbankConfig
 from speech.asr.model import AsrModel
 from speech.core import ChunkLayout, relative_position_table
 from speech.core.layout import LAYOUT_FIELDS
@@ -173,6 +175,9 @@ def asr_metadata(model: AsrModel) -> dict[str, object]:
         "vocab_size": config.vocab_size,
         "blank_id": 0,
         "vocabulary": json.dumps(pieces, ensure_ascii=False),
+        "fbank": json.dumps(
+            asdict(FbankConfig(config.sample_rate, config.num_mel_bins))
+        ),
         "config": json.dumps(config.to_dict()),
     }
 

@@ -1,0 +1,374 @@
+"""ONNX export and the ONNX Runtime back end: graph I/O and metadata, parity
+with PyTorch chunk by chunk, identical transcripts and audio, int8, weight
+storage, torch-free CLI runs and the standalone examples."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import soundfile as sf
+import torch
+
+from export.onnx_export import main as export_main
+from export.onnx_files import store_float16, write_models
+from export.parity import TOLERANCE, asr_parity, tts_parity
+from speech.asr.model import load_model
+from speech.asr.recognizer import Recognizer, load_recognizer, transcript_from_events
+from speech.onnx import providers_for
+from speech.onnx.asr import OnnxAsrBackend
+from speech.onnx.tts import OnnxSynthesizer
+from speech.text.phonemize import PHONEME_SYMBOLS
+from speech.tts.config import FastPitchConfig
+from speech.tts.fastpitch import FastPitch, load_tts, save_tts
+from speech.tts.synthesizer import load_synthesizer
+from speech.tts.vocoder import Vocoder, VocoderConfig, load_vocoder, save_vocoder
+
+REPO = Path(__file__).resolve().parent.parent
+PHONEMES = "həlˈoʊ wˈɜːld, ðɪs ɪz ɐ tˈɛst."
+
+# A sitecustomize that makes "import torch" fail in a subprocess.
+NO_TORCH = textwrap.dedent(
+    """
+    import sys
+
+    class _NoTorch:
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch" or name.startswith(("torch.", "torchaudio")):
+                raise ImportError(f"torch is blocked in this test ({name})")
+            return None
+
+    sys.meta_path.insert(0, _NoTorch())
+    """
+)
+
+
+def _tiny_voice(folder: Path) -> Path:
+    torch.manual_seed(0)
+    config = FastPitchConfig(
+        symbols=PHONEME_SYMBOLS, model_dim=32, num_heads=2, ffn_dim=48,
+        encoder_layers=2, decoder_layers=2, predictor_dim=24, chunk_size=4,
+        past_context=6, dropout=0.0, attention_dropout=0.0, predictor_dropout=0.0,
+    )  # fmt: skip
+    model = FastPitch(config).eval()
+    with torch.no_grad():
+        model.duration_predictor.out.bias.fill_(1.5)  # ~3.5 frames per symbol
+    save_tts(model, folder, dtype=torch.float32)
+    vocoder = Vocoder(
+        VocoderConfig(
+            dim=16,
+            intermediate_dim=32,
+            num_layers=2,
+            kernel_size=5,
+            input_kernel_size=3,
+        )
+    )
+    with torch.no_grad():
+        for parameter in vocoder.parameters():
+            parameter.normal_(0.0, 0.3)
+        vocoder.head.bias[: vocoder.bins] -= 2.0
+    save_vocoder(vocoder, folder / "vocoder", dtype=torch.float32)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def voice_dir(tmp_path_factory) -> Path:
+    return _tiny_voice(tmp_path_factory.mktemp("voice"))
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory, model_dir, voice_dir) -> Path:
+    out = tmp_path_factory.mktemp("onnx")
+    args = argparse.Namespace(
+        model=str(model_dir), tts_model=str(voice_dir), out=str(out), int8=True,
+        skip_tts=False, skip_asr=False,
+    )  # fmt: skip
+    assert export_main(args) == 0  # 0: every fp32 graph passed its parity check
+    return out
+
+
+def _env_without_torch(tmp_path: Path) -> dict[str, str]:
+    blocker = tmp_path / "blocker"
+    blocker.mkdir(exist_ok=True)
+    (blocker / "sitecustomize.py").write_text(NO_TORCH)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(blocker), str(REPO)])
+    return env
+
+
+# ------------------------------------------------------------------ graphs
+
+
+def test_graphs_have_named_states_dynamic_batch_and_metadata(onnx_dir, model_dir):
+    config = load_model(model_dir).config
+    step = onnx.load(onnx_dir / "asr" / "asr_step.onnx")
+    inputs = {i.name: i for i in step.graph.input}
+    outputs = {o.name for o in step.graph.output}
+    assert list(inputs)[:3] == ["features", "num_valid", "processed"]
+    for i in range(config.num_layers):
+        for kind in ("cache_k", "cache_v", "cache_conv"):
+            assert f"{kind}_{i}" in inputs and f"new_{kind}_{i}" in outputs
+    dims = inputs["cache_k_0"].type.tensor_type.shape.dim
+    assert dims[0].dim_param == "batch"
+    assert [d.dim_value for d in dims[1:]] == [
+        config.streaming.left_context,
+        config.d_model,
+    ]
+    meta = {p.key: p.value for p in step.metadata_props}
+    assert meta["model_type"] == "chunkformer_ctc"
+    assert int(meta["sample_rate"]) == config.sample_rate
+    assert int(meta["chunk_size"]) == config.streaming.chunk_size
+    assert int(meta["left_context"]) == config.streaming.left_context
+    assert len(json.loads(meta["vocabulary"])) == config.vocab_size
+    assert {"version", "hop", "num_layers", "d_model", "config", "fbank"} <= set(meta)
+    tts = onnx.load(onnx_dir / "tts" / "tts_encoder.onnx")
+    tts_meta = {p.key: p.value for p in tts.metadata_props}
+    assert tuple(json.loads(tts_meta["symbols"])) == PHONEME_SYMBOLS
+    assert {"sample_rate", "hop", "chunk_size", "past_context"} <= set(tts_meta)
+    expected = {"asr_step.onnx", "asr_subsampling.onnx", "asr_ctc.onnx"}
+    expected |= {f"asr_layer_{i}.onnx" for i in range(config.num_layers)}
+    for folder in ("asr", "asr-int8"):
+        assert {p.name for p in (onnx_dir / folder).iterdir()} == expected
+
+
+def test_fp32_graphs_match_pytorch_chunk_by_chunk(onnx_dir, model_dir, voice_dir):
+    asr = asr_parity(load_model(model_dir), onnx_dir / "asr", seed=1)
+    assert set(asr) == {"step", "step_layered", "encode_list", "pipeline"}
+    assert max(asr.values()) <= TOLERANCE, asr
+    model = load_tts(voice_dir)
+    tts = tts_parity(model, load_vocoder(voice_dir / "vocoder"), onnx_dir / "tts", 1)
+    assert tts.pop("encoder_duration_mismatches") == 0
+    assert max(tts.values()) <= TOLERANCE, tts
+
+
+def test_int8_graphs_are_quantised_and_close(onnx_dir, model_dir):
+    step = onnx.load(onnx_dir / "asr-int8" / "asr_step.onnx")
+    ops = {node.op_type for node in step.graph.node}
+    assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops
+    report = asr_parity(load_model(model_dir), onnx_dir / "asr-int8")
+    assert max(report.values()) < 0.5, report  # log-probabilities; see README
+    vocoder = onnx.load(onnx_dir / "tts-int8" / "tts_vocoder_step.onnx")
+    float_matmuls = [n for n in vocoder.graph.node if n.op_type == "MatMul"]
+    assert float_matmuls  # the inverse DFT stays float32
+
+
+def test_float16_storage_is_exact_and_external_shards_dedupe(tmp_path, model_dir):
+    from export.asr_graphs import asr_graphs
+    from export.onnx_files import export_module
+
+    model = load_model(model_dir)
+    with torch.no_grad():  # weights as a float16 checkpoint holds them
+        for parameter in model.parameters():
+            parameter.copy_(parameter.half().float())
+    spec = asr_graphs(model)["asr_layer_0.onnx"]
+    feeds = {
+        n: a.numpy() for n, a in zip(spec["input_names"], spec["args"], strict=True)
+    }
+    with torch.no_grad():
+        expected = [a.numpy() for a in spec["module"](*spec["args"])]
+    graph = export_module(**spec)
+    size = graph.ByteSize()
+    assert store_float16(graph) >= 4
+    assert graph.ByteSize() < 0.75 * size
+    twin = onnx.ModelProto()
+    twin.CopyFrom(graph)
+    single = onnx.ModelProto()
+    single.CopyFrom(graph)
+    limit = 8192  # forces external shards
+    one = write_models({"a.onnx": single}, tmp_path / "one", limit)
+    two = write_models({"a.onnx": graph, "b.onnx": twin}, tmp_path / "two", limit)
+    shards = [f for f in two if f.suffix == ".bin"]
+    assert len(shards) >= 2 and all(f.stat().st_size <= limit for f in shards)
+    assert sum(f.stat().st_size for f in shards) == sum(
+        f.stat().st_size for f in one if f.suffix == ".bin"
+    )  # the second graph's weights are the first one's
+    for name in ("a.onnx", "b.onnx"):
+        session = ort.InferenceSession(
+            tmp_path / "two" / name, providers=["CPUExecutionProvider"]
+        )
+        for got, want in zip(session.run(None, feeds), expected, strict=True):
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+# ------------------------------------------------------------- recognizer
+
+
+def test_transcripts_identical_to_pytorch(onnx_dir, model_dir, speech_file):
+    torch_asr = load_recognizer(model_dir)
+    onnx_asr = load_recognizer(onnx_dir, backend="onnx")
+    assert onnx_asr.backend.name == "onnx"
+    samples, _ = sf.read(speech_file, dtype="float32")
+    pairs = [
+        (torch_asr.transcribe(speech_file), onnx_asr.transcribe(speech_file)),
+        (torch_asr.transcribe(samples), onnx_asr.transcribe(samples)),
+    ]
+    for expected, got in pairs:
+        assert got.text == expected.text and expected.text
+        words = [(w.text, w.start, w.end) for s in got.segments for w in s.words]
+        assert words == [
+            (w.text, w.start, w.end) for s in expected.segments for w in s.words
+        ]
+    many = dict(onnx_asr.transcribe_many([speech_file, speech_file]))
+    assert many[str(speech_file)].text == pairs[0][0].text
+    finals = {}
+    for name, recognizer in (("torch", torch_asr), ("onnx", onnx_asr)):
+        stream = recognizer.stream()
+        events = []
+        for start in range(0, len(samples), 2345):
+            events += stream.accept_waveform(samples[start : start + 2345])
+        events += stream.finish()
+        finals[name] = transcript_from_events(events, len(samples) / 16000).text
+    assert finals["onnx"] == finals["torch"] and finals["onnx"]
+
+
+def test_int8_transcript_stays_close(onnx_dir, speech_file):
+    import jiwer
+
+    fp32 = load_recognizer(onnx_dir / "asr", backend="onnx").transcribe(speech_file)
+    int8 = load_recognizer(onnx_dir / "asr-int8", backend="onnx").transcribe(
+        speech_file
+    )
+    # A random tiny model has no margin between its tokens; trained models
+    # change far less (README). This bounds gross breakage only.
+    assert jiwer.wer(fp32.text, int8.text) < 0.5
+
+
+def test_streams_batch_across_sessions_at_any_geometry(onnx_dir, model_dir):
+    backend = OnnxAsrBackend(onnx_dir)
+    config = backend.config
+    rng = np.random.default_rng(0)
+    for chunk, left in ((config.streaming.chunk_size, config.streaming.left_context),
+                        (3, 5)):  # fmt: skip
+        window = (chunk - 1) * 8 + 15
+        states = [backend.init_state(1, left) for _ in range(3)]
+        for k in range(4):  # stream 2 starts one chunk late
+            windows = rng.standard_normal((3, window, 80)).astype(np.float32) + 8
+            active = [0, 1] if k == 0 else [0, 1, 2]
+            valid = np.array([chunk] * len(active))
+            batched, state = backend.step(
+                windows[active],
+                backend.stack_states([states[i] for i in active]),
+                valid,
+            )
+            for row, i in enumerate(active):
+                alone, states[i] = backend.step(
+                    windows[i : i + 1], states[i], valid[:1]
+                )
+                np.testing.assert_allclose(batched[row], alone[0], rtol=0, atol=1e-5)
+                for a, b in zip(
+                    backend.unstack_states(state)[row], states[i], strict=True
+                ):
+                    np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_cuda_without_the_gpu_build_is_a_clear_error():
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("onnxruntime-gpu is installed")
+    with pytest.raises(RuntimeError, match="onnxruntime-gpu"):
+        providers_for("cuda:0")
+    with pytest.raises(ValueError):
+        providers_for("tpu")
+    assert providers_for() == ["CPUExecutionProvider"]
+
+
+# ------------------------------------------------------------ synthesizer
+
+
+def test_synthesizer_matches_pytorch(onnx_dir, voice_dir):
+    torch_tts = load_synthesizer(voice_dir)
+    onnx_tts = load_synthesizer(onnx_dir, backend="onnx")
+    assert isinstance(onnx_tts, OnnxSynthesizer)
+    assert onnx_tts.sample_rate == torch_tts.sample_rate
+    controls = dict(pace=1.2, pitch_shift=2.0, volume=0.8)
+    expected = torch_tts.synthesize_phonemes(PHONEMES, **controls)
+    got = onnx_tts.synthesize_phonemes(PHONEMES, **controls)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+    streamed = np.concatenate(list(onnx_tts.stream_ids(
+        [PHONEME_SYMBOLS.index(c) for c in PHONEMES], **controls
+    )))  # fmt: skip
+    np.testing.assert_allclose(streamed, got, rtol=0, atol=1e-6)
+    for bad in (dict(pace=0.0), dict(volume=-1.0)):
+        with pytest.raises(ValueError):
+            onnx_tts.stream("Hello.", **bad)
+    with pytest.raises(ValueError):
+        onnx_tts.synthesize("   ")
+
+
+def test_synthesizer_text_path_matches_pytorch(onnx_dir, voice_dir):
+    text = "Hello there. This is the second sentence, with 3 words more!"
+    expected = load_synthesizer(voice_dir).synthesize(text)
+    got = load_synthesizer(onnx_dir / "tts", backend="onnx").synthesize(text)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+
+
+# ----------------------------------------------------- no torch, examples
+
+
+def test_cli_runs_without_torch(tmp_path, onnx_dir, speech_file):
+    from speech.formats import to_txt
+
+    env = _env_without_torch(tmp_path)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import torch"], env=env, capture_output=True
+    )
+    assert probe.returncode != 0  # the blocker works
+    speech = [sys.executable, "-m", "speech.cli"]
+    done = subprocess.run(
+        [*speech, "transcribe", "--backend", "onnx", "--model", str(onnx_dir),
+         "--quiet", str(speech_file)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    expected = load_recognizer(onnx_dir, backend="onnx").transcribe(speech_file)
+    assert done.stdout == to_txt(expected) and expected.text
+    wav = tmp_path / "out.wav"
+    text = "Hello world. Fine, thanks!"
+    done = subprocess.run(
+        [*speech, "synthesize", "--backend", "onnx", "--model", str(onnx_dir),
+         "--pace", "1.1", "-o", str(wav), text],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    samples, rate = sf.read(wav, dtype="float32")
+    synthesizer = OnnxSynthesizer(onnx_dir)
+    reference = synthesizer.synthesize(text, pace=1.1)
+    assert rate == synthesizer.sample_rate
+    np.testing.assert_allclose(samples, reference, rtol=0, atol=2 / 32768)
+
+
+def test_standalone_examples(tmp_path, onnx_dir, speech_file):
+    env = _env_without_torch(tmp_path)
+    env["PYTHONPATH"] = str(tmp_path / "blocker")  # not even the toolkit
+    done = subprocess.run(
+        [sys.executable, str(REPO / "export" / "example_onnx_asr.py"),
+         str(onnx_dir / "asr"), str(speech_file)],
+        env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    recognizer = Recognizer(OnnxAsrBackend(onnx_dir))
+    samples, _ = sf.read(speech_file, dtype="float32")
+    stream = recognizer.stream()
+    events = stream.accept_waveform(samples) + stream.finish()
+    expected = transcript_from_events(events, len(samples) / 16000).text
+    assert done.stdout.strip() == expected and expected
+    wav = tmp_path / "example.wav"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "export" / "example_onnx_tts.py"),
+         str(onnx_dir / "tts"), PHONEMES, str(wav)],
+        env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    samples, _ = sf.read(wav, dtype="float32")
+    reference = OnnxSynthesizer(onnx_dir).synthesize_phonemes(PHONEMES)
+    np.testing.assert_allclose(samples, reference, rtol=0, atol=2 / 32768)
