@@ -42,7 +42,9 @@ class _Reader:
     """Cycles through a voice's sentence pool, reshuffling after each pass."""
 
     def __init__(self, pool: Sequence[Sentence], rng: random.Random) -> None:
-        self.pool, self.rng, self.order = list(pool), rng, []
+        self.pool = list(pool)
+        self.rng = rng
+        self.order: list[Sentence] = []
 
     def take(self, seconds: float) -> list[Sentence]:
         taken: list[Sentence] = []
@@ -134,7 +136,7 @@ def _join(
         raise RuntimeError(f"long-form recording {n}: no sentence was synthesised")
     sample_rate = pieces[0][1]  # one voice per recording, so one rate
     chunks: list[np.ndarray] = []
-    segments = []
+    segments: list[dict[str, float | str]] = []
     position = 0
     for i, (samples, _, job) in enumerate(pieces):
         if i:
@@ -159,7 +161,7 @@ def _join(
     return {
         "audio": audio,
         "duration": round(duration, 4),
-        "text": " ".join(s["text"] for s in segments),
+        "text": " ".join(job.text for _, _, job in pieces),
         "speaker": pieces[0][2].voice,
         "segments": segments,
     }
