@@ -304,6 +304,33 @@ def test_synthesizer_matches_pytorch(onnx_dir, voice_dir):
         onnx_tts.synthesize("   ")
 
 
+def test_synthesizer_steps_batch_across_streams(onnx_dir):
+    tts = OnnxSynthesizer(onnx_dir)
+    ids = [PHONEME_SYMBOLS.index(c) for c in PHONEMES]
+    inputs = [tts.frames(ids), tts.frames(ids[5:], pace=0.9)]
+    c = tts.chunk_size
+    alone = [[tts.init_decoder_state(), tts.init_vocoder_state()] for _ in inputs]
+    batched = [tts.unstack_states(tts.init_decoder_state(2)),
+               tts.unstack_states(tts.init_vocoder_state(2))]  # fmt: skip
+    for k in range(3):  # stream 1 starts one chunk late
+        active = [0] if k == 0 else [0, 1]
+        start = [k * c, (k - 1) * c]
+        frames = np.stack([inputs[i][start[i] : start[i] + c] for i in active])
+        mel, decoder = tts.decode_chunk(
+            frames, tts.stack_states([batched[0][i] for i in active])
+        )
+        audio, _, vocoder = tts.vocode_chunk(
+            mel, tts.stack_states([batched[1][i] for i in active])
+        )
+        for row, i in enumerate(active):
+            batched[0][i] = tts.unstack_states(decoder)[row]
+            batched[1][i] = tts.unstack_states(vocoder)[row]
+            one, alone[i][0] = tts.decode_chunk(frames[row : row + 1], alone[i][0])
+            wave, _, alone[i][1] = tts.vocode_chunk(one, alone[i][1])
+            np.testing.assert_allclose(mel[row], one[0], rtol=0, atol=1e-5)
+            np.testing.assert_allclose(audio[row], wave[0], rtol=0, atol=1e-6)
+
+
 def test_synthesizer_text_path_matches_pytorch(onnx_dir, voice_dir):
     text = "Hello there. This is the second sentence, with 3 words more!"
     expected = load_synthesizer(voice_dir).synthesize(text)

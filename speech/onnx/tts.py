@@ -100,12 +100,13 @@ class OnnxSynthesizer:
     def sample_rate(self) -> int:
         return self._sample_rate
 
-    # --- graphs ---------------------------------------------------------------
+    # --- batched steps (also for cross-session batching, e.g. a server) ------
 
-    def _frames(
-        self, ids: Sequence[int], pace: float, pitch_shift: float
+    def frames(
+        self, ids: Sequence[int], pace: float = 1.0, pitch_shift: float = 0.0
     ) -> np.ndarray:
-        """Symbol ids -> (T, D) length-regulated decoder input."""
+        """Symbol ids of one utterance -> (T, D) length-regulated decoder
+        input (text encoder and predictors, then ``np.repeat``)."""
         out = self.encoder.run(
             ids=np.array([list(ids)], dtype=np.int64),
             lengths=np.array([len(ids)], dtype=np.int64),
@@ -114,68 +115,91 @@ class OnnxSynthesizer:
         )
         return np.repeat(out["encodings"][0], out["durations"][0], axis=0)
 
-    def _decoder_state(self) -> dict[str, np.ndarray]:
-        state = {"processed": np.zeros(1, np.int64)}
+    def init_decoder_state(self, batch: int = 1) -> dict[str, np.ndarray]:
+        """Empty decoder state of ``batch`` streams (graph input names)."""
+        state = {"processed": np.zeros(batch, np.int64)}
+        cache = (batch, self.past_context, self.dim)
         for i in range(self.num_layers):
-            state[f"cache_k_{i}"] = np.zeros(
-                (1, self.past_context, self.dim), np.float32
-            )
-            state[f"cache_v_{i}"] = np.zeros(
-                (1, self.past_context, self.dim), np.float32
-            )
+            state[f"cache_k_{i}"] = np.zeros(cache, np.float32)
+            state[f"cache_v_{i}"] = np.zeros(cache, np.float32)
             state[f"cache_conv_{i}"] = np.zeros(
-                (1, self.conv_context, self.dim), np.float32
+                (batch, self.conv_context, self.dim), np.float32
             )
         return state
 
-    def _vocoder_state(self) -> dict[str, np.ndarray]:
+    def init_vocoder_state(self, batch: int = 1) -> dict[str, np.ndarray]:
+        """Vocoder state of ``batch`` new streams (silence before them)."""
         shapes = self.vocoder_state_shapes
         return {
-            "mel_cache": np.full((1, *shapes["mel_cache"]), self.silence, np.float32),
-            "conv_cache": np.zeros((1, *shapes["conv_cache"]), np.float32),
-            "overlap": np.zeros((1, *shapes["overlap"]), np.float32),
-            "frames": np.zeros(1, np.int64),
+            "mel_cache": np.full(
+                (batch, *shapes["mel_cache"]), self.silence, np.float32
+            ),
+            "conv_cache": np.zeros((batch, *shapes["conv_cache"]), np.float32),
+            "overlap": np.zeros((batch, *shapes["overlap"]), np.float32),
+            "frames": np.zeros(batch, np.int64),
         }
 
-    def _mel_chunks(self, frames: np.ndarray) -> Iterator[np.ndarray]:
-        """(T, D) -> (C', M) log-mel chunks from the decoder step."""
-        state = self._decoder_state()
-        for start in range(0, frames.shape[0], self.chunk_size):
-            chunk = np.ascontiguousarray(frames[None, start : start + self.chunk_size])
-            out = self.decoder.run(frames=chunk, **state)
-            state = {name: out[f"new_{name}"] for name in state}
-            yield out["mel"][0]
+    @staticmethod
+    def stack_states(states: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Batch decoder (or vocoder) states of several streams."""
+        return {k: np.concatenate([s[k] for s in states]) for k in states[0]}
 
-    def _vocode(
+    @staticmethod
+    def unstack_states(state: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Split a batched state into one state per stream."""
+        batch = next(iter(state.values())).shape[0]
+        return [{k: v[b : b + 1] for k, v in state.items()} for b in range(batch)]
+
+    def decode_chunk(
+        self, frames: np.ndarray, state: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(B, C', D) decoder input, C' <= chunk_size (less only at a
+        stream's end) -> (B, C', M) log-mel and the new state."""
+        out = self.decoder.run(frames=np.ascontiguousarray(frames), **state)
+        return out["mel"], {name: out[f"new_{name}"] for name in state}
+
+    def vocode_chunk(
         self, mel: np.ndarray, state: dict[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """(T', M) -> stream samples, the flushed tail, the new state."""
-        out = self.vocoder.run(mel=np.ascontiguousarray(mel.T[None]), **state)
-        state = {name: out[f"new_{name}"] for name in state}
-        return out["audio"][0], out["tail"][0], state
+        """(B, T', M) log-mel -> (B, T' * hop) stream samples, (B, n_fft / 2)
+        tail (the samples a stream ending here still owes) and the new
+        state. Drop the first ``delay_samples`` of a stream's samples."""
+        out = self.vocoder.run(
+            mel=np.ascontiguousarray(mel.transpose(0, 2, 1)), **state
+        )
+        return out["audio"], out["tail"], {n: out[f"new_{n}"] for n in state}
+
+    def _mel_chunks(self, frames: np.ndarray) -> Iterator[np.ndarray]:
+        """(T, D) -> (1, C', M) log-mel chunks from the decoder step."""
+        state = self.init_decoder_state()
+        for start in range(0, frames.shape[0], self.chunk_size):
+            mel, state = self.decode_chunk(
+                frames[None, start : start + self.chunk_size], state
+            )
+            yield mel
 
     def _utterance(
         self, ids: Sequence[int], pace: float, pitch_shift: float
     ) -> np.ndarray:
         mel = np.concatenate(
-            list(self._mel_chunks(self._frames(ids, pace, pitch_shift)))
+            list(self._mel_chunks(self.frames(ids, pace, pitch_shift))), 1
         )
-        audio, tail, _ = self._vocode(mel, self._vocoder_state())
-        return np.concatenate([audio, tail])[self.delay_samples :]
+        audio, tail, _ = self.vocode_chunk(mel, self.init_vocoder_state())
+        return np.concatenate([audio[0], tail[0]])[self.delay_samples :]
 
     def _stream_utterance(
         self, ids: Sequence[int], pace: float, pitch_shift: float
     ) -> Iterator[np.ndarray]:
-        state = self._vocoder_state()
+        state = self.init_vocoder_state()
         skip = self.delay_samples  # stream samples before source sample 0
-        tail = np.zeros(0, np.float32)
-        for mel in self._mel_chunks(self._frames(ids, pace, pitch_shift)):
-            audio, tail, state = self._vocode(mel, state)
-            cut = min(skip, audio.shape[0])
+        tail = np.zeros((1, 0), np.float32)
+        for mel in self._mel_chunks(self.frames(ids, pace, pitch_shift)):
+            audio, tail, state = self.vocode_chunk(mel, state)
+            cut = min(skip, audio.shape[1])
             skip -= cut
-            if audio.shape[0] > cut:
-                yield audio[cut:]
-        yield tail[skip:]
+            if audio.shape[1] > cut:
+                yield audio[0, cut:]
+        yield tail[0, skip:]
 
     # --- text (as speech.tts.synthesizer.Synthesizer) ---------------------------
 
