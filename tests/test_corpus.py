@@ -64,6 +64,8 @@ def test_fortune_cleaning(tmp_path: Path) -> None:
         "See http://example.com for details.\n%\n"
         "NASA launched it again.  I said hmm quietly.  Short.\n%\n"
         "Wise men talk because they have something to say!\n%\n"
+        "Rules: (1) Time flies like an arrow.\n%\n"
+        "2. adj.: Broken in 2 pieces.\n%\n"
     )
     (root / "wise.dat").write_bytes(b"\x00\x01binary")
     sentences = prepare_sentences(fortune_sentences(root))
@@ -71,6 +73,7 @@ def test_fortune_cleaning(tmp_path: Path) -> None:
         "Wise men talk because they have something to say.",
         "Why did the chicken cross the road?",
         "To get to the other side.",
+        "Time flies like an arrow.",
     ]
     numbers = prepare_sentences(["I was born in 1984, at 3:30 pm."])
     assert numbers[0].text == "I was born in nineteen eighty four, at three thirty p m."

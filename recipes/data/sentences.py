@@ -2,14 +2,16 @@
 
 Source: ``/usr/share/games/fortunes/*`` (package ``fortunes``), skipping the
 offensive ``off/`` folder, the ``.dat`` indexes, the ``.u8`` links and the
-ASCII-art and non-English files. Each fortune loses its attribution lines
-("-- Mark Twain"), speaker labels ("Q:", "Kirk:") and lines that look like
-code, addresses or drawings; the rest is split into sentences.
+ASCII-art, Perl and non-English files. Each fortune loses its attribution
+lines ("-- Mark Twain"), speaker labels ("Q:", "Kirk:"), list markers ("(2)")
+and lines that look like code, addresses or drawings (under 80 % letters,
+digits and spaces); the rest is split into sentences.
 
 A sentence is kept when it reads unambiguously, so that the words a speech
 engine says are the words of its transcript:
 
 * it starts like a sentence and ends with ``. ! ?``;
+* it is no dictionary entry ("adj.", "vt.");
 * it has no characters normalisation would drop, no code-like symbols, no URL;
 * after ``normalize_text`` it has ``min_words..max_words`` words, no word in
   capitals of two or more letters (an engine may spell it: "NASA", "IBM") and
@@ -62,6 +64,12 @@ _SPEAKER_LABEL = re.compile(r"^\s*[A-Z][A-Za-z.' ]{0,20}:\s+(?=\S)")
 _CODE_LIKE = re.compile(
     r"[{}<>\[\]\\|=_~^`@#*]|[A-Za-z]\(|://|\bwww\.|\.(?:com|org|net|edu)\b|\$ "
 )
+# List markers: "(2) ", "3) ", "4. " at a line start, "(5)" anywhere.
+_ENUMERATOR = re.compile(
+    r"(?m)^\s*(?:\(?[0-9]{1,2}\)|[0-9]{1,2}\.)\s+|\([0-9]{1,2}\)\s*"
+)
+# Dictionary part-of-speech marks (the "definitions" file).
+_DICTIONARY = re.compile(r"\b(?:adj|adv|vt|vi|interj|prep|pron)\.")
 _SENTENCE_SHAPE = re.compile(r"^[\"'(]*[A-Z0-9].*[.!?][\"')]*$")
 _CAPITALS = re.compile(r"\b[A-Z]{2,}")
 _WORD = re.compile(r"[A-Za-z']+")
@@ -92,12 +100,12 @@ def _clean_fortune(fortune: str) -> str:
             lines.append("")  # also ends the sentence before it
             continue
         stripped = line.strip()
-        letters = sum(c.isalpha() or c.isspace() for c in stripped)
+        letters = sum(c.isalnum() or c.isspace() for c in stripped)
         if stripped and letters < 0.8 * len(stripped):
             lines.append("")
             continue
         lines.append(_SPEAKER_LABEL.sub("", stripped))
-    return "\n".join(lines)
+    return _ENUMERATOR.sub(" ", "\n".join(lines))
 
 
 def read_fortunes(root: Path = FORTUNES_DIR) -> Iterator[str]:
@@ -117,6 +125,8 @@ def fortune_sentences(root: Path = FORTUNES_DIR) -> Iterator[str]:
 
 def _speakable(raw: str, text: str, min_words: int, max_words: int) -> bool:
     if not _SENTENCE_SHAPE.match(raw) or _CODE_LIKE.search(raw):
+        return False
+    if _DICTIONARY.search(raw):
         return False
     if dropped_characters(raw) or _CAPITALS.search(text):
         return False
