@@ -18,11 +18,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -206,13 +207,27 @@ def _draining_server(uv_config: Any, hub: Hub) -> Any:
 
     class DrainingServer(uvicorn.Server):
         """Drains the sessions (last results, then 1001) before uvicorn
-        closes the connections itself."""
+        closes the connections itself; a signal that asked for the graceful
+        shutdown is not raised again afterwards (the exit status is 0)."""
 
         async def shutdown(self, sockets: Any = None) -> None:
             for server in getattr(self, "servers", []):
                 server.close()  # no new connections while draining
             await hub.drain()
             await super().shutdown(sockets)
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
 
     return DrainingServer(uv_config)
 
