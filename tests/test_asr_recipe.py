@@ -77,6 +77,7 @@ def _run(manifest: Path, out: Path, max_steps: int) -> None:
             "1",
             "--warmup",
             "2",
+            "--deterministic",
         ]
     )
 

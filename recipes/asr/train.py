@@ -97,6 +97,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--dev-utterances", type=int, default=400)
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic kernels (bitwise-reproducible runs and resumes; slower)",
+    )
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
     return p.parse_args(argv)
 
@@ -205,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     clock = WallClock(args.max_minutes)
     env = Distributed(args.device)
+    torch.use_deterministic_algorithms(args.deterministic)
     device = env.device
     torch.manual_seed(args.seed + env.rank)
     out = Path(args.out)

@@ -341,6 +341,12 @@ class ChunkFormerEncoder(nn.Module):
         """Layers over a flat (F, D) sequence of streams of ``lengths`` frames."""
         if x.shape[0] == 0:
             return x
+        # Contexts and chunks longer than the longest stream change nothing;
+        # clamping keeps "full context" (a huge chunk) cheap.
+        longest = int(lengths.max())
+        chunk_size = min(chunk_size, longest)
+        left_context = min(left_context, longest)
+        right_context = min(right_context, longest)
         layout = build_chunk_layout(
             num_frames=lengths,
             num_queries=lengths,

@@ -1,0 +1,143 @@
+"""Word error rate of a recognizer, per voice, for full context, the default
+offline geometry and the default streaming geometry, plus long recordings.
+
+    python -m recipes.asr.evaluate --model speech/models/asr \
+        --manifest data/asr/test.jsonl --long-form data/asr/longform.jsonl
+
+Short utterances are decoded with masked batching (``transcribe_many``);
+the streaming column uses the streaming geometry (right context 0), whose
+results equal the live ``RecognizerStream`` exactly (tests/test_recognizer.py).
+Long recordings go through the block-by-block long-form path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from recipes.common import read_manifest
+from speech.asr.config import ChunkGeometry
+from speech.asr.metrics import word_errors
+from speech.asr.recognizer import load_recognizer
+from speech.text.normalize import asr_transcript
+
+FULL = ChunkGeometry(100_000, 0, 0)
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    recognizer = load_recognizer(
+        args.model, backend=args.backend, device=args.device, beam_size=args.beam_size
+    )
+    config = recognizer.config
+    geometries = {
+        "full": FULL,
+        "offline": config.offline,
+        "streaming": config.streaming,
+    }
+    utterances = read_manifest(args.manifest) if args.manifest else []
+    if args.limit:
+        utterances = utterances[: args.limit]
+    reference = {u.audio: asr_transcript(u.text) for u in utterances}
+    speaker = {u.audio: u.speaker for u in utterances}
+    table: dict[str, dict[str, list[int]]] = defaultdict(
+        lambda: defaultdict(lambda: [0, 0])
+    )
+    timing = {}
+    for name, geometry in geometries.items():
+        started = time.monotonic()
+        for path, result in recognizer.transcribe_many(
+            [u.audio for u in utterances],
+            geometry,
+            max_batch_seconds=args.batch_seconds,
+        ):
+            if isinstance(result, Exception):
+                print(f"error: {result}")
+                continue
+            errors, words = word_errors(reference[path], asr_transcript(result.text))
+            for key in (speaker[path], "all"):
+                table[key][name][0] += errors
+                table[key][name][1] += words
+        timing[name] = time.monotonic() - started
+    long_rows = []
+    if args.long_form:
+        for item in read_manifest(args.long_form):
+            started = time.monotonic()
+            result = recognizer.transcribe(item.audio, config.offline)
+            elapsed = time.monotonic() - started
+            errors, words = word_errors(
+                asr_transcript(item.text), asr_transcript(result.text)
+            )
+            long_rows.append(
+                {
+                    "audio": Path(item.audio).name,
+                    "speaker": item.speaker,
+                    "minutes": round(result.duration / 60, 1),
+                    "wer": round(100 * errors / max(words, 1), 2),
+                    "rtf": round(elapsed / max(result.duration, 1e-9), 4),
+                }
+            )
+    return {
+        "table": table,
+        "timing": timing,
+        "long_form": long_rows,
+        "geometries": {k: vars(v) for k, v in geometries.items()},
+        "latency_streaming_s": config.streaming.latency_seconds(config.num_layers),
+    }
+
+
+def render(report: dict) -> str:
+    names = list(report["geometries"])
+    lines = [
+        "| voice | " + " | ".join(f"WER {n} %" for n in names) + " | words |",
+        "|---|" + "---|" * (len(names) + 1),
+    ]
+    table = report["table"]
+    for voice in sorted(table, key=lambda v: (v == "all", v)):
+        row = table[voice]
+        cells = [f"{100 * row[n][0] / max(row[n][1], 1):.2f}" for n in names]
+        label = f"**{voice}**" if voice == "all" else voice
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {row[names[0]][1]} |")
+    out = "\n".join(lines)
+    geometry = ", ".join(
+        f"{n} C/L/R={g['chunk_size']}/{g['left_context']}/{g['right_context']}"
+        for n, g in report["geometries"].items()
+    )
+    out += f"\n\nGeometries (80 ms frames): {geometry}; streaming algorithmic latency {report['latency_streaming_s'] * 1000:.0f} ms."
+    if report["long_form"]:
+        out += "\n\n| long recording | voice | minutes | WER % | RTF |\n|---|---|---|---|---|\n"
+        out += "\n".join(
+            f"| {r['audio']} | {r['speaker']} | {r['minutes']} | {r['wer']:.2f} | {r['rtf']} |"
+            for r in report["long_form"]
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--model", default=None, help="model folder (default: the shipped model)"
+    )
+    p.add_argument(
+        "--manifest", help="JSONL manifest or LibriSpeech folder of short utterances"
+    )
+    p.add_argument("--long-form", help="JSONL manifest of long recordings")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--beam-size", type=int, default=1)
+    p.add_argument("--batch-seconds", type=float, default=600.0)
+    p.add_argument("--limit", type=int, default=0, help="first N utterances only")
+    p.add_argument("--json", help="also write the report as JSON here")
+    args = p.parse_args(argv)
+    report = evaluate(args)
+    print(render(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
