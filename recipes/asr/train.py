@@ -96,6 +96,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-every", type=int, default=2000)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--dev-utterances", type=int, default=400)
+    p.add_argument(
+        "--fit-schedule",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --max-minutes: after N steps of this run, shorten the LR "
+        "schedule to end when the time budget does (stored in the checkpoint)",
+    )
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument(
         "--deterministic",
@@ -263,8 +271,10 @@ def main(argv: list[str] | None = None) -> None:
         weight_decay=args.weight_decay,
         betas=(0.9, 0.98),
     )
+    # the schedule's length can be fitted to a time budget (see --fit-schedule)
+    schedule = {"total": args.total_steps}
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, args.warmup, args.total_steps)
+        optimizer, lambda s: lr_factor(s, args.warmup, schedule["total"])
     )
     step, epoch, position = 0, 0, 0
     checkpoint = load_checkpoint(out / "checkpoint.pt")
@@ -272,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
+        schedule["total"] = checkpoint.get("schedule_total", args.total_steps)
         step, epoch, position = (
             checkpoint["step"],
             checkpoint["epoch"],
@@ -325,6 +336,7 @@ def main(argv: list[str] | None = None) -> None:
                     "step": step,
                     "epoch": epoch,
                     "position": position,
+                    "schedule_total": schedule["total"],
                     "rng": rngs,
                     "args": vars(args),
                 },
@@ -396,6 +408,23 @@ def main(argv: list[str] | None = None) -> None:
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
                 writer.add_scalar(
                     "train/audio_seconds_per_second", rate * env.world_size, step
+                )
+            if (
+                args.fit_schedule
+                and steps_this_run == args.fit_schedule
+                and clock.limit
+            ):
+                rate = steps_this_run / (time.monotonic() - started)
+                remaining = clock.limit - clock.elapsed() - 60.0  # final eval + export
+                fitted = torch.tensor(
+                    [step + rate * max(remaining, 0.0)], device=device
+                )
+                if env.world_size > 1:
+                    torch.distributed.broadcast(fitted, 0)
+                schedule["total"] = min(schedule["total"], int(fitted.item()))
+                stop_step = min(stop_step, schedule["total"])
+                logger.info(
+                    "schedule fitted: %d steps at %.2f steps/s", schedule["total"], rate
                 )
             if step % args.save_every == 0:
                 checkpoint_now()
