@@ -374,6 +374,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
     env = Distributed(args.device)
     device = env.device
+    torch.backends.cuda.matmul.allow_tf32 = True  # float32 leftovers under bf16
+    torch.backends.cudnn.allow_tf32 = True
     out = Path(args.out)
     checkpoint = load_checkpoint(out / "checkpoint.pt")
 
@@ -403,7 +405,11 @@ def main(argv: list[str] | None = None) -> None:
             energy_std=energy_std,
         )
     torch.manual_seed(args.seed)  # same initial weights on every rank
-    model = FastPitchTraining(config, args.mel_loss).to(device)
+    model = FastPitchTraining(config, args.mel_loss)
+    with torch.no_grad():  # start the mel output at the corpus mean: faster start
+        mean_mel = torch.stack([m.float().mean(0) for m in train.mels]).mean(0)
+        model.fastpitch.decoder.to_mel.bias.copy_(mean_mel)
+    model.to(device)
     torch.manual_seed(args.seed + env.rank)
     if env.is_main:
         params = sum(p.numel() for p in model.fastpitch.parameters())

@@ -236,34 +236,38 @@ def monotonic_alignment_search(
                 [0., 1.]])
     """
     batch, frames, symbols = log_prob.shape
-    scores = log_prob.detach().float().cpu().numpy()
+    valid = padding_mask(text_lengths, symbols)[:, None, :]
+    scores = log_prob.detach().float().nan_to_num(nan=-1e9, neginf=-1e9)
+    scores = scores.masked_fill(~valid, -1e9).transpose(0, 1).contiguous()
+    scores = scores.cpu().numpy()  # (T, B, N)
     n_len = text_lengths.cpu().numpy().astype(np.int64)
     t_len = mel_lengths.cpu().numpy().astype(np.int64)
-    scores = np.nan_to_num(scores, nan=-1e9, neginf=-1e9)
-    columns = np.arange(symbols)[None, :]
-    scores = np.where(columns < n_len[:, None, None], scores, -1e9)
 
-    value = np.full((batch, symbols), -np.inf, dtype=np.float64)
-    value[:, 0] = scores[:, 0, 0]
+    # value[:, n + 1] is the best score of a path at symbol n; column 0 is a
+    # -inf sentinel so "came from n - 1" is a plain shifted view.
+    value = np.full((batch, symbols + 1), -np.inf)
+    value[:, 1] = scores[0, :, 0]
+    best = np.empty((batch, symbols))
     moved = np.zeros((frames, batch, symbols), dtype=bool)
     for t in range(1, frames):
-        shifted = np.concatenate([np.full((batch, 1), -np.inf), value[:, :-1]], axis=1)
-        move = shifted > value
-        moved[t] = move
-        value = np.where(move, shifted, value) + scores[:, t]
-        value[:, t + 1 :] = -np.inf  # symbol n needs n frames before it
+        stay, move = value[:, 1:], value[:, :-1]
+        np.greater(move, stay, out=moved[t])
+        np.maximum(move, stay, out=best)
+        np.add(best, scores[t], out=value[:, 1:])
 
-    hard = np.zeros((batch, frames, symbols), dtype=np.float32)
     rows = np.arange(batch)
     symbol = n_len - 1
+    path = np.empty((frames, batch), dtype=np.int64)
     for t in range(frames - 1, -1, -1):
-        active = t < t_len
-        hard[rows[active], t, symbol[active]] = 1.0
-        # Forced moves keep the path feasible: symbol n must stay reachable.
-        must_move = symbol > t - 1
-        step = (moved[t, rows, symbol] | must_move) & active & (symbol > 0) & (t > 0)
+        path[t] = symbol
+        # Forced moves keep the path feasible: symbol n needs n earlier frames.
+        step = moved[t, rows, symbol] | (symbol > t - 1)
+        step &= (t < t_len) & (symbol > 0) & (t > 0)
         symbol = symbol - step
-    return torch.from_numpy(hard).to(log_prob.device)
+    # Only the (B, T) path travels back; the one-hot is built on the device.
+    path_tensor = torch.from_numpy(np.ascontiguousarray(path.T)).to(log_prob.device)
+    frame_valid = padding_mask(mel_lengths.to(log_prob.device), frames)[..., None]
+    return F.one_hot(path_tensor, symbols).float() * frame_valid
 
 
 def binarization_loss(hard: Tensor, soft: Tensor) -> Tensor:
