@@ -4,6 +4,20 @@ under torchrun, or the CPU for a smoke run).
     python -m recipes.tts.train_fastpitch --data data/slt --out runs/fastpitch
     torchrun --nproc_per_node 2 -m recipes.tts.train_fastpitch ...  # same flags
 
+One H100, a few hours of single-speaker audio, two commands of < 10 minutes
+(the second resumes the first; the LR schedule spans ``--total-steps``):
+
+    python -m recipes.tts.train_fastpitch --data /tmp/data/tts_slt \
+        --out /tmp/runs/fastpitch --workers 16 --batch-frames 24000 \
+        --max-batch 96 --lr 1.5e-3 --warmup 300 --total-steps 8000 \
+        --eval-every 1000 --save-every 1000 --max-minutes 9
+
+Read the steps/s of the last line and set ``--total-steps`` of a new run to
+what the remaining minutes allow. The voice to ship is ``<out>/tts/``
+(``config.json`` + fp16 ``fastpitch.pt``); put the vocoder in ``vocoder/``.
+On a CPU, set ``OMP_NUM_THREADS`` to the free cores: oversubscribed OpenMP
+threads slow training tenfold.
+
 Steps: read the corpus (LJSpeech folder or JSONL manifest), compute features
 in parallel processes (ids, log-mel, f0, energy; cached in
 ``<out>/features.pt``), then train the acoustic model jointly with its
