@@ -237,9 +237,10 @@ def test_int8_transcript_stays_close(onnx_dir, speech_file):
     int8 = load_recognizer(onnx_dir / "asr-int8", backend="onnx").transcribe(
         speech_file
     )
-    # A random tiny model has no margin between its tokens; trained models
-    # change far less (README). This bounds gross breakage only.
-    assert jiwer.wer(fp32.text, int8.text) < 0.5
+    # A random tiny model has no margin between its tokens (and writes one
+    # long "word"); trained models change far less (README). Characters bound
+    # gross breakage only.
+    assert fp32.text and jiwer.cer(fp32.text, int8.text) < 0.5
 
 
 def test_streams_batch_across_sessions_at_any_geometry(onnx_dir, model_dir):
