@@ -21,7 +21,7 @@ class ServerConfig:
     tts: bool = True  # serve synthesis
     backend: Literal["torch", "onnx"] = "torch"  # ASR back end
     device: str = "cpu"
-    threads: int = 1  # torch intra-op threads (each model worker runs on one)
+    threads: int = 1  # torch intra-op threads per model worker
 
     # limits
     max_sessions: int = 200  # concurrent WebSocket sessions and HTTP requests
@@ -104,7 +104,6 @@ class ServerConfig:
 
 
 def default_threads() -> int:
-    """One intra-op thread per model worker: the ASR and TTS workers then
-    use a core each instead of fighting over a shared pool (spin-waiting
-    torch threads on a busy 2-core machine are many times slower)."""
-    return max(1, (os.cpu_count() or 2) // 2)
+    """All the cores: ``speech serve`` makes idle OpenMP threads sleep
+    (``OMP_WAIT_POLICY=PASSIVE``), so the ASR and TTS workers can share them."""
+    return max(1, os.cpu_count() or 1)

@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-text-chars", type=int, default=4096, help="longest synthesis request"
     )
     v.add_argument(
-        "--threads", type=int, help="torch threads (default: half the cores)"
+        "--threads", type=int, help="torch threads (default: all cores)"
     )
     v.add_argument(
         "--batch-wait",
