@@ -73,12 +73,19 @@ def _write_variants(
     folder: Path,
     int8_folder: Path | None,
     max_bytes: int,
-    exclude: dict[str, list[str]] | None = None,
+    exclude: dict[str, list[str] | None] | None = None,
 ) -> tuple[list[Path], list[Path]]:
+    """Write the fp32 graphs and, with ``int8_folder``, their int8 versions;
+    ``exclude`` names the nodes to keep float per graph (``None``: the whole
+    graph; a graph missing from a given ``exclude`` is kept float too)."""
     quantized = {}
     if int8_folder is not None:
         for name, model in models.items():
-            quantized[name] = quantize_int8(model, (exclude or {}).get(name, []))
+            if exclude and exclude.get(name) is None:  # the whole graph
+                quantized[name] = onnx.ModelProto()
+                quantized[name].CopyFrom(model)
+            else:
+                quantized[name] = quantize_int8(model, (exclude or {}).get(name, []))
             store_float16(quantized[name])
     for model in models.values():
         store_float16(model)
@@ -156,13 +163,17 @@ def export_tts(
         "tts_vocoder_step.onnx": {**vocoder_metadata(vocoder), "graph": "vocoder_step"},
     }
     models = _export_all(graphs, metadata)
-    # The inverse DFT of the vocoder stays float32: int8 there is audible.
-    exclude = {
+    # The text encoder stays float (int8 there changes durations, i.e.
+    # timing, for little speed: it runs once per sentence and is mostly
+    # convolutions); so does the vocoder's inverse DFT (audible in int8).
+    exclude: dict[str, list[str] | None] = {
+        "tts_encoder.onnx": None,
+        "tts_decoder_step.onnx": [],
         "tts_vocoder_step.onnx": [
             node.name
             for node in models["tts_vocoder_step.onnx"].graph.node
             if node.op_type == "MatMul" and any("basis" in name for name in node.input)
-        ]
+        ],
     }
     files, int8_files = _write_variants(models, folder, int8_folder, max_bytes, exclude)
     reports = [ExportReport(folder, files)]

@@ -150,7 +150,7 @@ def test_fp32_graphs_match_pytorch_chunk_by_chunk(onnx_dir, model_dir, voice_dir
     assert max(tts.values()) <= TOLERANCE, tts
 
 
-def test_int8_graphs_are_quantised_and_close(onnx_dir, model_dir):
+def test_int8_graphs_are_quantised_and_close(onnx_dir, model_dir, voice_dir):
     step = onnx.load(onnx_dir / "asr-int8" / "asr_step.onnx")
     ops = {node.op_type for node in step.graph.node}
     assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops
@@ -159,6 +159,10 @@ def test_int8_graphs_are_quantised_and_close(onnx_dir, model_dir):
     vocoder = onnx.load(onnx_dir / "tts-int8" / "tts_vocoder_step.onnx")
     float_matmuls = [n for n in vocoder.graph.node if n.op_type == "MatMul"]
     assert float_matmuls  # the inverse DFT stays float32
+    model, vocoder = load_tts(voice_dir), load_vocoder(voice_dir / "vocoder")
+    tts = tts_parity(model, vocoder, onnx_dir / "tts-int8")
+    assert tts["encoder_duration_mismatches"] == 0  # the encoder stays float
+    assert tts["encoder"] <= TOLERANCE
 
 
 def test_float16_storage_is_exact_and_external_shards_dedupe(tmp_path, model_dir):
