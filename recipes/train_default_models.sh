@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Build the corpora and train the three default models (ASR, FastPitch,
+# vocoder) concurrently on one GPU machine, in the background.
+#
+#   bash recipes/data/device_bundle.sh soundfile==0.14.0 cffi==2.1.1 \
+#       pycparser==3.12 soxr==1.1.0          # here, once: fills .carry/
+#   bash recipes/train_default_models.sh start   # there: corpora, then launch
+#   bash recipes/train_default_models.sh status  # there: progress
+#   bash recipes/train_default_models.sh evaluate        # there: ASR WER table
+#   bash recipes/train_default_models.sh collect OUTDIR  # there: results
+#
+# WORK (default /tmp/work) holds corpora, runs and logs; MINUTES (default 18)
+# is each training's wall-clock budget. Rerunning `start` resumes every run
+# from its checkpoint (the corpora are rebuilt identically from the seed if
+# they are gone).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK=${WORK:-/tmp/work}
+MINUTES=${MINUTES:-18}
+ASR_MINUTES=${ASR_MINUTES:-$MINUTES}
+TTS_MINUTES=${TTS_MINUTES:-$MINUTES}
+VOC_MINUTES=${VOC_MINUTES:-$MINUTES}
+mkdir -p "$WORK"
+
+start() {
+  if [[ -z ${SKIP_DEVICE_SETUP:-} ]]; then  # set it where flite etc. are installed
+    # shellcheck disable=SC1091
+    source recipes/data/device_setup.sh
+  fi
+  export PYTHONUNBUFFERED=1
+  if [[ ! -f $WORK/asr/test.jsonl ]]; then
+    python -m recipes.data.build_corpus --out "$WORK/asr" --text-file .carry/sentences.txt \
+      --jobs 16 --train-utts "${ASR_UTTS:-36000}" --dev-utts 500 --test-utts 800 --long-form 2 \
+      > "$WORK/corpus_asr.log" 2>&1
+  fi
+  if [[ ! -f $WORK/tts/metadata.csv ]]; then
+    python -m recipes.data.build_corpus --out "$WORK/tts" --text-file .carry/sentences.txt \
+      --layout ljspeech --voices flite:slt --sample-rate 0 --train-utts "${TTS_UTTS:-8000}" \
+      --dev-utts 300 --test-utts 0 --jobs 16 > "$WORK/corpus_tts.log" 2>&1
+  fi
+  tail -n 3 "$WORK/corpus_asr.log" "$WORK/corpus_tts.log" || true
+  setsid nohup python -m recipes.asr.train --train "$WORK/asr/train.jsonl" \
+    --dev "$WORK/asr/dev.jsonl" --out "$WORK/run_asr" --max-minutes "$ASR_MINUTES" \
+    --total-steps 40000 --fit-schedule 300 --batch-seconds "${ASR_BATCH_SECONDS:-500}" \
+    --workers 8 --lr 2e-3 --warmup 800 --eval-every 1500 --save-every 1000 \
+    ${ASR_EXTRA:-} > "$WORK/asr.log" 2>&1 < /dev/null &
+  setsid nohup python -m recipes.tts.train_fastpitch --data "$WORK/tts" \
+    --out "$WORK/run_fastpitch" --max-minutes "$TTS_MINUTES" --workers 4 \
+    ${TTS_EXTRA:-} > "$WORK/fastpitch.log" 2>&1 < /dev/null &
+  setsid nohup python -m recipes.tts.train_vocoder --data "$WORK/tts" \
+    --out "$WORK/run_vocoder" --max-minutes "$VOC_MINUTES" \
+    --batch-size 32 --segment-frames 48 --context-frames 16 --lr 1e-3 --warmup 300 \
+    --total-steps "${VOC_STEPS:-12000}" --adversarial-start "${VOC_ADV:-2500}" \
+    --save-every 1000 --eval-every 2000 \
+    ${VOC_EXTRA:-} > "$WORK/vocoder.log" 2>&1 < /dev/null &
+  sleep 5
+  echo "started; logs in $WORK/{asr,fastpitch,vocoder}.log"
+}
+
+status() {
+  nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader || true
+  for log in asr fastpitch vocoder; do
+    echo "== $log"
+    tr '\r' '\n' < "$WORK/$log.log" | grep -v '^\s*$' | grep -vi "warn" | tail -n 4 || true
+  done
+}
+
+evaluate() {
+  source recipes/data/device_setup.sh >/dev/null 2>&1 || true
+  python -m recipes.asr.evaluate --model "$WORK/run_asr/model" --manifest "$WORK/asr/test.jsonl" \
+    --long-form "$WORK/asr/longform.jsonl" --device "${EVAL_DEVICE:-cuda}" \
+    --json "$WORK/asr_eval.json" > "$WORK/asr_eval.md" 2>&1
+  cat "$WORK/asr_eval.md"
+}
+
+collect() {
+  local out=$1
+  mkdir -p "$out"
+  for run in run_asr/model:asr run_fastpitch/tts:fastpitch run_vocoder/vocoder:vocoder; do
+    local src=${run%%:*} name=${run##*:}
+    [[ -d $WORK/$src ]] && tar -C "$WORK/$src" -cf "$out/$name.tar" .
+  done
+  tail -c 200000 "$WORK/asr.log" > "$out/asr.log" || true
+  tail -c 100000 "$WORK/fastpitch.log" > "$out/fastpitch.log" || true
+  tail -c 100000 "$WORK/vocoder.log" > "$out/vocoder.log" || true
+  cp "$WORK/tts/metadata_dev.csv" "$out/tts_dev_metadata.csv" 2>/dev/null || true
+  cp "$WORK/asr_eval.md" "$out/" 2>/dev/null || true
+  ls -la "$out"
+}
+
+case "${1:-}" in
+  start) start ;;
+  status) status ;;
+  evaluate) evaluate ;;
+  collect) collect "${2:?output folder}" ;;
+  *) echo "usage: $0 start|status|evaluate|collect OUTDIR" >&2; exit 2 ;;
+esac
