@@ -141,7 +141,34 @@ def test_state_has_fixed_size():
     assert shapes[:3] == [(3, 2, 6, 16), (3, 2, 6, 16), (3, 2, 2, 16)]
     assert state.processed.tolist() == [32, 32]
     with pytest.raises(ValueError):
-        decoder.forward_chunk(torch.randn(2, 5, 16), state)
+        decoder.forward_chunk(torch.randn(2, 0, 16), state)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    length=st.integers(1, 40),
+    chunk=st.integers(1, 6),
+    past=st.integers(0, 10),
+    plan=st.lists(st.integers(1, 4), min_size=1, max_size=12),
+    seed=st.integers(0, 1000),
+)
+def test_several_chunks_per_call_equal_one_per_call(length, chunk, past, plan, seed):
+    """Calls of whole numbers of chunks (any mix) give the masked decode."""
+    decoder = tiny_decoder(chunk, past, seed=seed)
+    x = torch.randn(2, length, 16, generator=torch.Generator().manual_seed(seed))
+    full = decoder(x, torch.tensor([length, length]))
+    state, outputs, start = decoder.init_state(2), [], 0
+    for chunks in itertools.cycle(plan):
+        if start >= length:
+            break
+        mel, state = decoder.forward_chunk(x[:, start : start + chunks * chunk], state)
+        outputs.append(mel)
+        start += chunks * chunk
+    torch.testing.assert_close(torch.cat(outputs, 1), full, atol=1e-5, rtol=0)
+    assert (
+        state.keys.shape == (2, 2, past, 16)
+        and state.processed.tolist() == [length] * 2
+    )
 
 
 @pytest.mark.parametrize(

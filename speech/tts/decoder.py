@@ -147,32 +147,49 @@ class ChunkFFTBlock(nn.Module):
         self.ffn = CausalConvFeedForward(dim, ffn_dim, kernel_size, dropout)
         self.dropout = nn.Dropout(dropout)
 
-    def forward_flat(self, x: Tensor, layout: ChunkLayout, positions: Tensor) -> Tensor:
-        """All chunks of a batch at once.
+    def forward_flat(
+        self,
+        x: Tensor,
+        layout: ChunkLayout,
+        positions: Tensor,
+        caches: tuple[Tensor, Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor] | None]:
+        """All chunks of a batch at once, optionally after cached frames.
 
         Args:
-            x: (F, D) valid frames of all streams, stream-major.
-            layout: from ``build_chunk_layout`` with R = 0 and K1 conv context.
+            x: (F, D) frames of all streams, stream-major.
+            layout: from ``build_chunk_layout`` with R = 0 and K1 conv context
+                (and cache rows L and K1 when ``caches`` is given).
             positions: (P, D) ``relative_position_table(C, L, 0, D)``.
+            caches: keys, values (B, L, D) and conv inputs (B, K1, D) of the
+                frames before each stream's first one, or None.
 
         Returns:
-            (F, D).
+            (F, D), and with ``caches`` the new caches (same shapes).
         """
+        key_cache, value_cache, conv_cache = caches or (None, None, None)
         normed = self.attention_norm(x)
         keys, values = self.attention.project_keys_values(normed)  # (F, D) each
         queries = self.attention.project_queries(normed)[layout.query_index]  # (N,C,D)
-        keys = gather_rows(None, keys, layout.key_index, layout.key_valid)  # (N,W,D)
-        values = gather_rows(None, values, layout.key_index, layout.key_valid)
+        windows_k = gather_rows(key_cache, keys, layout.key_index, layout.key_valid)
+        windows_v = gather_rows(value_cache, values, layout.key_index, layout.key_valid)
         attended = self.attention.attend(
-            queries, keys, values, layout.key_valid, positions
+            queries, windows_k, windows_v, layout.key_valid, positions
         )  # (N, C, D)
         hidden = x[layout.query_index] + self.dropout(attended)  # (N, C, D)
-        conv_in = self.ffn_norm(hidden)
+        conv_in = self.ffn_norm(hidden).flatten(0, 1)  # (N * C, D)
         window = gather_rows(
-            None, conv_in.flatten(0, 1), layout.conv_index, layout.conv_valid
+            conv_cache, conv_in, layout.conv_index, layout.conv_valid
         )  # (N, K1 + C, D)
         out = hidden + self.dropout(self.ffn(window))  # (N, C, D)
-        return out.flatten(0, 1)[layout.output_index]
+        out = out.flatten(0, 1)[layout.output_index]
+        if caches is None:
+            return out, None
+        return out, (
+            gather_rows(key_cache, keys, layout.new_key_index),
+            gather_rows(value_cache, values, layout.new_key_index),
+            gather_rows(conv_cache, conv_in, layout.new_conv_index),
+        )
 
     def forward_chunk(
         self,
@@ -271,7 +288,7 @@ class IncrementalDecoder(nn.Module):
             chunk_size, past_context, 0, self.dim, device=x.device
         )
         for block in self.blocks:
-            flat = block.forward_flat(flat, layout, positions)
+            flat, _ = block.forward_flat(flat, layout, positions)
         mel_flat = self.to_mel(self.norm(flat))  # (F, M)
         out = mel_flat.new_zeros(batch, frames, mel_flat.shape[-1])
         out[valid] = mel_flat
@@ -347,22 +364,27 @@ class IncrementalDecoder(nn.Module):
     def forward_chunk(
         self, x: Tensor, state: DecoderState
     ) -> tuple[Tensor, DecoderState]:
-        """Decode the next chunk of every stream.
+        """Decode the next frames of every stream: one chunk or several.
 
-        Every call but a stream's last must pass exactly ``chunk_size``
-        frames, so that chunks fall where ``forward`` puts them; the last may
-        pass fewer.
+        Every call but a stream's last must pass a whole number of chunks
+        (``chunk_size`` frames each), so that chunks fall where ``forward``
+        puts them; the last may pass any number. One chunk runs on a plain
+        concatenation with the caches (the path ONNX export traces); several
+        chunks run at once through a chunk layout over the caches, with the
+        same result as one call per chunk and better throughput.
 
         Args:
-            x: (B, C', D) with 1 <= C' <= chunk_size.
+            x: (B, C', D) with C' >= 1, all streams the same C'.
             state: from ``init_state`` or the previous call.
 
         Returns:
             (B, C', M) log-mel and the new state.
         """
+        if x.shape[1] > self.chunk_size:
+            return self._forward_chunks(x, state)
         chunk = x.shape[1]
-        if not 1 <= chunk <= self.chunk_size:
-            raise ValueError(f"chunk of {chunk} frames; expected 1..{self.chunk_size}")
+        if chunk < 1:
+            raise ValueError("forward_chunk needs at least one frame")
         past, conv_past = self.past_context, self.conv_context
         processed = state.processed
         slots = torch.arange(past, device=x.device)[None, :]
@@ -395,6 +417,44 @@ class IncrementalDecoder(nn.Module):
             processed=processed + chunk,
         )
         return mel, new_state
+
+    def _forward_chunks(
+        self, x: Tensor, state: DecoderState
+    ) -> tuple[Tensor, DecoderState]:
+        """Several chunks per stream in one pass (see ``forward_chunk``)."""
+        batch, frames, dim = x.shape
+        counts = torch.full((batch,), frames, dtype=torch.long)
+        layout = build_chunk_layout(
+            counts,
+            counts,
+            state.processed.cpu(),
+            self.chunk_size,
+            self.past_context,
+            0,
+            self.conv_context,
+            self.past_context,
+            self.conv_context,
+            device=x.device,
+        )
+        positions = relative_position_table(
+            self.chunk_size, self.past_context, 0, dim, device=x.device
+        )
+        flat = x.reshape(batch * frames, dim)
+        keys, values, convs = [], [], []
+        for i, block in enumerate(self.blocks):
+            caches = (state.keys[i], state.values[i], state.conv[i])
+            flat, new = block.forward_flat(flat, layout, positions, caches)
+            assert new is not None
+            keys.append(new[0])
+            values.append(new[1])
+            convs.append(new[2])
+        mel = self.to_mel(self.norm(flat)).view(batch, frames, -1)
+        return mel, DecoderState(
+            keys=torch.stack(keys),
+            values=torch.stack(values),
+            conv=torch.stack(convs),
+            processed=state.processed + frames,
+        )
 
 
 class ContextDistance(NamedTuple):

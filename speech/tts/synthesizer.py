@@ -12,8 +12,10 @@ sentences. ``stream`` runs the encoder and predictors on one sentence, then
 the decoder and the vocoder chunk by chunk (``chunk_size`` mel frames) with
 fixed-size states, so memory stays bounded whatever the text length and the
 first audio comes after the encoder, one decoder chunk and one vocoder chunk.
-``synthesize`` decodes each sentence at once with the same chunk mask and
-gives the same samples as joining ``stream``'s chunks.
+After the first chunk, ``chunks_per_step`` chunks are decoded and vocoded per
+step (same samples, better throughput). ``synthesize`` decodes each sentence
+at once with the same chunk mask and gives the same samples as joining
+``stream``'s chunks.
 
 Without vocoder weights the synthesizer falls back to Griffin-Lim (lower
 quality); Griffin-Lim needs whole utterances, so ``stream`` then yields one
@@ -74,6 +76,7 @@ class Synthesizer:
         device: str | torch.device = "cpu",
         sentence_pause: float = 0.3,
         griffin_lim_iterations: int = 32,
+        chunks_per_step: int = 4,
     ) -> None:
         """
         Args:
@@ -83,6 +86,9 @@ class Synthesizer:
             device: where both models run.
             sentence_pause: seconds of silence between sentences.
             griffin_lim_iterations: iterations of the fallback.
+            chunks_per_step: decoder chunks decoded and vocoded together after
+                the first one (which goes alone, for the earliest audio);
+                more is faster, same samples.
         """
         config = model.config
         symbols = tuple(config.symbols)
@@ -98,6 +104,9 @@ class Synthesizer:
         self.vocoder = None if vocoder is None else vocoder.to(self.device).eval()
         self.sentence_pause = sentence_pause
         self.griffin_lim_iterations = griffin_lim_iterations
+        if chunks_per_step < 1:
+            raise ValueError(f"chunks_per_step must be >= 1, got {chunks_per_step}")
+        self.chunks_per_step = chunks_per_step
 
     @property
     def sample_rate(self) -> int:
@@ -200,10 +209,13 @@ class Synthesizer:
         decoder_state = decoder.init_state(1)
         vocoder_state = self.vocoder.init_state(1, self.device)
         skip = self.vocoder.delay_samples  # stream samples before source sample 0
-        for start in range(0, length, decoder.chunk_size):
+        start, step = 0, decoder.chunk_size  # the first chunk alone: early audio
+        while start < length:
             mel, decoder_state = decoder.forward_chunk(
-                frames[:, start : start + decoder.chunk_size], decoder_state
-            )  # (1, C, M)
+                frames[:, start : start + step], decoder_state
+            )  # (1, C', M)
+            start += step
+            step = decoder.chunk_size * self.chunks_per_step
             wave, vocoder_state = self.vocoder.forward_chunk(
                 mel.transpose(1, 2), vocoder_state
             )
