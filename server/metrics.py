@@ -9,6 +9,7 @@ any window (e.g. ``rate(a[1m]) / rate(b[1m])`` in PromQL); the gauges
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from prometheus_client import (
     CollectorRegistry,
@@ -31,16 +32,20 @@ class _RecentRatio:
 
     def __init__(self, window: float = 30.0) -> None:
         self.window = window
-        self.items: list[tuple[float, float, float]] = []
+        self.items: deque[tuple[float, float, float]] = deque()
+        self.compute = 0.0
+        self.audio = 0.0
 
     def add(self, compute: float, audio: float) -> float:
         now = time.monotonic()
         self.items.append((now, compute, audio))
+        self.compute += compute
+        self.audio += audio
         while self.items and self.items[0][0] < now - self.window:
-            self.items.pop(0)
-        audio_total = sum(a for _, _, a in self.items)
-        compute_total = sum(c for _, c, _ in self.items)
-        return compute_total / audio_total if audio_total > 0 else 0.0
+            _, old_compute, old_audio = self.items.popleft()
+            self.compute -= old_compute
+            self.audio -= old_audio
+        return self.compute / self.audio if self.audio > 1e-9 else 0.0
 
 
 class Metrics:

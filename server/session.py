@@ -107,7 +107,6 @@ class WsSession:
         self.stop_error: ProtocolError | None = None
         self.stop_reason = ""
         self.disconnected = False
-        self.accepted = False
         self._recv_task: asyncio.Task[Message] | None = None
         self._stop_task: asyncio.Task[bool] | None = None
         self._sender: asyncio.Task[None] | None = None
@@ -120,12 +119,15 @@ class WsSession:
 
     async def admit(self) -> bool:
         """Accept the connection; on a refusal send the JSON error and close."""
-        message = await self._receive()
-        if message["type"] != "websocket.connect":
+        try:
+            message = await self._receive()
+            if message["type"] != "websocket.connect":
+                return False
+            refusal = self.hub.admission_error(self.scope)
+            await self._send({"type": "websocket.accept"})
+        except Exception:  # gone during the handshake
+            self.disconnected = True
             return False
-        refusal = self.hub.admission_error(self.scope)
-        await self._send({"type": "websocket.accept"})
-        self.accepted = True
         if refusal is None:
             refusal = self.hub.open_session(self)
         if refusal is not None:
