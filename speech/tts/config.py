@@ -13,8 +13,14 @@ frames (256 ms at 16 kHz / hop 256), S_p = 48 frames (768 ms, 3 chunks). A
 16-frame chunk keeps the first chunk's compute small (time to first audio);
 48 past frames give every frame at least 48 frames (~0.8 s) of left context
 in every layer, which covers a syllable or two of prosodic context. The
-receptive field this gives is ``decoder_receptive_field(config)`` (see
-``speech.tts.decoder``).
+receptive field this gives is 272 frames (4.35 s; ``decoder_receptive_field``
+in ``speech.tts.decoder``).
+
+Size. d = 192, 2 heads, FF 768, 4 + 4 layers, predictors 256: 7.29 M
+parameters, a 14.6 MB fp16 ``fastpitch.pt`` (the budget is 16 MB; d = 256 with
+FF 1024 would be 12.3 M parameters, 24.6 MB). On 2 CPU threads the encoder
+and predictors take about 6 ms for an 80-symbol sentence and one 16-frame
+decoder chunk about 2 ms.
 """
 
 from __future__ import annotations
