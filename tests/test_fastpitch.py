@@ -392,10 +392,6 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def flite_corpus(tmp_path_factory):
-    import shutil
-
-    if shutil.which("flite") is None:
-        pytest.skip("flite is not installed")
     root = tmp_path_factory.mktemp("corpus")
     (root / "wavs").mkdir()
     lines = []
