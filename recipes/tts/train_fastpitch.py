@@ -4,19 +4,19 @@ under torchrun, or the CPU for a smoke run).
     python -m recipes.tts.train_fastpitch --data data/slt --out runs/fastpitch
     torchrun --nproc_per_node 2 -m recipes.tts.train_fastpitch ...  # same flags
 
-One H100, a few hours of single-speaker audio, two commands of < 10 minutes
-(the second resumes the first; the LR schedule spans ``--total-steps``):
+One H100 (shared or not), a few hours of single-speaker audio, one run that
+fits its LR schedule to the time budget after 200 steps:
 
-    python -m recipes.tts.train_fastpitch --data /tmp/data/tts_slt \
-        --out /tmp/runs/fastpitch --workers 16 --batch-frames 24000 \
-        --max-batch 96 --lr 1.5e-3 --warmup 300 --total-steps 8000 \
-        --eval-every 1000 --save-every 1000 --max-minutes 9
+    python -m recipes.tts.train_fastpitch --data /tmp/work/tts \
+        --out /tmp/work/run_fastpitch --workers 16 --batch-frames 24000 \
+        --max-batch 96 --lr 1.5e-3 --warmup 300 --total-steps 40000 \
+        --fit-schedule 200 --max-minutes 18 --eval-every 1000 --save-every 1000
 
-Read the steps/s of the last line and set ``--total-steps`` of a new run to
-what the remaining minutes allow. The voice to ship is ``<out>/tts/``
-(``config.json`` + fp16 ``fastpitch.pt``); put the vocoder in ``vocoder/``.
-On a CPU, set ``OMP_NUM_THREADS`` to the free cores: oversubscribed OpenMP
-threads slow training tenfold.
+(``--fit-schedule`` ends the schedule with this run: for a budget split over
+several commands, give ``--total-steps`` instead.) The voice to ship is
+``<out>/tts/`` (``config.json`` + fp16 ``fastpitch.pt``); put the vocoder in
+``vocoder/`` beside them. On a CPU, set ``OMP_NUM_THREADS`` to the free cores:
+oversubscribed OpenMP threads slow training tenfold.
 
 Steps: read the corpus (LJSpeech folder or JSONL manifest), compute features
 in parallel processes (ids, log-mel, f0, energy; cached in
@@ -103,6 +103,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-minutes", type=float, default=0.0, help="wall-clock budget (0: none)"
     )
     p.add_argument(
+        "--fit-schedule",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --max-minutes: after N steps of this run, shorten the LR "
+        "schedule to end when the time budget does (stored in the checkpoint)",
+    )
+    p.add_argument(
         "--batch-frames",
         type=int,
         default=16000,
@@ -168,7 +176,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up, then cosine decay to 5 % of the peak."""
+    """Linear warm-up (at most a quarter of the schedule), then cosine decay
+    to 5 % of the peak."""
+    warmup = max(1, min(warmup, total // 4))
     if step < warmup:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
@@ -445,14 +455,17 @@ def main(argv: list[str] | None = None) -> None:
         eps=1e-8,
         weight_decay=args.weight_decay,
     )
+    # The schedule's length can be fitted to a time budget (--fit-schedule).
+    schedule = {"total": args.total_steps}
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, args.warmup, args.total_steps)
+        optimizer, lambda s: lr_factor(s, args.warmup, schedule["total"])
     )
     step, epoch, position = 0, 0, 0
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
+        schedule["total"] = checkpoint.get("schedule_total", args.total_steps)
         step, epoch, position = (
             checkpoint["step"],
             checkpoint["epoch"],
@@ -468,7 +481,7 @@ def main(argv: list[str] | None = None) -> None:
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     writer = SummaryWriter(str(out / "tensorboard")) if env.is_main else None
-    stop_step = min(args.max_steps or args.total_steps, args.total_steps)
+    stop_step = min(args.max_steps or schedule["total"], schedule["total"])
     autocast = torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=args.bf16 and device.type == "cuda"
     )
@@ -492,6 +505,7 @@ def main(argv: list[str] | None = None) -> None:
                     "epoch": epoch,
                     "position": position,
                     "rng": rngs,
+                    "schedule_total": schedule["total"],
                     "config": config.to_dict(),
                     "args": vars(args),
                 },
@@ -532,7 +546,7 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 chunk_size, past_context = config.chunk_size, config.past_context
             bin_scale = bin_factor(
-                step, args.total_steps, args.bin_start, args.bin_ramp
+                step, schedule["total"], args.bin_start, args.bin_ramp
             )
             with autocast:
                 losses = wrapped(batch, chunk_size, past_context)
@@ -564,6 +578,23 @@ def main(argv: list[str] | None = None) -> None:
                     "train/frames_per_second",
                     frames_seen * env.world_size / max(elapsed, 1e-9),
                     step,
+                )
+            if (
+                args.fit_schedule
+                and steps_this_run == args.fit_schedule
+                and clock.limit
+            ):
+                rate = steps_this_run / (time.monotonic() - started)
+                remaining = clock.limit - clock.elapsed() - 60.0  # final eval, export
+                fitted = torch.tensor(
+                    [step + rate * max(remaining, 0.0)], device=device
+                )
+                if env.world_size > 1:
+                    torch.distributed.broadcast(fitted, 0)
+                schedule["total"] = max(step + 1, min(schedule["total"], int(fitted)))
+                stop_step = min(stop_step, schedule["total"])
+                logger.info(
+                    "schedule fitted: %d steps at %.2f steps/s", schedule["total"], rate
                 )
             if step % args.save_every == 0:
                 checkpoint_now()
