@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from speech.asr.config import SUBSAMPLING
+from speech.asr.config import SUBSAMPLING, SUBSAMPLING_FIELD
 
 if TYPE_CHECKING:
     from server.config import ServerConfig
@@ -171,6 +171,7 @@ class AsrSlot:
         self.more = False
         self.in_pass = False
         self.frames_used = 0  # feature frames consumed by windows (worker)
+        self.input_ended = False  # the resampler has been flushed (worker)
         self.backlog_ok = asyncio.Event()
         self.backlog_ok.set()
 
@@ -195,6 +196,15 @@ class AsrSlot:
         while len(self.arrivals) > 1 and self.arrivals[0][0] < position:
             self.arrivals.popleft()
         return self.arrivals[0][1] if self.arrivals else None
+
+
+def _end_input(stream: RecognizerStream) -> None:
+    """Flush the stream's resampler, so that its tail joins the last window
+    as in ``RecognizerStream.finish`` (which then finds nothing to flush)."""
+    if stream.resampler is not None:
+        tail = stream.resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+        stream.resampler = None
+        stream.feed(tail)  # already at the model's rate
 
 
 class AsrBatcher(_BatchLoop):
@@ -245,23 +255,28 @@ class AsrBatcher(_BatchLoop):
         self, work: list[tuple[AsrSlot, np.ndarray | None, bool, int]]
     ) -> dict[AsrSlot, _AsrOutcome]:
         outcome = {slot: _AsrOutcome() for slot, *_ in work}
-        for slot, audio, _, _ in work:
-            if audio is not None:
-                try:
+        for slot, audio, ending, _ in work:
+            try:
+                if audio is not None:
                     slot.stream.feed(audio)
-                except Exception as error:
-                    outcome[slot].error = error
-        live = [slot for slot, *_ in work if outcome[slot].error is None]
+                if ending and not slot.input_ended:
+                    _end_input(slot.stream)
+                    slot.input_ended = True
+            except Exception as error:
+                outcome[slot].error = error
+        live = [(slot, ending) for slot, _, ending, _ in work
+                if outcome[slot].error is None]  # fmt: skip
         for _ in range(self.config.passes_per_step):
             ready = []
-            for slot in live:
+            for slot, ending in live:
                 if slot.closed:
                     continue
-                item = slot.stream.next_window()
+                # after the end, the last short window too (zero-padded)
+                item = slot.stream.next_window(final=ending)
                 if item is not None:
                     last_frame = slot.frames_used + slot.stream.window - 1
                     slot.frames_used += slot.stream.stride
-                    ready.append((slot, item, last_frame))
+                    ready.append((slot, item, last_frame, ending))
             if not ready:
                 break
             for start in range(0, len(ready), self.config.max_asr_batch):
@@ -270,8 +285,10 @@ class AsrBatcher(_BatchLoop):
             result = outcome[slot]
             if result.error is not None:
                 continue
-            result.more = len(slot.stream.features) >= slot.stream.window
+            left = len(slot.stream.features)
+            result.more = left >= (SUBSAMPLING_FIELD if ending else slot.stream.window)
             if ending and not result.more and not slot.closed:
+                # what is left: the open segment
                 try:
                     result.chunks.append((slot.stream.finish(), received))
                 except Exception as error:
@@ -281,15 +298,15 @@ class AsrBatcher(_BatchLoop):
 
     def _step(
         self,
-        group: list[tuple[AsrSlot, tuple[np.ndarray, int], int]],
+        group: list[tuple[AsrSlot, tuple[np.ndarray, int], int, bool]],
         outcome: dict[AsrSlot, _AsrOutcome],
     ) -> None:
-        windows = np.stack([window for _, (window, _), _ in group])  # (B, 8C+7, M)
-        valid = np.array([v for _, (_, v), _ in group], dtype=np.int64)  # (B,)
-        state = self.backend.stack_states([slot.stream.state for slot, _, _ in group])
+        windows = np.stack([item[0] for _, item, _, _ in group])  # (B, 8C+7, M)
+        valid = np.array([item[1] for _, item, _, _ in group], dtype=np.int64)  # (B,)
+        state = self.backend.stack_states([slot.stream.state for slot, *_ in group])
         log_probs, state = self.backend.step(windows, state, valid)  # (B, C, V)
         self.metrics.asr_batch.observe(len(group))
-        for i, ((slot, _, last_frame), slot_state) in enumerate(
+        for i, ((slot, _, last_frame, ending), slot_state) in enumerate(
             zip(group, self.backend.unstack_states(state), strict=True)
         ):
             slot.stream.state = slot_state
@@ -298,6 +315,8 @@ class AsrBatcher(_BatchLoop):
             except Exception as error:
                 outcome[slot].error = error
                 continue
+            if ending:  # after the end only finals, as RecognizerStream.finish
+                events = [e for e in events if e.kind == "final"]
             outcome[slot].chunks.append((events, self._needed_input(slot, last_frame)))
             outcome[slot].audio_samples += (
                 int(valid[i]) * SUBSAMPLING * self.frame_shift

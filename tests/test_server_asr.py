@@ -51,8 +51,12 @@ def test_results_equal_library_stream(serve, server_models, speech_16k) -> None:
 
 def test_message_shape(serve, speech_16k) -> None:
     server = serve()
-    floats = speech_16k.astype(np.float32) / 32768.0
-    results = asyncio.run(stream_audio(floats, 16000, server.ws_url("/asr")))
+    floats = speech_16k[: 3 * 16000].astype(np.float32) / 32768.0
+    # at real-time pace: partials come while audio arrives (after 'end' only
+    # finals are sent)
+    results = asyncio.run(
+        stream_audio(floats, 16000, server.ws_url("/asr"), realtime=True)
+    )
     partials = [r for r in results if r["type"] == "partial"]
     finals = [r for r in results if r["type"] == "final"]
     assert partials and finals
