@@ -554,10 +554,10 @@ class TtsBatcher(_BatchLoop):
                 cut = min(job.skip, samples.shape[0])
                 job.skip -= cut
                 if samples.shape[0] > cut:
-                    out.audio.append(samples[cut:].float().numpy())
+                    out.audio.append(samples[cut:].float().cpu().numpy())
                 if job.position >= job.length:
                     tail = vocoder.flush(job.vocoder_state)[0]
-                    out.audio.append(tail[job.skip :].float().numpy())
+                    out.audio.append(tail[job.skip :].float().cpu().numpy())
                     job.frames = job.decoder_state = job.vocoder_state = None
                     try:
                         self._next_sentence(job, out)

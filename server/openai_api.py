@@ -213,6 +213,10 @@ async def transcriptions(request: Request) -> Response:
                 "bad_format",
                 f"response_format must be one of {', '.join(TRANSCRIPTION_FORMATS)}",
             )
+        if str(form.get("stream") or "false").lower() in ("true", "1"):
+            raise ProtocolError(
+                "bad_option", "streamed transcription: use the /asr WebSocket"
+            )
         language = str(form.get("language") or "en").lower()
         if language not in ("en", "english"):
             raise ProtocolError("bad_option", "this server transcribes English only")

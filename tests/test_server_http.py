@@ -68,6 +68,9 @@ def test_transcription_errors(client, http_server, tmp_path) -> None:
             model="whisper-1", file=f, response_format="xml"
         )
     assert raised.value.code == "bad_format"
+    with pytest.raises(openai.BadRequestError) as raised, open(bad, "rb") as f:
+        client.audio.transcriptions.create(model="whisper-1", file=f, stream=True)
+    assert raised.value.code == "bad_option"
     anonymous = openai.OpenAI(
         base_url=http_server.url("/v1"), api_key="wrong", max_retries=0
     )
