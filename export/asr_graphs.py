@@ -55,7 +55,10 @@ __all__ = [
 ]
 
 EXPORT_FORMAT = 1
-LAYER_LAYOUT_FIELDS = tuple(f for f in LAYOUT_FIELDS if f != "num_queries")
+# what ConformerLayer.forward reads (query_valid and num_queries it does not)
+LAYER_LAYOUT_FIELDS = tuple(
+    f for f in LAYOUT_FIELDS if f not in ("num_queries", "query_valid")
+)
 
 
 def cache_names(num_layers: int) -> list[str]:
@@ -128,6 +131,7 @@ class LayerGraph(nn.Module):
         right = arrays["key_index"].shape[1] - left - chunk
         layout = ChunkLayout(
             **arrays,
+            query_valid=torch.zeros(0, dtype=torch.bool),  # unused by the layer
             num_queries=torch.zeros(0, dtype=torch.long),  # unused by the layer
             chunk_size=chunk,
             left_context=left,
@@ -241,7 +245,6 @@ def asr_graphs(model: AsrModel) -> dict[str, dict[str, Any]]:
         "cache_v": {0: "streams", 1: "left_context"},
         "cache_conv": {0: "streams"},
         "query_index": {0: "chunks", 1: "chunk_size"},
-        "query_valid": {0: "chunks", 1: "chunk_size"},
         "key_index": {0: "chunks", 1: "key_window"},
         "key_valid": {0: "chunks", 1: "key_window"},
         "conv_index": {0: "chunks", 1: "conv_window"},

@@ -30,6 +30,7 @@ from speech.core import (
     FeedForward,
     RelPositionAttention,
     build_chunk_layout,
+    build_dense_layout,
     gather_rows,
     padding_mask,
     relative_position_table,
@@ -113,43 +114,48 @@ class ConformerLayer(nn.Module):
         key_cache: Tensor | None = None,
         value_cache: Tensor | None = None,
         conv_cache: Tensor | None = None,
+        attention_layout: ChunkLayout | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Process the chunks of a flat frame sequence.
 
         Args:
             x: (F, D) layer input of all streams (see ``ChunkLayout``).
             layout: from ``build_chunk_layout`` with matching cache rows.
-            positions: (P, D) ``relative_position_table(C, L, R, D)``.
+            positions: (P, D) relative positions of the attention layout.
             key_cache, value_cache: (B, S, D) or None; conv_cache (B, K2, D).
+            attention_layout: another layout for the attention alone, e.g.
+                ``build_dense_layout`` (no caches); defaults to ``layout``.
 
         Returns:
             output (Q, D) for the processed frames (stream-major), new key
             and value caches (B, L, D), new conv cache (B, K2, D).
         """
+        attend_in = attention_layout if attention_layout is not None else layout
         x = x + 0.5 * self.ffn_in(x)
         h = self.attention_norm(x)
         keys, values = self.attention.project_keys_values(h)  # (F, D) each
-        queries = self.attention.project_queries(h[layout.query_index])  # (N, C, D)
-        window_keys = gather_rows(key_cache, keys, layout.key_index)  # (N, W, D)
-        window_values = gather_rows(value_cache, values, layout.key_index)
-        y = x[layout.query_index]  # (N, C, D)
-        y = y + self.dropout(
-            self.attention.attend(
-                queries, window_keys, window_values, layout.key_valid, positions
-            )
-        )
-        gate = self.convolution.gate(y) * layout.query_valid[..., None].to(y.dtype)
-        gate_rows = gate.flatten(0, 1)  # (N*C, D)
-        window = gather_rows(
-            conv_cache, gate_rows, layout.conv_index, layout.conv_valid
-        )
-        y = y + self.convolution.mix(window)
+        queries = self.attention.project_queries(h[attend_in.query_index])  # (N,C,D)
+        window_keys = gather_rows(key_cache, keys, attend_in.key_index)  # (N, W, D)
+        window_values = gather_rows(value_cache, values, attend_in.key_index)
+        attended = self.attention.attend(
+            queries,
+            window_keys,
+            window_values,
+            attend_in.key_valid,
+            positions,
+            attend_in.attention_mask,
+        )  # (N, C, D)
+        y = x[layout.query_rows] + self.dropout(
+            attended.flatten(0, 1)[attend_in.output_index]
+        )  # (Q, D)
+        gate = self.convolution.gate(y)  # (Q, D)
+        window = gather_rows(conv_cache, gate, layout.conv_index, layout.conv_valid)
+        y = y + self.convolution.mix(window).flatten(0, 1)[layout.output_index]
         y = y + 0.5 * self.ffn_out(y)
-        y = self.final_norm(y)
-        output = y.flatten(0, 1)[layout.output_index]
+        output = self.final_norm(y)
         new_keys = gather_rows(key_cache, keys, layout.new_key_index)
         new_values = gather_rows(value_cache, values, layout.new_key_index)
-        new_conv = gather_rows(conv_cache, gate_rows, layout.new_conv_index)
+        new_conv = gather_rows(conv_cache, gate, layout.new_conv_index)
         return output, new_keys, new_values, new_conv
 
     def forward_chunk(
@@ -359,16 +365,20 @@ class ChunkFormerEncoder(nn.Module):
             conv_cache_rows=0,
             device=x.device,
         )
+        # Chunk windows cost F * (L + C + R) scores plus gathers of as many
+        # keys and values; one dense block per stream costs B * T^2 scores
+        # and no gathers. Short utterances (training) take the dense block.
+        attention_layout = None
+        geometry = (chunk_size, left_context, right_context)
+        window = chunk_size + left_context + right_context
+        if lengths.numel() * longest * longest <= 8 * int(lengths.sum()) * window:
+            attention_layout = build_dense_layout(lengths, *geometry, device=x.device)
+            geometry = (longest, 0, 0)
         positions = relative_position_table(
-            chunk_size,
-            left_context,
-            right_context,
-            self.config.d_model,
-            device=x.device,
-            dtype=x.dtype,
+            *geometry, self.config.d_model, device=x.device, dtype=x.dtype
         )
         for layer in self.layers:
-            x = layer(x, layout, positions)[0]
+            x = layer(x, layout, positions, attention_layout=attention_layout)[0]
         return x
 
     def init_state(

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from speech.core.masks import (
         ChunkLayout,
         build_chunk_layout,
+        build_dense_layout,
         chunk_attention_mask,
         padding_mask,
     )
@@ -25,6 +26,7 @@ __all__ = [
     "FeedForward",
     "RelPositionAttention",
     "build_chunk_layout",
+    "build_dense_layout",
     "chunk_attention_mask",
     "gather_rows",
     "padding_mask",
@@ -39,6 +41,7 @@ _MODULES = {
     "gather_rows": "layers",
     "ChunkLayout": "masks",
     "build_chunk_layout": "masks",
+    "build_dense_layout": "masks",
     "chunk_attention_mask": "masks",
     "padding_mask": "masks",
 }

@@ -112,6 +112,7 @@ class RelPositionAttention(nn.Module):
         values: Tensor,
         key_valid: Tensor,
         positions: Tensor,
+        mask: Tensor | None = None,
     ) -> Tensor:
         """Attention of each chunk's queries over its key window.
 
@@ -122,6 +123,7 @@ class RelPositionAttention(nn.Module):
             key_valid: (N, W) bool, False for keys that do not exist.
             positions: (P, D) from ``relative_position_table`` for the same
                 C, L, R.
+            mask: optional (C, W) bool applied to every chunk as well.
 
         Returns:
             (N, C, D).
@@ -137,7 +139,10 @@ class RelPositionAttention(nn.Module):
         scale = 1.0 / math.sqrt(e)
         q_v = q + self.pos_bias_v[:, None, :].to(q.dtype)
         bias = _skew(torch.matmul(q_v, p), window) * scale  # (N, H, C, W)
-        bias = bias.masked_fill(~key_valid[:, None, None, :], float("-inf"))
+        allowed = key_valid[:, None, None, :]  # (N, 1, 1, W)
+        if mask is not None:
+            allowed = allowed & mask[None, None]
+        bias = bias.masked_fill(~allowed, float("-inf"))
         q_u = q + self.pos_bias_u[:, None, :].to(q.dtype)
         out = F.scaled_dot_product_attention(
             q_u,

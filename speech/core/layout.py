@@ -86,14 +86,14 @@ def chunk_layout_arrays(
         )
         return np.maximum(rows, 0) * valid, valid
 
+    query_offset = np.cumsum(num_queries) - num_queries  # (B,) rows in the output
+
     def conv_rows(stream: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         valid = (pos >= -conv_cached[stream]) & (pos < num_queries[stream])
-        # chunk outputs of stream b start at row first_chunk[b] * C, so frame
-        # p of stream b is at first_chunk[b] * C + p whatever chunk holds it.
         rows = np.where(
             pos < 0,
             stream * conv_cache_rows + conv_cache_rows + pos,
-            conv_base + first_chunk[stream] * size + pos,
+            conv_base + query_offset[stream] + pos,
         )
         return np.maximum(rows, 0) * valid, valid
 
@@ -109,10 +109,7 @@ def chunk_layout_arrays(
     conv_index, conv_valid = conv_rows(s, chunk_start[:, None] + conv_window)
 
     output_stream = np.repeat(np.arange(batch), num_queries)
-    output_pos = (
-        np.arange(output_stream.size)
-        - (np.cumsum(num_queries) - num_queries)[output_stream]
-    )
+    output_pos = np.arange(output_stream.size) - query_offset[output_stream]
     output_index = first_chunk[output_stream] * size + output_pos
 
     b = np.arange(batch)[:, None]

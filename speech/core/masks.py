@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -28,6 +29,7 @@ from speech.core.layout import chunk_layout_arrays
 __all__ = [
     "ChunkLayout",
     "build_chunk_layout",
+    "build_dense_layout",
     "chunk_attention_mask",
     "padding_mask",
 ]
@@ -99,15 +101,21 @@ class ChunkLayout(NamedTuple):
     query_valid: Tensor  # (N, C) bool, False on padding past a stream's end
     key_index: Tensor  # (N, W) rows of [key cache; keys of x]
     key_valid: Tensor  # (N, W) bool
-    conv_index: Tensor  # (N, K2 + C) rows of [conv cache; chunk outputs]
+    conv_index: Tensor  # (N, K2 + C) rows of [conv cache; processed frames (Q)]
     conv_valid: Tensor  # (N, K2 + C) bool
     output_index: Tensor  # (Q,) rows of the (N*C) chunk outputs, stream-major
     new_key_index: Tensor  # (B, L) rows of [key cache; keys of x]
-    new_conv_index: Tensor  # (B, K2) rows of [conv cache; chunk outputs]
+    new_conv_index: Tensor  # (B, K2) rows of [conv cache; processed frames (Q)]
     num_queries: Tensor  # (B,) queries processed per stream
     chunk_size: int
     left_context: int
     right_context: int
+    attention_mask: Tensor | None = None  # (C, W) extra mask of a dense layout
+
+    @property
+    def query_rows(self) -> Tensor:
+        """(Q,) rows of x of the processed frames, stream-major."""
+        return self.query_index.flatten()[self.output_index]
 
 
 def build_chunk_layout(
@@ -150,4 +158,45 @@ def build_chunk_layout(
         chunk_size=chunk_size,
         left_context=left_context,
         right_context=right_context,
+    )
+
+
+def build_dense_layout(
+    lengths: Tensor,
+    chunk_size: int,
+    left_context: int,
+    right_context: int,
+    device: torch.device | None = None,
+) -> ChunkLayout:
+    """An attention layout with one query block per stream (T = the longest
+    stream) masked by ``chunk_attention_mask``: the same attention as the
+    chunk windows, cheaper when the window L + C + R exceeds T (short
+    utterances in training). No caches; pair it with a chunk layout for the
+    convolution and use ``relative_position_table(T, 0, 0, D)``.
+    """
+    lengths = torch.as_tensor(lengths).cpu()
+    longest = int(lengths.max())
+    arrays = chunk_layout_arrays(
+        lengths.numpy(),
+        lengths.numpy(),
+        np.zeros(lengths.numel(), dtype=np.int64),
+        longest,
+        0,
+        0,
+        0,
+        0,
+        0,
+    )
+    tensors = {
+        name: torch.from_numpy(value).to(device) for name, value in arrays.items()
+    }
+    mask = chunk_attention_mask(
+        longest, chunk_size, left_context, right_context, device
+    )
+    return ChunkLayout(
+        **tensors,
+        chunk_size=longest,
+        left_context=0,
+        right_context=0,
+        attention_mask=mask,
     )

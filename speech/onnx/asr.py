@@ -36,7 +36,6 @@ MODEL_TYPE = "chunkformer_ctc"
 STEP_FILE = "asr_step.onnx"
 LAYOUT_INPUTS = (
     "query_index",
-    "query_valid",
     "key_index",
     "key_valid",
     "conv_index",

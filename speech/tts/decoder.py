@@ -177,7 +177,7 @@ class ChunkFFTBlock(nn.Module):
             queries, windows_k, windows_v, layout.key_valid, positions
         )  # (N, C, D)
         hidden = x[layout.query_index] + self.dropout(attended)  # (N, C, D)
-        conv_in = self.ffn_norm(hidden).flatten(0, 1)  # (N * C, D)
+        conv_in = self.ffn_norm(hidden).flatten(0, 1)[layout.output_index]  # (Q, D)
         window = gather_rows(
             conv_cache, conv_in, layout.conv_index, layout.conv_valid
         )  # (N, K1 + C, D)
