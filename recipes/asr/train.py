@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -103,6 +104,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="with --max-minutes: after N steps of this run, shorten the LR "
         "schedule to end when the time budget does (stored in the checkpoint)",
+    )
+    p.add_argument(
+        "--init-from",
+        metavar="DIR",
+        help="start from a model folder (config.json, tokenizer.model and "
+        "model.pt or model-*.pt shards): its size, tokenizer, CMVN and weights",
     )
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument(
@@ -230,6 +237,11 @@ def main(argv: list[str] | None = None) -> None:
     texts = [asr_transcript(u.text) for u in train]
     keep = [i for i, t in enumerate(texts) if t]
     train, texts = [train[i] for i in keep], [texts[i] for i in keep]
+    init = Path(args.init_from) if args.init_from else None
+    if init is not None and env.is_main and not (out / "tokenizer.model").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(init / "tokenizer.model", out / "tokenizer.model")
+    env.barrier()
     tokenizer = prepare(args, out, texts, env)
     token_ids = [tokenizer.encode(t) for t in texts]
     augment = None if args.no_augment else AugmentConfig()
@@ -245,8 +257,30 @@ def main(argv: list[str] | None = None) -> None:
         dropout=args.dropout,
         vocab_size=tokenizer.vocab_size,
     )
+    initial_state = None
+    if init is not None:
+        config = AsrConfig.load(init / "config.json").with_updates(dropout=args.dropout)
+        shards = sorted(init.glob("model*.pt"))
+        initial_state = {}
+        for shard in shards:
+            initial_state.update(
+                torch.load(shard, map_location="cpu", weights_only=True)
+            )
+        initial_state = {k: v.float() for k, v in initial_state.items()}
+    if config.vocab_size != tokenizer.vocab_size:
+        raise SystemExit(
+            f"vocabulary {tokenizer.vocab_size} != model's {config.vocab_size}"
+        )
     model = AsrModel(config)
     cmvn_file = out / "cmvn.pt"
+    if env.is_main and initial_state is not None and not cmvn_file.exists():
+        save_checkpoint(
+            cmvn_file,
+            {
+                "mean": initial_state["feature_mean"],
+                "istd": initial_state["feature_istd"],
+            },
+        )
     if env.is_main and not cmvn_file.exists():
         mean, istd = compute_cmvn(
             AsrDataset(train[:4000], token_ids[:4000]), seed=args.seed
@@ -256,6 +290,8 @@ def main(argv: list[str] | None = None) -> None:
     cmvn = torch.load(cmvn_file)
     model.feature_mean.copy_(cmvn["mean"])
     model.feature_istd.copy_(cmvn["istd"])
+    if initial_state is not None:
+        model.load_state_dict(initial_state)
     model.to(device)
     if env.is_main:
         params = sum(p.numel() for p in model.parameters())
