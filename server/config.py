@@ -47,6 +47,7 @@ class ServerConfig:
 
     # operations
     shutdown_timeout: float = 15.0  # seconds to finish in-flight results
+    trim_interval: float = 10.0  # seconds between malloc_trim calls (0: never)
     log_format: Literal["json", "text"] = "json"
     demo: bool = True  # serve the browser demo at /
 
