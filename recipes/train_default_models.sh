@@ -20,12 +20,16 @@ MINUTES=${MINUTES:-18}
 ASR_MINUTES=${ASR_MINUTES:-$MINUTES}
 TTS_MINUTES=${TTS_MINUTES:-$MINUTES}
 VOC_MINUTES=${VOC_MINUTES:-$MINUTES}
+TRAIN=${TRAIN:-"asr fastpitch vocoder"}  # which models to train
+wants() { [[ " $TRAIN " == *" $1 "* ]]; }
 mkdir -p "$WORK"
 
 start() {
   if [[ -z ${SKIP_DEVICE_SETUP:-} ]]; then  # set it where flite etc. are installed
+    set +eo pipefail  # the setup script is written for interactive shells
     # shellcheck disable=SC1091
     source recipes/data/device_setup.sh
+    set -eo pipefail
   fi
   export PYTHONUNBUFFERED=1
   if [[ ! -f $WORK/asr/test.jsonl ]]; then
@@ -33,21 +37,22 @@ start() {
       --jobs 16 --train-utts "${ASR_UTTS:-36000}" --dev-utts 500 --test-utts 800 --long-form 2 \
       > "$WORK/corpus_asr.log" 2>&1
   fi
-  if [[ ! -f $WORK/tts/metadata.csv ]]; then
+  if (wants fastpitch || wants vocoder) && [[ ! -f $WORK/tts/metadata.csv ]]; then
     python -m recipes.data.build_corpus --out "$WORK/tts" --text-file .carry/sentences.txt \
       --layout ljspeech --voices flite:slt --sample-rate 0 --train-utts "${TTS_UTTS:-8000}" \
       --dev-utts 300 --test-utts 0 --jobs 16 > "$WORK/corpus_tts.log" 2>&1
   fi
-  tail -n 3 "$WORK/corpus_asr.log" "$WORK/corpus_tts.log" || true
-  setsid nohup python -m recipes.asr.train --train "$WORK/asr/train.jsonl" \
+  tail -n 3 "$WORK"/corpus_*.log || true
+  wants asr && setsid nohup python -m recipes.asr.train --train "$WORK/asr/train.jsonl" \
     --dev "$WORK/asr/dev.jsonl" --out "$WORK/run_asr" --max-minutes "$ASR_MINUTES" \
     --total-steps 40000 --fit-schedule 300 --batch-seconds "${ASR_BATCH_SECONDS:-500}" \
-    --workers 8 --lr 2e-3 --warmup 800 --eval-every 1500 --save-every 1000 \
+    --workers "${ASR_WORKERS:-8}" --lr "${ASR_LR:-2e-3}" --warmup "${ASR_WARMUP:-800}" \
+    --eval-every 1500 --save-every 1000 \
     ${ASR_EXTRA:-} > "$WORK/asr.log" 2>&1 < /dev/null &
-  setsid nohup python -m recipes.tts.train_fastpitch --data "$WORK/tts" \
+  wants fastpitch && setsid nohup python -m recipes.tts.train_fastpitch --data "$WORK/tts" \
     --out "$WORK/run_fastpitch" --max-minutes "$TTS_MINUTES" --workers 4 \
     ${TTS_EXTRA:-} > "$WORK/fastpitch.log" 2>&1 < /dev/null &
-  setsid nohup python -m recipes.tts.train_vocoder --data "$WORK/tts" \
+  wants vocoder && setsid nohup python -m recipes.tts.train_vocoder --data "$WORK/tts" \
     --out "$WORK/run_vocoder" --max-minutes "$VOC_MINUTES" \
     --batch-size 32 --segment-frames 48 --context-frames 16 --lr 1e-3 --warmup 300 \
     --total-steps "${VOC_STEPS:-12000}" --adversarial-start "${VOC_ADV:-2500}" \
