@@ -117,6 +117,7 @@ class _AsrSession:
         except Exception:
             logger.exception("asr session failed")
             stop = Stop(ProtocolError("internal_error", "the server failed"))
+        stop.detach()
         try:
             # A normal end and the server's own limits still get the last
             # final; a client error or a vanished client do not.
@@ -135,6 +136,9 @@ class _AsrSession:
                 finals=self.finals,
             )
             await session.cleanup()
+            if self.slot is not None:
+                self.slot.release()
+                self.slot = None
 
     async def _finish(self) -> None:
         """End of input: decode what is left and wait for the last final."""

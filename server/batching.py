@@ -51,6 +51,14 @@ __all__ = ["AsrBatcher", "AsrSlot", "ChunkResult", "TtsBatcher", "TtsJob"]
 logger = logging.getLogger("server.batching")
 
 
+def _ignore(*args: Any) -> None:
+    pass
+
+
+def _always() -> bool:
+    return True
+
+
 class _BatchLoop:
     """An asyncio task feeding one worker thread, pass after pass."""
 
@@ -174,6 +182,13 @@ class AsrSlot:
         self.input_ended = False  # the resampler has been flushed (worker)
         self.backlog_ok = asyncio.Event()
         self.backlog_ok.set()
+
+    def release(self) -> None:
+        """Forget the session (the slot is closed; no more deliveries)."""
+        self.closed = True
+        self.deliver = _ignore
+        self.pending = []
+        self.arrivals.clear()
 
     def add_audio(self, samples: np.ndarray, now: float) -> None:
         if len(samples) == 0:
@@ -398,6 +413,15 @@ class TtsJob:
         self.skip = 0
         self.sentences = 0
 
+    def release(self) -> None:
+        """Drop the callbacks and the tensors of a finished or cancelled job
+        (the callbacks refer to the job's consumer and so to the job)."""
+        self.on_audio = _ignore
+        self.on_done = _ignore
+        self.can_produce = _always
+        self.pieces = self.chunks = None
+        self.frames = self.decoder_state = self.vocoder_state = None
+
     def deadline(self) -> float:
         """When a real-time player would run out of this job's audio."""
         return self.created + self.produced / self.synthesizer.sample_rate
@@ -424,8 +448,8 @@ class TtsBatcher(_BatchLoop):
 
     def cancel(self, job: TtsJob) -> None:
         job.cancelled = True
-        if job in self.jobs and not job.in_pass:
-            self.jobs.remove(job)
+        if not job.in_pass:
+            self._drop(job)
 
     def _eligible(self) -> list[TtsJob]:
         return [
@@ -593,18 +617,19 @@ class TtsBatcher(_BatchLoop):
                 job.on_audio(chunk)
             if out.error is not None or out.done:
                 job.finished = True
-                self._drop(job)
                 job.on_done(out.error)
+                self._drop(job)
         self.metrics.tts_work(seconds, samples / rate)
 
     def _drop(self, job: TtsJob) -> None:
         if job in self.jobs:
             self.jobs.remove(job)
+        job.release()
 
     def _fail(self, jobs: list[TtsJob], error: Exception) -> None:
         for job in jobs:
             job.in_pass = False
             job.finished = True
-            self._drop(job)
             if not job.cancelled:
                 job.on_done(error)
+            self._drop(job)

@@ -44,6 +44,15 @@ class Stop(Exception):
         self.error = error
         self.code = error.close_code if error else code
 
+    def detach(self) -> None:
+        """Drop the tracebacks (and chained exceptions) of this stop and its
+        error: they hold the frames that hold the session, and would keep it
+        alive until the next full garbage collection."""
+        for exception in (self, self.error):
+            if exception is not None:
+                exception.__traceback__ = None
+                exception.__context__ = exception.__cause__ = None
+
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
     for key, value in scope.get("headers", []):

@@ -77,6 +77,7 @@ class _TtsSession:
         except Exception:
             logger.exception("tts session failed")
             stop = Stop(ProtocolError("internal_error", "the server failed"))
+        stop.detach()
         try:
             if stop.error is not None and stop.error.code == "server_shutdown":
                 # Finish the current request; drop the queued ones.
@@ -100,6 +101,7 @@ class _TtsSession:
                 audio_seconds=round(self.audio_samples / self._rate(), 3),
             )
             await session.cleanup()
+            session.on_drained = None
 
     def _rate(self) -> int:
         synthesizer = self.hub.synthesizer

@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
@@ -354,3 +355,46 @@ def test_allowed_origins(serve) -> None:
                     pass
 
         asyncio.run(run())
+
+
+def test_sessions_are_freed_without_the_cycle_collector(serve, speech_file) -> None:
+    """Ended sessions free their streams and model states at once (by
+    reference counting): memory does not wait for a full GC pass."""
+    import gc
+
+    from server.asr import _AsrSession
+    from server.batching import AsrSlot, TtsJob
+    from server.session import WsSession
+    from server.tts import _TtsSession
+    from speech.asr.recognizer import RecognizerStream
+
+    server = serve()
+    samples, _ = sf.read(speech_file, dtype="float32", frames=3 * 16000)
+    types = (WsSession, _AsrSession, _TtsSession, AsrSlot, TtsJob, RecognizerStream)
+
+    async def run():
+        await stream_audio(samples, 16000, server.ws_url("/asr"))
+        async with TtsClient(server.ws_url("/tts")) as tts:
+            _ = [c async for c in tts.synthesize("Hello there.")]
+            await tts.request("A longer text to cancel. " * 10)
+            await asyncio.sleep(0.05)
+            await tts.cancel()
+            async for event, _ in tts.receive():
+                if event["type"] == "done":
+                    break
+        await exchange(server.ws_url("/asr"), ["{bad json"])
+        await exchange(server.ws_url("/tts"), [b"\x00"])
+        async with AsrClient(server.ws_url("/asr")) as asr:
+            await asr.send(samples[:16000])
+            asr.ws.transport.abort()
+
+    gc.collect()
+    gc.disable()
+    try:
+        asyncio.run(run())
+        assert wait_until(lambda: not server.hub.sessions)
+        time.sleep(0.3)  # the batchers' last passes
+        live = [type(o).__name__ for o in gc.get_objects() if type(o) in types]
+        assert live == []
+    finally:
+        gc.enable()
