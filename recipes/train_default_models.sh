@@ -25,6 +25,7 @@ wants() { [[ " $TRAIN " == *" $1 "* ]]; }
 mkdir -p "$WORK"
 
 start() {
+  mkdir -p "$WORK"
   if [[ -z ${SKIP_DEVICE_SETUP:-} ]]; then  # set it where flite etc. are installed
     set +eo pipefail  # the setup script is written for interactive shells
     # shellcheck disable=SC1091
@@ -43,21 +44,27 @@ start() {
       --dev-utts 300 --test-utts 0 --jobs 16 > "$WORK/corpus_tts.log" 2>&1
   fi
   tail -n 3 "$WORK"/corpus_*.log || true
-  wants asr && setsid nohup python -m recipes.asr.train --train "$WORK/asr/train.jsonl" \
+  if wants asr; then
+  setsid nohup python -m recipes.asr.train --train "$WORK/asr/train.jsonl" \
     --dev "$WORK/asr/dev.jsonl" --out "$WORK/run_asr" --max-minutes "$ASR_MINUTES" \
     --total-steps 40000 --fit-schedule 300 --batch-seconds "${ASR_BATCH_SECONDS:-500}" \
     --workers "${ASR_WORKERS:-8}" --lr "${ASR_LR:-2e-3}" --warmup "${ASR_WARMUP:-800}" \
     --eval-every 1500 --save-every 1000 \
     ${ASR_EXTRA:-} > "$WORK/asr.log" 2>&1 < /dev/null &
-  wants fastpitch && setsid nohup python -m recipes.tts.train_fastpitch --data "$WORK/tts" \
+  fi
+  if wants fastpitch; then
+  setsid nohup python -m recipes.tts.train_fastpitch --data "$WORK/tts" \
     --out "$WORK/run_fastpitch" --max-minutes "$TTS_MINUTES" --workers 4 \
     ${TTS_EXTRA:-} > "$WORK/fastpitch.log" 2>&1 < /dev/null &
-  wants vocoder && setsid nohup python -m recipes.tts.train_vocoder --data "$WORK/tts" \
+  fi
+  if wants vocoder; then
+  setsid nohup python -m recipes.tts.train_vocoder --data "$WORK/tts" \
     --out "$WORK/run_vocoder" --max-minutes "$VOC_MINUTES" \
     --batch-size 32 --segment-frames 48 --context-frames 16 --lr 1e-3 --warmup 300 \
     --total-steps "${VOC_STEPS:-12000}" --adversarial-start "${VOC_ADV:-2500}" \
     --save-every 1000 --eval-every 2000 \
     ${VOC_EXTRA:-} > "$WORK/vocoder.log" 2>&1 < /dev/null &
+  fi
   sleep 5
   echo "started; logs in $WORK/{asr,fastpitch,vocoder}.log"
 }

@@ -34,11 +34,13 @@ class AsrDataset(Dataset):
         augment: AugmentConfig | None = None,
         seed: int = 0,
         load_threads: int = 16,
+        augment_from_epoch: int = 0,
     ) -> None:
         self.utterances = list(utterances)
         self.tokens = [list(t) for t in token_ids]
         self.sample_rate = sample_rate
         self.augment = augment
+        self.augment_from_epoch = augment_from_epoch
         self.seed = seed
         self.fbank = FbankConfig(sample_rate=sample_rate)
         with ThreadPoolExecutor(load_threads) as pool:
@@ -70,7 +72,7 @@ class AsrDataset(Dataset):
         features are computed per batch on the training device."""
         epoch, index = key
         samples = self.waveform(index)
-        if self.augment is not None:
+        if self.augment is not None and epoch >= self.augment_from_epoch:
             rng = np.random.default_rng([self.seed, epoch, index])
             samples = augment_waveform(
                 samples, rng, self.augment, self.sample_rate, self._babble
@@ -105,6 +107,7 @@ class BucketBatchSampler:
         rank: int = 0,
         world_size: int = 1,
         max_utterances: int = 512,
+        sorted_epochs: int = 0,
     ) -> None:
         self.durations = durations
         self.max_seconds = max_seconds
@@ -112,6 +115,7 @@ class BucketBatchSampler:
         self.rank = rank
         self.world_size = world_size
         self.max_utterances = max_utterances
+        self.sorted_epochs = sorted_epochs
         self.epoch = 0
         self.start = 0
 
@@ -132,7 +136,8 @@ class BucketBatchSampler:
             current.append(int(index))
         if current:
             batches.append(current)
-        rng.shuffle(batches)
+        if epoch >= self.sorted_epochs:  # SortaGrad: first epochs short to long
+            rng.shuffle(batches)
         usable = len(batches) // self.world_size * self.world_size
         return batches[:usable]
 

@@ -92,6 +92,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=AsrConfig.dropout)
     p.add_argument("--full-context-prob", type=float, default=0.3)
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument(
+        "--augment-from-epoch",
+        type=int,
+        default=1,
+        help="waveform augmentation from this epoch on (clean data first)",
+    )
+    p.add_argument(
+        "--sorted-epochs",
+        type=int,
+        default=1,
+        help="epochs whose batches go from short to long (SortaGrad)",
+    )
     p.add_argument("--workers", type=int, default=8)
     p.add_argument("--save-every", type=int, default=1000)
     p.add_argument("--eval-every", type=int, default=2000)
@@ -245,7 +257,13 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = prepare(args, out, texts, env)
     token_ids = [tokenizer.encode(t) for t in texts]
     augment = None if args.no_augment else AugmentConfig()
-    dataset = AsrDataset(train, token_ids, augment=augment, seed=args.seed)
+    dataset = AsrDataset(
+        train,
+        token_ids,
+        augment=augment,
+        seed=args.seed,
+        augment_from_epoch=args.augment_from_epoch,
+    )
 
     config = AsrConfig(
         d_model=args.d_model,
@@ -339,7 +357,12 @@ def main(argv: list[str] | None = None) -> None:
         else model
     )
     sampler = BucketBatchSampler(
-        dataset.durations, args.batch_seconds, args.seed, env.rank, env.world_size
+        dataset.durations,
+        args.batch_seconds,
+        args.seed,
+        env.rank,
+        env.world_size,
+        sorted_epochs=args.sorted_epochs,
     )
     writer = SummaryWriter(str(out / "tb")) if env.is_main else None
     dev = []
