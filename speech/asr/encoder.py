@@ -18,6 +18,7 @@ Three ways to run the same weights:
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -84,10 +85,13 @@ class ConvSubsampling(nn.Module):
         for _ in range(3):
             freq = (freq - 1) // 2
         self.out = nn.Linear(channels * freq, dim)
+        self.scale = math.sqrt(dim)
 
     def forward(self, features: Tensor) -> Tensor:
         y = self.conv(features[:, None])  # (B, ch, T', freq)
-        return self.out(y.transpose(1, 2).flatten(2))  # (B, T', D)
+        # Scaled by sqrt(D) so that the input, not the layers' biases,
+        # dominates the residual stream at initialisation.
+        return self.out(y.transpose(1, 2).flatten(2)) * self.scale  # (B, T', D)
 
 
 class ConformerLayer(nn.Module):
