@@ -220,6 +220,7 @@ class AsrReport:
     sessions: int
     seconds: float
     results: int = 0
+    completed: int = 0  # sessions that received their last final
     p50_ms: float = float("nan")
     p95_ms: float = float("nan")
     p99_ms: float = float("nan")
@@ -308,7 +309,9 @@ async def asr_load(
         return_exceptions=True,
     )
     errors += [repr(o) for o in outcomes if isinstance(o, BaseException)]
-    report = AsrReport(sessions, seconds, results=len(latencies), errors=errors)
+    report = AsrReport(
+        sessions, seconds, results=len(latencies), completed=len(ends), errors=errors
+    )
     if latencies:
         ms = [x * 1000 for x in latencies]
         report.p50_ms, report.p95_ms = percentile(ms, 50), percentile(ms, 95)

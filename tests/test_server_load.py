@@ -24,7 +24,8 @@ def test_concurrent_realtime_asr_sessions(serve, speech_file) -> None:
         asr_load(server.ws_url("/asr"), audio, sessions=12, seconds=4.0, warmup=1.0)
     )
     assert not report.errors
-    assert report.results >= 12 * 4  # partial results flowed for every session
+    assert report.completed == 12  # every session got its last final
+    assert report.results >= 12  # timed results flowed
     # generous for a shared CI machine; the benchmark measures the real figure
     assert report.p95_ms < 1000, report
     assert wait_until(lambda: not server.hub.sessions)
