@@ -495,7 +495,7 @@ class TtsBatcher(_BatchLoop):
         synthesizer = job.synthesizer
         request = job.request
         if job.pieces is None:
-            job.pieces = synthesizer._sentences(request.text)  # noqa: SLF001
+            job.pieces = synthesizer.pieces(request.text)
         ids = next(job.pieces, None)
         if ids is None:
             out.done = True

@@ -10,6 +10,7 @@ import torch
 
 from speech.text.phonemize import PHONEME_SYMBOLS, text_to_ids, text_to_phonemes
 from speech.tts import synthesizer as synthesizer_module
+from speech.tts import synthesizer_base
 from speech.tts.config import FastPitchConfig
 from speech.tts.fastpitch import FastPitch, save_tts
 from speech.tts.synthesizer import Synthesizer, load_synthesizer
@@ -139,13 +140,13 @@ def test_unknown_ids_are_dropped(tts, caplog):
 
 def test_long_text_streams_lazily_in_bounded_pieces(tts, monkeypatch):
     calls = []
-    real = synthesizer_module.text_to_ids
+    real = synthesizer_base.text_to_ids
 
     def counting(text: str) -> list[int]:
         calls.append(len(text))
         return real(text)
 
-    monkeypatch.setattr(synthesizer_module, "text_to_ids", counting)
+    monkeypatch.setattr(synthesizer_base, "text_to_ids", counting)
     sentence = "The juice of lemons makes fine punch. "
     long_text = sentence * (20_000 // len(sentence) + 1)
     assert len(long_text) >= 20_000
@@ -158,7 +159,7 @@ def test_long_text_streams_lazily_in_bounded_pieces(tts, monkeypatch):
     assert len(calls) < 10
     # One enormous "sentence" (no punctuation) is cut into bounded pieces.
     words = "lemon " * 4000
-    pieces = list(tts._sentences(words))  # noqa: SLF001
+    pieces = list(tts.pieces(words))
     assert len(pieces) > 1
     assert max(len(p) for p in pieces) <= synthesizer_module.MAX_SYMBOLS
 

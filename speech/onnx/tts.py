@@ -14,7 +14,6 @@ M mel bins.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -22,24 +21,17 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from speech.onnx import Graph, find_model_folder
-from speech.text.normalize import split_sentences
-from speech.text.phonemize import (
-    PHONEME_SYMBOLS,
-    WORD_BOUNDARY,
-    phonemes_to_ids,
-    text_to_ids,
-)
+from speech.text.phonemize import PHONEME_SYMBOLS
+from speech.tts.synthesizer_base import MAX_SYMBOLS, SynthesizerBase
 
 __all__ = ["MAX_SYMBOLS", "OnnxSynthesizer", "load_synthesizer"]
 
-logger = logging.getLogger(__name__)
-
-MAX_SYMBOLS = 600  # as speech.tts.synthesizer: longer pieces are cut between words
 ENCODER_FILE = "tts_encoder.onnx"
 
 
-class OnnxSynthesizer:
-    """Streaming text-to-speech on ONNX Runtime.
+class OnnxSynthesizer(SynthesizerBase):
+    """Streaming text-to-speech on ONNX Runtime (the text front end and the
+    public API are ``SynthesizerBase``'s, shared with the PyTorch synthesizer).
 
     Args:
         voice: a folder written by ``speech export onnx`` (or its ``tts/``
@@ -200,156 +192,6 @@ class OnnxSynthesizer:
             if audio.shape[1] > cut:
                 yield audio[0, cut:]
         yield tail[0, skip:]
-
-    # --- text (as speech.tts.synthesizer.Synthesizer) ---------------------------
-
-    def _pieces(self, ids: Sequence[int]) -> list[list[int]]:
-        """Keep ids the model knows; cut runs longer than MAX_SYMBOLS."""
-        kept = [i for i in ids if 0 < i < self.num_symbols]
-        if len(kept) < len(ids):
-            logger.warning(
-                "dropped %d symbol id(s) unknown to the model", len(ids) - len(kept)
-            )
-        boundary = PHONEME_SYMBOLS.index(WORD_BOUNDARY)
-        pieces = []
-        while len(kept) > MAX_SYMBOLS:
-            cut = max(
-                (
-                    j
-                    for j in range(MAX_SYMBOLS // 2, MAX_SYMBOLS)
-                    if kept[j] == boundary
-                ),
-                default=MAX_SYMBOLS,
-            )
-            pieces.append(kept[:cut])
-            kept = kept[cut:]
-        if kept:
-            pieces.append(kept)
-        return pieces
-
-    def _sentences(self, text: str) -> Iterator[list[int]]:
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str, got {type(text).__name__}")
-        if not text.strip():
-            raise ValueError("text is empty")
-        return self._sentence_ids(text)
-
-    def _sentence_ids(self, text: str) -> Iterator[list[int]]:
-        spoken = False
-        for sentence in split_sentences(text):
-            for piece in self._pieces(text_to_ids(sentence)):
-                spoken = True
-                yield piece
-        if not spoken:
-            logger.warning("nothing speakable in the text; no audio")
-
-    def _checked_ids(self, ids: Sequence[int]) -> Iterator[list[int]]:
-        ids = [int(i) for i in ids]
-        if not ids:
-            raise ValueError("no symbol ids")
-        return iter(self._pieces(ids))
-
-    @staticmethod
-    def _check_controls(pace: float, volume: float) -> None:
-        if not pace > 0:
-            raise ValueError(f"pace must be positive, got {pace}")
-        if not volume >= 0:
-            raise ValueError(f"volume must be non-negative, got {volume}")
-
-    @staticmethod
-    def _finish(samples: np.ndarray, volume: float) -> np.ndarray:
-        samples = np.asarray(samples, dtype=np.float32)
-        if volume != 1.0:
-            samples = np.clip(samples * volume, -1.0, 1.0)
-        return samples.astype(np.float32, copy=False)
-
-    def _pause(self) -> np.ndarray:
-        return np.zeros(int(round(self.sentence_pause * self.sample_rate)), np.float32)
-
-    def _join(
-        self,
-        pieces: Iterator[list[int]],
-        pace: float,
-        pitch_shift: float,
-        volume: float,
-    ) -> np.ndarray:
-        self._check_controls(pace, volume)
-        parts: list[np.ndarray] = []
-        for ids in pieces:
-            if parts:
-                parts.append(self._pause())
-            parts.append(self._finish(self._utterance(ids, pace, pitch_shift), volume))
-        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
-
-    def _chunks(
-        self,
-        pieces: Iterator[list[int]],
-        pace: float,
-        pitch_shift: float,
-        volume: float,
-    ) -> Iterator[np.ndarray]:
-        first = True
-        for ids in pieces:
-            if not first:
-                yield self._pause()
-            first = False
-            for wave in self._stream_utterance(ids, pace, pitch_shift):
-                yield self._finish(wave, volume)
-
-    # --- public API -------------------------------------------------------------
-
-    def synthesize(
-        self,
-        text: str,
-        pace: float = 1.0,
-        pitch_shift: float = 0.0,
-        volume: float = 1.0,
-    ) -> np.ndarray:
-        """Whole text -> float32 samples at ``sample_rate`` (1-D)."""
-        return self._join(self._sentences(text), pace, pitch_shift, volume)
-
-    def synthesize_ids(
-        self,
-        ids: Sequence[int],
-        pace: float = 1.0,
-        pitch_shift: float = 0.0,
-        volume: float = 1.0,
-    ) -> np.ndarray:
-        """Symbol ids (of ``PHONEME_SYMBOLS``) -> samples, as one utterance."""
-        return self._join(self._checked_ids(ids), pace, pitch_shift, volume)
-
-    def synthesize_phonemes(
-        self,
-        phonemes: str,
-        pace: float = 1.0,
-        pitch_shift: float = 0.0,
-        volume: float = 1.0,
-    ) -> np.ndarray:
-        """IPA phoneme string (the front end's inventory) -> samples."""
-        return self.synthesize_ids(phonemes_to_ids(phonemes), pace, pitch_shift, volume)
-
-    def stream(
-        self,
-        text: str,
-        pace: float = 1.0,
-        pitch_shift: float = 0.0,
-        volume: float = 1.0,
-    ) -> Iterator[np.ndarray]:
-        """Whole text -> float32 chunks; ``np.concatenate`` of them equals
-        ``synthesize(text, ...)``. Input errors raise here, not on ``next``."""
-        self._check_controls(pace, volume)
-        return self._chunks(self._sentences(text), pace, pitch_shift, volume)
-
-    def stream_ids(
-        self,
-        ids: Sequence[int],
-        pace: float = 1.0,
-        pitch_shift: float = 0.0,
-        volume: float = 1.0,
-    ) -> Iterator[np.ndarray]:
-        """Symbol ids -> float32 chunks (as ``stream``)."""
-        self._check_controls(pace, volume)
-        return self._chunks(self._checked_ids(ids), pace, pitch_shift, volume)
 
 
 def load_synthesizer(
