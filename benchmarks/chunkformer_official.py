@@ -255,7 +255,7 @@ def worker(payload: dict) -> None:
     make = lambda secs: [  # noqa: E731
         tiled(pattern, 977 * i, frames(s), device, dtype) for i, s in enumerate(secs)
     ]
-    block = frames(60.0)
+    block = frames(payload.get("block_seconds", 60.0))
     models, runs = {}, {}
     for impl in payload["impls"]:
         if impl == "theirs":
@@ -323,6 +323,12 @@ def main() -> None:
     p.add_argument("--batch", default=PAPER_SET, help="masked batch set; '' skips")
     p.add_argument("--geometry", default="64,128,128", help="C,L,R encoder frames")
     p.add_argument("--threads", type=int, default=2, help="CPU threads")
+    p.add_argument(
+        "--block-seconds",
+        type=float,
+        default=60.0,
+        help="ours: seconds pushed per EncoderPipeline call (theirs: 900 s windows)",
+    )
     p.add_argument("--json", default=None)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -358,6 +364,7 @@ def main() -> None:
                             "wheel": args.wheel,
                             "unzip": unzip,
                             "impls": impls,
+                            "block_seconds": args.block_seconds,
                         }
                         out = run_worker(__file__, payload)
                         for result in out.get("results", []):

@@ -125,14 +125,20 @@ def speech_audio(seconds: float = 30.0) -> np.ndarray:
 class ServerProcess:
     """``speech serve`` in a subprocess on a free loopback port."""
 
-    def __init__(self, asr_model: Path | None, tts_model: Path | None, threads: int):
+    def __init__(
+        self,
+        asr_model: Path | None,
+        tts_model: Path | None,
+        threads: int,
+        device: str = "cpu",
+    ):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         command = [
             sys.executable, "-m", "speech.cli", "serve", "--port", str(self.port),
             "--max-sessions", "2000", "--idle-timeout", "600",
-            "--log-format", "text", "--threads", str(threads),
+            "--log-format", "text", "--threads", str(threads), "--device", device,
         ]  # fmt: skip
         if asr_model:
             command += ["--asr-model", str(asr_model)]
@@ -143,7 +149,9 @@ class ServerProcess:
             command,
             cwd=REPO,
             stderr=self.log,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p
+            )},  # fmt: skip
         )
         deadline = time.monotonic() + 120
         while True:
@@ -562,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         "--random", action="store_true", help="random default-size models"
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--device", default="cpu", help="the server's: cpu, cuda")
     args = parser.parse_args(argv)
 
     random.seed(0)
@@ -572,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         asr_model, tts_model = args.asr_model, args.tts_model
         if args.random:
             asr_model, tts_model = make_random_models(Path(models.name))
-        server = ServerProcess(asr_model, tts_model, args.threads)
+        server = ServerProcess(asr_model, tts_model, args.threads, args.device)
         http_url = server.url("")
     try:
         if args.command == "soak":

@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from speech.asr.metrics import character_errors
+
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parent.parent
@@ -129,7 +131,7 @@ def test_demo_shows_the_spoken_words_with_the_shipped_model(tmp_path) -> None:
     from server.app import BackgroundServer, create_app
     from server.config import ServerConfig
 
-    sentence = "the quick brown fox jumps over the lazy dog"
+    sentence = "the weather will be cold and windy in the north tomorrow"
     microphone = make_microphone_wav(tmp_path / "mic.wav", sentence)
     seconds = sf.info(microphone).duration
     app = create_app(ServerConfig(tts=False))
@@ -149,6 +151,11 @@ def test_demo_shows_the_spoken_words_with_the_shipped_model(tmp_path) -> None:
             page = driver.find_element("id", "transcript").text.lower()
         finally:
             driver.quit()
+    # the shipped model's streaming WER on held-out voices is about 20 %
+    # (README), so the page is checked letter by letter, and most words
+    # must be there verbatim
+    edits, letters = character_errors(sentence, page)
+    assert edits <= 0.2 * letters, page
     expected = sentence.split()
     found = [word for word in expected if word in page.split()]
-    assert len(found) >= 0.8 * len(expected), page
+    assert len(found) >= 0.6 * len(expected), page

@@ -1,11 +1,9 @@
-"""Layer-pipelined encoding of inputs of unbounded length.
+"""Layer-pipelined encoding of inputs of unbounded length on PyTorch.
 
-Every layer keeps the frames of its input that it has not processed yet
-(``pending``) and fixed-size caches of the frames before them. A layer can
-process chunk j once its input holds the frames up to ``(j + 1) * C + R``, so
-with R > 0 each layer runs behind the one below it; with R = 0 all layers
-advance together. Memory is bounded by the block pushed in plus C + R frames
-per layer, whatever the duration, and the output equals the masked-batching
+``EncoderPipeline`` runs the control of ``speech.asr.layer_pipeline``
+(pending frames per layer, queries per call, a layout per layer) on an
+``AsrModel``. Memory is bounded by the block pushed in plus C + R frames per
+layer, whatever the duration, and the output equals the masked-batching
 ``ChunkFormerEncoder.forward`` over the whole input exactly.
 
 Letters: T input frames, T' encoder frames, D model width, M mel bins.
@@ -16,15 +14,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from speech.asr.config import SUBSAMPLING, SUBSAMPLING_FIELD, ChunkGeometry
-from speech.asr.encoder import subsampled_length
+from speech.asr.config import ChunkGeometry
+from speech.asr.layer_pipeline import LayerPipeline, subsampling_windows
 from speech.asr.model import AsrModel
 from speech.core import build_chunk_layout, relative_position_table
 
 __all__ = ["EncoderPipeline"]
 
 
-class EncoderPipeline:
+class EncoderPipeline(LayerPipeline[Tensor]):
     """Encode one input pushed in blocks of features; emits CTC
     log-probabilities as soon as they are final.
 
@@ -42,20 +40,20 @@ class EncoderPipeline:
         max_subsampling_frames: int = 1024,
     ) -> None:
         self.model = model
-        self.geometry = geometry
-        self.max_subsampling_frames = max_subsampling_frames
         encoder = model.encoder
         param = model.ctc.weight
         self.device, self.dtype = param.device, param.dtype
         d = model.config.d_model
         num_layers = len(encoder.layers)
-        self.features = torch.zeros(
-            0, model.config.num_mel_bins, device=self.device, dtype=self.dtype
+        super().__init__(
+            geometry,
+            num_layers,
+            features=torch.zeros(
+                0, model.config.num_mel_bins, device=self.device, dtype=self.dtype
+            ),
+            frames=torch.zeros(0, d, device=self.device, dtype=self.dtype),
+            max_subsampling_frames=max_subsampling_frames,
         )
-        self.pending = [
-            torch.zeros(0, d, device=self.device, dtype=self.dtype)
-            for _ in range(num_layers)
-        ]
         left, context = geometry.left_context, encoder.conv_context
         self.keys = [
             torch.zeros(1, left, d, device=self.device, dtype=self.dtype)
@@ -66,7 +64,6 @@ class EncoderPipeline:
             torch.zeros(1, context, d, device=self.device, dtype=self.dtype)
             for _ in range(num_layers)
         ]
-        self.processed = [0] * num_layers
         self.positions = relative_position_table(
             geometry.chunk_size,
             geometry.left_context,
@@ -75,72 +72,59 @@ class EncoderPipeline:
             device=self.device,
             dtype=self.dtype,
         )
-        self.frames_out = 0
 
     @torch.inference_mode()
     def push(self, features: Tensor) -> Tensor:
         """Add (T, M) raw features; returns (T'_ready, V) log-probabilities."""
-        features = self.model.normalize(features.to(self.device, self.dtype))
-        self.features = torch.cat([self.features, features])
-        return self._advance(final=False)
+        return super().push(features)
 
     @torch.inference_mode()
     def flush(self) -> Tensor:
         """End of input: process everything left; returns (T'_rest, V)."""
-        return self._advance(final=True)
+        return super().flush()
 
-    def _subsample(self) -> Tensor:
-        count = int(subsampled_length(self.features.shape[0]))
+    def _concat(self, parts: list[Tensor]) -> Tensor:
+        return torch.cat(parts)
+
+    def _normalize(self, features: Tensor) -> Tensor:
+        return self.model.normalize(features.to(self.device, self.dtype))
+
+    def _subsample(self, features: Tensor, count: int) -> Tensor:
         if count == 0:
-            return self.features.new_zeros(0, self.model.config.d_model)
-        pieces = []
+            return features.new_zeros(0, self.model.config.d_model)
         subsampling = self.model.encoder.subsampling
-        for start in range(0, count, self.max_subsampling_frames):
-            stop = min(start + self.max_subsampling_frames, count)
-            window = self.features[
-                start * SUBSAMPLING : (stop - 1) * SUBSAMPLING + SUBSAMPLING_FIELD
+        return torch.cat(
+            [
+                subsampling(features[window][None])[0]
+                for _, window in subsampling_windows(count, self.max_subsampling_frames)
             ]
-            pieces.append(subsampling(window[None])[0])
-        self.features = self.features[count * SUBSAMPLING :]
-        return torch.cat(pieces)
+        )
 
-    def _advance(self, final: bool) -> Tensor:
-        g = self.geometry
-        new = self._subsample()
-        for i, layer in enumerate(self.model.encoder.layers):
-            pending = torch.cat([self.pending[i], new])
-            available = pending.shape[0]
-            if final:
-                queries = available
-            else:
-                queries = (
-                    max(available - g.right_context, 0) // g.chunk_size * g.chunk_size
-                )
-            if queries == 0:
-                self.pending[i] = pending
-                new = pending[:0]
-                continue
-            layout = build_chunk_layout(
-                num_frames=torch.tensor([available]),
-                num_queries=torch.tensor([queries]),
-                processed=torch.tensor([self.processed[i]]),
-                chunk_size=g.chunk_size,
-                left_context=g.left_context,
-                right_context=g.right_context,
-                conv_context=self.model.encoder.conv_context,
-                key_cache_rows=g.left_context,
-                conv_cache_rows=self.model.encoder.conv_context,
-                device=self.device,
-            )
-            new, self.keys[i], self.values[i], self.conv[i] = layer(
-                pending,
+    def _run_layer(self, index: int, x: Tensor, num_queries: int) -> Tensor:
+        g, context = self.geometry, self.model.encoder.conv_context
+        layout = build_chunk_layout(
+            num_frames=torch.tensor([x.shape[0]]),
+            num_queries=torch.tensor([num_queries]),
+            processed=torch.tensor([self.processed[index]]),
+            chunk_size=g.chunk_size,
+            left_context=g.left_context,
+            right_context=g.right_context,
+            conv_context=context,
+            key_cache_rows=g.left_context,
+            conv_cache_rows=context,
+            device=self.device,
+        )
+        out, self.keys[index], self.values[index], self.conv[index] = (
+            self.model.encoder.layers[index](
+                x,
                 layout,
                 self.positions,
-                self.keys[i],
-                self.values[i],
-                self.conv[i],
+                self.keys[index],
+                self.values[index],
+                self.conv[index],
             )
-            self.pending[i] = pending[queries:]
-            self.processed[i] += queries
-        self.frames_out += new.shape[0]
-        return self.model.ctc(new).float().log_softmax(-1)
+        )
+        return out
+
+    def _ctc(self, x: Tensor) -> Tensor:
+        return self.model.ctc(x).float().log_softmax(-1)

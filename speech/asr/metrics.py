@@ -3,15 +3,26 @@ tests on machines where jiwer is not installed)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-__all__ = ["word_error_rate", "word_errors"]
+__all__ = ["character_errors", "word_error_rate", "word_errors"]
 
 
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     """(substitutions + deletions + insertions, reference words) between two
     space-separated word strings (Levenshtein distance over words)."""
-    ref, hyp = reference.split(), hypothesis.split()
+    ref = reference.split()
+    return _edit_distance(ref, hypothesis.split()), len(ref)
+
+
+def character_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(edits, reference characters) between two strings whose runs of
+    whitespace count as one space (Levenshtein distance over characters)."""
+    ref, hyp = " ".join(reference.split()), " ".join(hypothesis.split())
+    return _edit_distance(ref, hyp), len(ref)
+
+
+def _edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
     previous = list(range(len(hyp) + 1))
     for i, word in enumerate(ref, 1):
         current = [i] + [0] * len(hyp)
@@ -20,7 +31,7 @@ def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
                 previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != other)
             )
         previous = current
-    return previous[-1], len(ref)
+    return previous[-1]
 
 
 def word_error_rate(pairs: Iterable[tuple[str, str]]) -> float:

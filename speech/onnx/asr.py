@@ -19,7 +19,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from speech.asr.config import SUBSAMPLING, SUBSAMPLING_FIELD, AsrConfig, ChunkGeometry
+from speech.asr.config import AsrConfig, ChunkGeometry
+from speech.asr.layer_pipeline import (
+    LayerPipeline,
+    subsampled_frames,
+    subsampling_windows,
+)
 from speech.asr.tokenizer import Tokenizer
 from speech.core.layout import chunk_layout_arrays
 from speech.onnx import Graph, find_model_folder
@@ -79,12 +84,6 @@ def unstack_states(state: OnnxEncoderState) -> list[OnnxEncoderState]:
     ]
 
 
-def _subsampled_length(num_frames: int) -> int:
-    if num_frames < SUBSAMPLING_FIELD:
-        return 0
-    return (num_frames - SUBSAMPLING_FIELD) // SUBSAMPLING + 1
-
-
 class OnnxAsrBackend:
     """ONNX Runtime back end of ``speech.asr.recognizer.Recognizer``.
 
@@ -142,18 +141,14 @@ class OnnxAsrBackend:
     def subsample(self, features: np.ndarray, max_frames: int = 1024) -> np.ndarray:
         """(T, M) raw features -> (T', D) encoder-rate frames, in windows of
         at most ``max_frames`` output frames (as ``ChunkFormerEncoder``)."""
-        count = _subsampled_length(features.shape[0])
+        count = subsampled_frames(features.shape[0])
         if count == 0:
             return np.zeros((0, self.config.d_model), np.float32)
         graph = self._graph("asr_subsampling.onnx")
         pieces = []
-        for start in range(0, count, max_frames):
-            stop = min(start + max_frames, count)
-            window = features[
-                start * SUBSAMPLING : (stop - 1) * SUBSAMPLING + SUBSAMPLING_FIELD
-            ]
-            encoded = graph.run(features=np.ascontiguousarray(window[None]))
-            pieces.append(encoded["encoded"][0, : stop - start])
+        for frames, window in subsampling_windows(count, max_frames):
+            encoded = graph.run(features=np.ascontiguousarray(features[window][None]))
+            pieces.append(encoded["encoded"][0, :frames])
         return np.concatenate(pieces)
 
     def layer(
@@ -287,7 +282,7 @@ class OnnxAsrBackend:
         self, windows: np.ndarray, state: OnnxEncoderState, num_valid: np.ndarray
     ) -> tuple[np.ndarray, OnnxEncoderState]:
         batch = windows.shape[0]
-        chunk = _subsampled_length(windows.shape[1])
+        chunk = subsampled_frames(windows.shape[1])
         geometry = ChunkGeometry(chunk, state.keys.shape[2], 0)
         encoded = self._graph("asr_subsampling.onnx").run(features=windows)
         frames = encoded["encoded"][:, :chunk]  # (B, C, D)
@@ -316,11 +311,11 @@ class OnnxAsrBackend:
         return log_probs, new_state
 
 
-class OnnxPipeline:
+class OnnxPipeline(LayerPipeline[np.ndarray]):
     """Layer-pipelined long-form encoding (``speech.asr.longform.
-    EncoderPipeline`` on ONNX Runtime): every layer keeps its unprocessed
-    input frames and fixed-size caches; output equals masked batching over
-    the whole input."""
+    EncoderPipeline`` on ONNX Runtime; the control is ``LayerPipeline``'s):
+    every layer keeps its unprocessed input frames and fixed-size caches;
+    output equals masked batching over the whole input."""
 
     def __init__(
         self,
@@ -329,12 +324,15 @@ class OnnxPipeline:
         max_subsampling_frames: int = 1024,
     ) -> None:
         self.backend = backend
-        self.geometry = geometry
-        self.max_subsampling_frames = max_subsampling_frames
         config = backend.config
         n, d = config.num_layers, config.d_model
-        self.features = np.zeros((0, config.num_mel_bins), np.float32)
-        self.pending = [np.zeros((0, d), np.float32) for _ in range(n)]
+        super().__init__(
+            geometry,
+            n,
+            features=np.zeros((0, config.num_mel_bins), np.float32),
+            frames=np.zeros((0, d), np.float32),
+            max_subsampling_frames=max_subsampling_frames,
+        )
         self.keys = [
             np.zeros((1, geometry.left_context, d), np.float32) for _ in range(n)
         ]
@@ -342,51 +340,29 @@ class OnnxPipeline:
         self.conv = [
             np.zeros((1, backend.conv_context, d), np.float32) for _ in range(n)
         ]
-        self.processed = [0] * n
-        self.frames_out = 0
 
-    def push(self, features: np.ndarray) -> np.ndarray:
-        """Add (T, M) raw features; returns (T'_ready, V) log-probabilities."""
-        features = np.asarray(features, np.float32)
-        self.features = np.concatenate([self.features, features])
-        return self._advance(final=False)
+    def _concat(self, parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts)
 
-    def flush(self) -> np.ndarray:
-        """End of input: process everything left; returns (T'_rest, V)."""
-        return self._advance(final=True)
+    def _normalize(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(features, np.float32)
 
-    def _subsample(self) -> np.ndarray:
-        count = _subsampled_length(self.features.shape[0])
-        new = self.backend.subsample(self.features, self.max_subsampling_frames)
-        self.features = self.features[count * SUBSAMPLING :]
-        return new
+    def _subsample(self, features: np.ndarray, count: int) -> np.ndarray:
+        return self.backend.subsample(features, self.max_subsampling_frames)
 
-    def _advance(self, final: bool) -> np.ndarray:
-        g = self.geometry
-        new = self._subsample()
-        for i in range(self.backend.config.num_layers):
-            pending = np.concatenate([self.pending[i], new])
-            available = pending.shape[0]
-            if final:
-                queries = available
-            else:
-                queries = (
-                    max(available - g.right_context, 0) // g.chunk_size * g.chunk_size
-                )
-            if queries == 0:
-                self.pending[i] = pending
-                new = pending[:0]
-                continue
-            layout = self.backend.layout(
-                np.array([available]),
-                np.array([queries]),
-                np.array([self.processed[i]]),
-                g,
+    def _run_layer(self, index: int, x: np.ndarray, num_queries: int) -> np.ndarray:
+        layout = self.backend.layout(
+            np.array([x.shape[0]]),
+            np.array([num_queries]),
+            np.array([self.processed[index]]),
+            self.geometry,
+        )
+        out, self.keys[index], self.values[index], self.conv[index] = (
+            self.backend.layer(
+                index, x, layout, self.keys[index], self.values[index], self.conv[index]
             )
-            new, self.keys[i], self.values[i], self.conv[i] = self.backend.layer(
-                i, pending, layout, self.keys[i], self.values[i], self.conv[i]
-            )
-            self.pending[i] = pending[queries:]
-            self.processed[i] += queries
-        self.frames_out += new.shape[0]
-        return self.backend.ctc(new)
+        )
+        return out
+
+    def _ctc(self, x: np.ndarray) -> np.ndarray:
+        return self.backend.ctc(x)
