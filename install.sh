@@ -32,4 +32,10 @@ fi
 # torch and torchaudio are pinned together: torchaudio 2.11 loads only with torch 2.11
 .venv/bin/python -m pip install -q "torch==2.11.0" "torchaudio==2.11.0"
 .venv/bin/python -m pip install -q -e ".[dev]"
+# ONNX Runtime graphs of the shipped models (derived from the weights in
+# speech/models/, so they are built here rather than stored twice in git)
+marker=speech/models/onnx/asr/asr_step.onnx
+if [[ ! -f $marker ]] || find speech/models/asr speech/models/tts -newer "$marker" | grep -q .; then
+  .venv/bin/speech export onnx --out speech/models/onnx --int8 >/dev/null
+fi
 echo "installed: $(.venv/bin/python -c 'import torch, speech; print("torch", torch.__version__, "speech", speech.__version__)')"

@@ -234,6 +234,24 @@ def test_transcripts_identical_to_pytorch(onnx_dir, model_dir, speech_file):
     assert finals["onnx"] == finals["torch"] and finals["onnx"]
 
 
+@torch.inference_mode()
+def test_full_context_batch_matches_pytorch(onnx_dir, model_dir):
+    """A chunk longer than every utterance (full context, C = 100000) is one
+    chunk per utterance, not a 100000-frame padded one."""
+    from speech.asr.config import ChunkGeometry
+
+    model = load_model(model_dir).float().eval()
+    backend = OnnxAsrBackend(onnx_dir / "asr")
+    rng = np.random.default_rng(3)
+    features = [rng.standard_normal((n, 80)).astype(np.float32) for n in (57, 300)]
+    full = ChunkGeometry(100000, 0, 0)
+    ours = backend.encode_list(features, full)
+    reference = model.forward_list([torch.from_numpy(f) for f in features], 100000, 0, 0)
+    assert [o.shape for o in ours] == [tuple(r.shape) for r in reference]
+    for a, b in zip(ours, reference, strict=True):
+        np.testing.assert_allclose(a, b.numpy(), atol=1e-4, rtol=1e-4)
+
+
 def test_int8_transcript_stays_close(onnx_dir, speech_file):
     import jiwer
 

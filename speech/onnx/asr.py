@@ -214,6 +214,10 @@ class OnnxAsrBackend:
         lengths = np.array([e.shape[0] for e in encoded], dtype=np.int64)
         x = np.concatenate(encoded)
         if x.shape[0] > 0:
+            if geometry.chunk_size > lengths.max():
+                # one chunk holds every utterance (full context): a chunk of
+                # the longest one computes the same without the padding
+                geometry = ChunkGeometry(int(lengths.max()), 0, 0)
             layout = self.layout(lengths, lengths, np.zeros_like(lengths), geometry)
             batch, d = len(features), self.config.d_model
             keys = np.zeros((batch, geometry.left_context, d), np.float32)
