@@ -57,7 +57,9 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 def load_models(config: ServerConfig) -> tuple[Any, Any, str]:
-    """(recognizer or None, synthesizer or None, voice name) for ``config``."""
+    """(recognizer or None, synthesizer or None, voice name) for ``config``,
+    both on ``config.backend`` ("torch" or "onnx"; the ONNX synthesizer loads
+    without torch). Missing folders raise ``FileNotFoundError``."""
     recognizer = synthesizer = None
     voice_name = "default"
     if config.asr:
@@ -67,12 +69,16 @@ def load_models(config: ServerConfig) -> tuple[Any, Any, str]:
             config.asr_model, backend=config.backend, device=config.device
         )
     if config.tts:
-        from speech.tts.synthesizer import DEFAULT_TTS_DIR, load_synthesizer
+        # speech.load_synthesizer imports torch for the PyTorch back end only;
+        # no folder: the shipped voice (speech/models/tts) or, for ONNX, the
+        # shipped export (speech/models/onnx, built by install.sh).
+        from speech import load_synthesizer
 
-        folder = Path(config.tts_model) if config.tts_model else DEFAULT_TTS_DIR
-        synthesizer = load_synthesizer(folder, device=config.device)
+        synthesizer = load_synthesizer(
+            config.tts_model, backend=config.backend, device=config.device
+        )
         if config.tts_model:
-            voice_name = folder.resolve().name
+            voice_name = Path(config.tts_model).resolve().name
     return recognizer, synthesizer, voice_name
 
 
@@ -132,9 +138,8 @@ def create_app(
         recognizer = recognizer or loaded[0]
         if synthesizer is None and loaded[1] is not None:
             synthesizer, voice_name = loaded[1], loaded[2]
-    if config.threads:
-        import torch
-
+    torch = sys.modules.get("torch")  # loaded with PyTorch models only
+    if config.threads and torch is not None:
         if torch.get_num_threads() != config.threads:
             torch.set_num_threads(config.threads)
     hub = Hub(config, recognizer, synthesizer, voice_name)

@@ -18,7 +18,10 @@ TTS (``TtsBatcher``): each request runs its encoder and predictors alone (one
 sentence at a time, variable length), then the decoder and the vocoder advance
 every request by one chunk (``chunk_size`` mel frames) on stacked decoder and
 vocoder states. Requests without audio yet go first, then those whose playback
-is closest to running dry.
+is closest to running dry. The batcher drives the synthesizers' step API
+(``speech.tts.synthesizer_base``: ``frames``, ``decode_chunk``,
+``vocode_chunk``, ``stack_states`` / ``unstack_states``), so it runs the
+PyTorch and the ONNX Runtime synthesizer alike and never imports torch.
 
 Letters: B streams, C chunk size, M mel bins, D model width.
 """
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
     from server.metrics import Metrics
     from server.protocol import TtsRequest
     from speech.asr.recognizer import Recognizer, RecognizerStream, StreamEvent
-    from speech.tts.synthesizer import Synthesizer
+    from speech.tts.synthesizer_base import SynthesizerBase
 
 __all__ = ["AsrBatcher", "AsrSlot", "ChunkResult", "TtsBatcher", "TtsJob"]
 
@@ -387,7 +390,7 @@ class TtsJob:
     def __init__(
         self,
         request: TtsRequest,
-        synthesizer: Synthesizer,
+        synthesizer: SynthesizerBase,
         on_audio: Callable[[np.ndarray], None],
         on_done: Callable[[Exception | None], None],
         can_produce: Callable[[], bool] = lambda: True,
@@ -405,7 +408,7 @@ class TtsJob:
         # worker side
         self.pieces: Iterator[list[int]] | None = None
         self.chunks: Iterator[np.ndarray] | None = None  # Griffin-Lim fallback
-        self.frames: Any = None  # (1, T, D) decoder input of the sentence
+        self.frames: np.ndarray | None = None  # (T, D) decoder input of the sentence
         self.length = 0
         self.position = 0
         self.decoder_state: Any = None
@@ -414,7 +417,7 @@ class TtsJob:
         self.sentences = 0
 
     def release(self) -> None:
-        """Drop the callbacks and the tensors of a finished or cancelled job
+        """Drop the callbacks and the states of a finished or cancelled job
         (the callbacks refer to the job's consumer and so to the job)."""
         self.on_audio = _ignore
         self.on_done = _ignore
@@ -482,16 +485,8 @@ class TtsBatcher(_BatchLoop):
 
     # -- worker thread --------------------------------------------------------
 
-    def _pass(self, jobs: list[TtsJob]) -> dict[TtsJob, _TtsOutcome]:
-        import torch
-
-        with torch.inference_mode():
-            return self._pass_inner(jobs)
-
     def _next_sentence(self, job: TtsJob, out: _TtsOutcome) -> None:
         """Load the job's next sentence (or mark it done)."""
-        import torch
-
         synthesizer = job.synthesizer
         request = job.request
         if job.pieces is None:
@@ -508,28 +503,20 @@ class TtsBatcher(_BatchLoop):
                 )
             )
         job.sentences += 1
-        model = synthesizer.model
-        symbols = torch.tensor([list(ids)], dtype=torch.long, device=synthesizer.device)
-        prosody = model.prosody(symbols, pace=request.pace, pitch_shift=request.pitch)
-        job.frames = prosody.frames
-        job.length = int(prosody.frame_lengths[0])
+        job.frames = synthesizer.frames(ids, request.pace, request.pitch)  # (T, D)
+        job.length = job.frames.shape[0]
         job.position = 0
-        job.decoder_state = model.decoder.init_state(1)
-        job.vocoder_state = synthesizer.vocoder.init_state(1, synthesizer.device)
-        job.skip = synthesizer.vocoder.delay_samples
+        job.decoder_state = synthesizer.init_decoder_state(1)
+        job.vocoder_state = synthesizer.init_vocoder_state(1)
+        job.skip = synthesizer.delay_samples
 
-    def _pass_inner(self, jobs: list[TtsJob]) -> dict[TtsJob, _TtsOutcome]:
-        import torch
-
-        from speech.tts import decoder as decoder_states
-        from speech.tts import vocoder as vocoder_states
-
+    def _pass(self, jobs: list[TtsJob]) -> dict[TtsJob, _TtsOutcome]:
         outcome = {job: _TtsOutcome() for job in jobs}
         groups: dict[tuple[int, int], list[TtsJob]] = {}
         for job in jobs:
             out = outcome[job]
             try:
-                if job.synthesizer.vocoder is None:  # Griffin-Lim: whole sentences
+                if not job.synthesizer.has_vocoder:  # Griffin-Lim: whole sentences
                     if job.chunks is None:
                         r = job.request
                         job.chunks = job.synthesizer.stream(
@@ -544,54 +531,58 @@ class TtsBatcher(_BatchLoop):
                 if job.frames is None:
                     self._next_sentence(job, out)
                 if job.frames is not None:
-                    size = min(
-                        job.synthesizer.model.decoder.chunk_size,
-                        job.length - job.position,
-                    )
+                    size = min(job.synthesizer.chunk_size, job.length - job.position)
                     groups.setdefault((id(job.synthesizer), size), []).append(job)
             except Exception as error:
                 out.error = error
         for (_, size), group in groups.items():
-            synthesizer = group[0].synthesizer
-            decoder, vocoder = synthesizer.model.decoder, synthesizer.vocoder
-            x = torch.cat(
-                [j.frames[:, j.position : j.position + size] for j in group]
-            )  # (B, C', D)
-            self.metrics.tts_batch.observe(len(group))
-            mel, d_state = decoder.forward_chunk(
-                x, decoder_states.stack_states([j.decoder_state for j in group])
-            )  # (B, C', M)
-            wave, v_state = vocoder.forward_chunk(
-                mel.transpose(1, 2),
-                vocoder_states.stack_states([j.vocoder_state for j in group]),
-            )  # (B, C' * hop)
-            for job, ds, vs, samples in zip(
-                group,
-                decoder_states.unstack_states(d_state),
-                vocoder_states.unstack_states(v_state),
-                wave,
-                strict=True,
-            ):
-                out = outcome[job]
-                job.decoder_state, job.vocoder_state = ds, vs
-                job.position += size
-                cut = min(job.skip, samples.shape[0])
-                job.skip -= cut
-                if samples.shape[0] > cut:
-                    out.audio.append(samples[cut:].float().cpu().numpy())
-                if job.position >= job.length:
-                    tail = vocoder.flush(job.vocoder_state)[0]
-                    out.audio.append(tail[job.skip :].float().cpu().numpy())
-                    job.frames = job.decoder_state = job.vocoder_state = None
-                    try:
-                        self._next_sentence(job, out)
-                    except Exception as error:
-                        out.error = error
+            self._step(group, size, outcome)
         for job, out in outcome.items():
             volume = job.request.volume
-            if volume != 1.0 and job.synthesizer.vocoder is not None:
+            if volume != 1.0 and job.synthesizer.has_vocoder:
                 out.audio = [np.clip(a * volume, -1.0, 1.0) for a in out.audio]
         return outcome
+
+    def _step(
+        self, group: list[TtsJob], size: int, outcome: dict[TtsJob, _TtsOutcome]
+    ) -> None:
+        """One decoder and one vocoder step of ``size`` frames for a group of
+        jobs on one synthesizer."""
+        synthesizer = group[0].synthesizer
+        windows = []
+        for job in group:
+            assert job.frames is not None  # grouped jobs have a sentence loaded
+            windows.append(job.frames[job.position : job.position + size])
+        frames = np.stack(windows)  # (B, C', D)
+        self.metrics.tts_batch.observe(len(group))
+        mel, decoder_state = synthesizer.decode_chunk(
+            frames, synthesizer.stack_states([j.decoder_state for j in group])
+        )  # (B, C', M)
+        audio, tail, vocoder_state = synthesizer.vocode_chunk(
+            mel, synthesizer.stack_states([j.vocoder_state for j in group])
+        )  # (B, C' * H), (B, delay_samples)
+        for job, decoder, vocoder, samples, end in zip(
+            group,
+            synthesizer.unstack_states(decoder_state),
+            synthesizer.unstack_states(vocoder_state),
+            audio,
+            tail,
+            strict=True,
+        ):
+            out = outcome[job]
+            job.decoder_state, job.vocoder_state = decoder, vocoder
+            job.position += size
+            cut = min(job.skip, samples.shape[0])
+            job.skip -= cut
+            if samples.shape[0] > cut:
+                out.audio.append(samples[cut:])
+            if job.position >= job.length:
+                out.audio.append(end[job.skip :])
+                job.frames = job.decoder_state = job.vocoder_state = None
+                try:
+                    self._next_sentence(job, out)
+                except Exception as error:
+                    out.error = error
 
     # -- event loop -------------------------------------------------------------
 

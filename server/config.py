@@ -15,13 +15,15 @@ class ServerConfig:
     # where to listen and what to serve
     host: str = "127.0.0.1"
     port: int = 8000
-    asr_model: str | None = None  # None: the shipped model (speech/models/asr)
-    tts_model: str | None = None  # None: the shipped voice (speech/models/tts)
+    # None: the shipped models (speech/models/asr, speech/models/tts; with
+    # backend "onnx" the shipped export, speech/models/onnx)
+    asr_model: str | None = None
+    tts_model: str | None = None
     asr: bool = True  # serve recognition
     tts: bool = True  # serve synthesis
-    backend: Literal["torch", "onnx"] = "torch"  # ASR back end
+    backend: Literal["torch", "onnx"] = "torch"  # ASR and TTS back end
     device: str = "cpu"
-    threads: int = 1  # torch intra-op threads per model worker
+    threads: int = 1  # torch intra-op threads (ONNX: $SPEECH_ONNX_THREADS)
 
     # limits
     max_sessions: int = 200  # concurrent WebSocket sessions and HTTP requests

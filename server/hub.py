@@ -18,7 +18,7 @@ from server.session import origin_allowed, token_ok
 if TYPE_CHECKING:
     from server.session import WsSession
     from speech.asr.recognizer import Recognizer
-    from speech.tts.synthesizer import Synthesizer
+    from speech.tts.synthesizer_base import SynthesizerBase
 
 __all__ = ["Hub"]
 
@@ -40,14 +40,14 @@ class Hub:
         self,
         config: ServerConfig,
         recognizer: Recognizer | None,
-        synthesizer: Synthesizer | None,
+        synthesizer: SynthesizerBase | None,
         voice_name: str = "default",
     ) -> None:
         self.config = config
         self.metrics = Metrics()
         self.recognizer = recognizer
         self.synthesizer = synthesizer
-        self.voices: dict[str, Synthesizer] = {}
+        self.voices: dict[str, SynthesizerBase] = {}
         if synthesizer is not None:
             self.voices = {"default": synthesizer, voice_name: synthesizer}
         self.sessions: set[WsSession] = set()
@@ -182,7 +182,7 @@ class Hub:
 
     # ---------------------------------------------------------------- models
 
-    def voice(self, name: str) -> Synthesizer:
+    def voice(self, name: str) -> SynthesizerBase:
         if self.synthesizer is None:
             raise ProtocolError(
                 "not_served", "this server does not run speech synthesis"
@@ -217,6 +217,7 @@ class Hub:
             }
         if self.synthesizer is not None:
             info["tts"] = {
+                "backend": self.synthesizer.backend,
                 "voices": sorted(self.voices),
                 "sample_rate": self.synthesizer.sample_rate,
             }

@@ -246,7 +246,9 @@ def test_full_context_batch_matches_pytorch(onnx_dir, model_dir):
     features = [rng.standard_normal((n, 80)).astype(np.float32) for n in (57, 300)]
     full = ChunkGeometry(100000, 0, 0)
     ours = backend.encode_list(features, full)
-    reference = model.forward_list([torch.from_numpy(f) for f in features], 100000, 0, 0)
+    reference = model.forward_list(
+        [torch.from_numpy(f) for f in features], 100000, 0, 0
+    )
     assert [o.shape for o in ours] == [tuple(r.shape) for r in reference]
     for a, b in zip(ours, reference, strict=True):
         np.testing.assert_allclose(a, b.numpy(), atol=1e-4, rtol=1e-4)
@@ -352,6 +354,25 @@ def test_synthesizer_steps_batch_across_streams(onnx_dir):
             wave, _, alone[i][1] = tts.vocode_chunk(one, alone[i][1])
             np.testing.assert_allclose(mel[row], one[0], rtol=0, atol=1e-5)
             np.testing.assert_allclose(audio[row], wave[0], rtol=0, atol=1e-6)
+
+
+def test_step_api_is_the_same_on_both_backends(onnx_dir, voice_dir):
+    from tests.test_tts_api import step_synthesize
+
+    torch_tts = load_synthesizer(voice_dir)
+    onnx_tts = load_synthesizer(onnx_dir, backend="onnx")
+    for name in ("chunk_size", "delay_samples", "sample_rate", "sentence_pause"):
+        assert getattr(onnx_tts, name) == getattr(torch_tts, name), name
+    assert (torch_tts.backend, onnx_tts.backend) == ("torch", "onnx")
+    ids = [PHONEME_SYMBOLS.index(c) for c in PHONEMES]
+    utterances = [ids, ids[4:], ids[:9]]
+    expected = step_synthesize(torch_tts, utterances, pace=1.1)
+    got = step_synthesize(onnx_tts, utterances, pace=1.1)
+    for one, reference in zip(got, expected, strict=True):
+        assert one.shape == reference.shape
+        np.testing.assert_allclose(one, reference, rtol=0, atol=1e-4)
+    alone = onnx_tts.synthesize_ids(ids, pace=1.1)
+    np.testing.assert_allclose(got[0], alone, rtol=0, atol=1e-6)
 
 
 def test_synthesizer_text_path_matches_pytorch(onnx_dir, voice_dir):

@@ -14,6 +14,7 @@ from speech.tts import synthesizer_base
 from speech.tts.config import FastPitchConfig
 from speech.tts.fastpitch import FastPitch, save_tts
 from speech.tts.synthesizer import Synthesizer, load_synthesizer
+from speech.tts.synthesizer_base import SynthesizerBase
 from speech.tts.vocoder import Vocoder, VocoderConfig, save_vocoder
 
 CHUNK = 4
@@ -107,6 +108,76 @@ def test_ids_and_phonemes_inputs(tts):
     np.testing.assert_allclose(streamed, expected, atol=2e-5)
     with pytest.raises(ValueError):
         tts.synthesize_ids([])
+
+
+def step_synthesize(
+    tts: SynthesizerBase, utterances: list[list[int]], pace: float = 1.0
+) -> list[np.ndarray]:
+    """Several utterances through the step API at once, as a server batches
+    them: utterance i starts i chunks late, streams of one chunk length share
+    a decoder and a vocoder call. One 1-D output per utterance."""
+    frames = [tts.frames(ids, pace) for ids in utterances]
+    states = [(tts.init_decoder_state(), tts.init_vocoder_state()) for _ in frames]
+    position = [0] * len(frames)
+    skip = [tts.delay_samples] * len(frames)
+    out: list[list[np.ndarray]] = [[] for _ in frames]
+    for step in range(10_000):
+        groups: dict[int, list[int]] = {}
+        for i, x in enumerate(frames):
+            if i <= step and position[i] < len(x):
+                size = min(tts.chunk_size, len(x) - position[i])
+                groups.setdefault(size, []).append(i)
+        if not groups and step >= len(frames):
+            break
+        for size, group in groups.items():
+            x = np.stack([frames[i][position[i] : position[i] + size] for i in group])
+            mel, decoder = tts.decode_chunk(
+                x, tts.stack_states([states[i][0] for i in group])
+            )
+            audio, tail, vocoder = tts.vocode_chunk(
+                mel, tts.stack_states([states[i][1] for i in group])
+            )
+            for row, i in enumerate(group):
+                states[i] = (
+                    tts.unstack_states(decoder)[row],
+                    tts.unstack_states(vocoder)[row],
+                )
+                position[i] += size
+                cut = min(skip[i], audio.shape[1])
+                out[i].append(audio[row, cut:])
+                skip[i] -= cut
+                if position[i] == len(frames[i]):
+                    out[i].append(tail[row, skip[i] :])
+    return [np.concatenate(parts) for parts in out]
+
+
+def test_step_api_batches_streams_and_equals_synthesize(tts):
+    texts = ["Rice is often served in round bowls.", "The juice of lemons!"]
+    utterances = [next(tts.pieces(text)) for text in texts]
+    assert tts.has_vocoder and tts.chunk_size == CHUNK
+    assert tts.delay_samples == tts.vocoder.delay_samples
+    frames = tts.frames(utterances[0], pace=1.2)
+    assert frames.dtype == np.float32 and frames.shape[1] == 32  # (T, D)
+    mel, _ = tts.decode_chunk(frames[None, :CHUNK], tts.init_decoder_state())
+    assert isinstance(mel, np.ndarray) and mel.shape == (1, CHUNK, 80)
+    outputs = step_synthesize(tts, utterances, pace=1.2)
+    for text, audio in zip(texts, outputs, strict=True):
+        expected = tts.synthesize(text, pace=1.2)
+        assert audio.dtype == np.float32 and audio.shape == expected.shape
+        np.testing.assert_allclose(audio, expected, atol=2e-5)
+    # batched or alone, the same samples
+    alone = step_synthesize(tts, utterances[1:], pace=1.2)[0]
+    np.testing.assert_allclose(outputs[1], alone, atol=1e-6)
+
+
+def test_step_api_needs_the_vocoder():
+    tts = Synthesizer(tiny_model(), None)
+    assert not tts.has_vocoder and tts.chunk_size == CHUNK
+    frames = tts.frames(next(tts.pieces("Hello.")))
+    mel, _ = tts.decode_chunk(frames[None, :CHUNK], tts.init_decoder_state())
+    assert mel.shape[:2] == (1, CHUNK)
+    with pytest.raises(RuntimeError, match="Griffin-Lim"):
+        tts.init_vocoder_state()
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t "])

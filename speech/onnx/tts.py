@@ -41,6 +41,8 @@ class OnnxSynthesizer(SynthesizerBase):
         threads: intra-op threads per graph.
     """
 
+    backend = "onnx"
+
     def __init__(
         self,
         voice: str | os.PathLike[str] | None = None,

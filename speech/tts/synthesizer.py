@@ -27,6 +27,15 @@ text with nothing speakable left gives an empty array (with a warning).
 
 Controls: ``pace`` divides durations (2.0 = twice as fast), ``pitch_shift`` is
 in semitones, ``volume`` is a gain on the waveform (then clipped to [-1, 1]).
+
+Batched steps (``frames``, ``init_decoder_state``, ``init_vocoder_state``,
+``stack_states``, ``unstack_states``, ``decode_chunk``, ``vocode_chunk``; see
+``speech.tts.synthesizer_base``) are those of ``OnnxSynthesizer``: numpy
+arrays in and out, states the ``DecoderState`` / ``VocoderState`` tuples of
+tensors on ``device``. They need the vocoder (not the Griffin-Lim fallback).
+
+Letters: B streams, T mel frames, C decoder chunk size, D model width, M mel
+bins, H hop.
 """
 
 from __future__ import annotations
@@ -43,9 +52,12 @@ import torch
 from torch import Tensor
 
 from speech.text.phonemize import PHONEME_SYMBOLS
+from speech.tts import decoder as decoder_states
+from speech.tts import vocoder as vocoder_states
+from speech.tts.decoder import DecoderState
 from speech.tts.fastpitch import FastPitch, load_tts
 from speech.tts.synthesizer_base import MAX_SYMBOLS, SynthesizerBase
-from speech.tts.vocoder import Vocoder, load_vocoder
+from speech.tts.vocoder import Vocoder, VocoderState, load_vocoder
 
 __all__ = [
     "DEFAULT_TTS_DIR",
@@ -64,6 +76,8 @@ VOCODER_SUBDIR = "vocoder"
 class Synthesizer(SynthesizerBase):
     """Streaming text-to-speech over a FastPitch model and a vocoder (the text
     front end and the public API are ``SynthesizerBase``'s)."""
+
+    backend = "torch"
 
     def __init__(
         self,
@@ -104,10 +118,87 @@ class Synthesizer(SynthesizerBase):
         if chunks_per_step < 1:
             raise ValueError(f"chunks_per_step must be >= 1, got {chunks_per_step}")
         self.chunks_per_step = chunks_per_step
+        self.chunk_size = self.model.decoder.chunk_size
+        self.delay_samples = 0 if self.vocoder is None else self.vocoder.delay_samples
 
     @property
     def sample_rate(self) -> int:
         return self.model.config.sample_rate
+
+    @property
+    def has_vocoder(self) -> bool:
+        return self.vocoder is not None
+
+    # --- batched steps (also for cross-session batching, e.g. a server) ------
+
+    @torch.inference_mode()
+    def frames(
+        self, ids: Sequence[int], pace: float = 1.0, pitch_shift: float = 0.0
+    ) -> np.ndarray:
+        """Symbol ids of one utterance -> (T, D) length-regulated decoder
+        input (``FastPitch.prosody``)."""
+        frames, length = self._prosody(ids, pace, pitch_shift)
+        return frames[0, :length].cpu().numpy()
+
+    def init_decoder_state(self, batch: int = 1) -> DecoderState:
+        """Empty decoder state of ``batch`` streams."""
+        return self.model.decoder.init_state(batch)
+
+    def init_vocoder_state(self, batch: int = 1) -> VocoderState:
+        """Vocoder state of ``batch`` new streams (silence before them)."""
+        return self._streaming_vocoder().init_state(batch, self.device)
+
+    @staticmethod
+    @torch.inference_mode()
+    def stack_states(
+        states: list[DecoderState] | list[VocoderState],
+    ) -> DecoderState | VocoderState:
+        """Batch decoder (or vocoder) states of several streams."""
+        if isinstance(states[0], DecoderState):
+            return decoder_states.stack_states(states)  # type: ignore[arg-type]
+        return vocoder_states.stack_states(states)  # type: ignore[arg-type]
+
+    @staticmethod
+    @torch.inference_mode()
+    def unstack_states(
+        state: DecoderState | VocoderState,
+    ) -> list[DecoderState] | list[VocoderState]:
+        """Split a batched state into one state per stream."""
+        if isinstance(state, DecoderState):
+            return decoder_states.unstack_states(state)
+        return vocoder_states.unstack_states(state)
+
+    @torch.inference_mode()
+    def decode_chunk(
+        self, frames: np.ndarray, state: DecoderState
+    ) -> tuple[np.ndarray, DecoderState]:
+        """(B, C', D) decoder input, C' <= chunk_size (less only at a
+        stream's end) -> (B, C', M) log-mel and the new state."""
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        mel, state = self.model.decoder.forward_chunk(x, state)
+        return mel.float().cpu().numpy(), state
+
+    @torch.inference_mode()
+    def vocode_chunk(
+        self, mel: np.ndarray, state: VocoderState
+    ) -> tuple[np.ndarray, np.ndarray, VocoderState]:
+        """(B, T', M) log-mel -> (B, T' * H) stream samples, (B, n_fft / 2)
+        tail (the samples a stream ending here still owes: ``Vocoder.flush``)
+        and the new state. Drop the first ``delay_samples`` of a stream's
+        samples."""
+        vocoder = self._streaming_vocoder()
+        x = torch.from_numpy(np.ascontiguousarray(mel)).to(self.device)
+        audio, state = vocoder.forward_chunk(x.transpose(1, 2), state)
+        tail = vocoder.flush(state)
+        return audio.float().cpu().numpy(), tail.float().cpu().numpy(), state
+
+    def _streaming_vocoder(self) -> Vocoder:
+        if self.vocoder is None:
+            raise RuntimeError(
+                "no vocoder (Griffin-Lim fallback): the step API needs one; "
+                "stream() synthesizes whole sentences instead"
+            )
+        return self.vocoder
 
     # --- audio ----------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """What both synthesizers share, torch-free: text to symbol-id pieces, input
-checks, sentence pauses and the public API.
+checks, sentence pauses, the public API and the declarations of the batched
+step API.
 
 ``speech.tts.synthesizer.Synthesizer`` (PyTorch) and
 ``speech.onnx.tts.OnnxSynthesizer`` (ONNX Runtime) derive from
@@ -10,6 +11,29 @@ same samples). Text is split into sentences (``split_sentences``), each
 normalised and phonemized lazily (``text_to_ids``); ids the model does not
 know are dropped and pieces longer than ``MAX_SYMBOLS`` are cut between words.
 
+Step API (for batching streams of many sessions, e.g. ``server.batching``),
+the same on both back ends: numpy arrays in and out, states opaque (made,
+stacked and split by the synthesizer that uses them)::
+
+    frames = tts.frames(ids, pace, pitch_shift)             # (T, D)
+    decoder, vocoder = tts.init_decoder_state(), tts.init_vocoder_state()
+    skip = tts.delay_samples                                # centre padding
+    for start in range(0, len(frames), tts.chunk_size):
+        mel, decoder = tts.decode_chunk(
+            frames[None, start : start + tts.chunk_size], decoder
+        )                                                   # (1, C', M)
+        audio, tail, vocoder = tts.vocode_chunk(mel, vocoder)
+        ...  # audio[0], less its first ``skip`` samples overall
+    ...  # then tail[0] of the last call, less what is left of ``skip``
+
+gives ``_stream_utterance``'s samples; ``stack_states`` / ``unstack_states``
+run several streams (each at its own position) in one call. Voices without
+a streaming vocoder (``has_vocoder`` False: the PyTorch Griffin-Lim
+fallback) stream whole sentences through ``stream`` instead.
+
+Letters: B streams, T mel frames, C decoder chunk size (C' <= C frames in a
+call), D model width, M mel bins, H hop.
+
 This module imports numpy and the text front end only, never torch, so the
 ONNX back end runs without it.
 """
@@ -19,6 +43,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -30,22 +55,79 @@ from speech.text.phonemize import (
     text_to_ids,
 )
 
-__all__ = ["MAX_SYMBOLS", "SynthesizerBase"]
+__all__ = ["MAX_SYMBOLS", "StepState", "SynthesizerBase"]
 
 logger = logging.getLogger(__name__)
 
 MAX_SYMBOLS = 600  # longer pieces are cut between words (bounds encoder memory)
 
+# A decoder or vocoder state of the step API: fixed-size, only the batch
+# dimension B varies; its type is the back end's (torch NamedTuples, or dicts
+# of numpy arrays named as the ONNX graphs' inputs).
+StepState: TypeAlias = Any
+
 
 class SynthesizerBase(ABC):
     """The text front end and public API over two per-utterance hooks."""
 
+    backend: str  # "torch" or "onnx"
     num_symbols: int  # ids 1 .. num_symbols - 1 are the model's symbols
     sentence_pause: float  # seconds of silence between sentences
+    chunk_size: int  # C: mel frames per decoder step
+    delay_samples: int  # stream samples before source sample 0 (vocoder)
 
     @property
     @abstractmethod
     def sample_rate(self) -> int: ...
+
+    @property
+    def has_vocoder(self) -> bool:
+        """Whether the step API covers this voice (a streaming vocoder);
+        False for a fallback that needs whole utterances (use ``stream``)."""
+        return True
+
+    # --- batched steps (declared here, one implementation per back end) -------
+
+    @abstractmethod
+    def frames(
+        self, ids: Sequence[int], pace: float = 1.0, pitch_shift: float = 0.0
+    ) -> np.ndarray:
+        """Symbol ids of one utterance -> (T, D) length-regulated decoder
+        input (text encoder and predictors, then the length regulation)."""
+
+    @abstractmethod
+    def init_decoder_state(self, batch: int = 1) -> StepState:
+        """Empty decoder state of ``batch`` streams."""
+
+    @abstractmethod
+    def init_vocoder_state(self, batch: int = 1) -> StepState:
+        """Vocoder state of ``batch`` new streams (silence before them)."""
+
+    @staticmethod
+    @abstractmethod
+    def stack_states(states: list[StepState]) -> StepState:
+        """Batch decoder (or vocoder) states of several streams."""
+
+    @staticmethod
+    @abstractmethod
+    def unstack_states(state: StepState) -> list[StepState]:
+        """Split a batched state into one state (of batch 1) per stream."""
+
+    @abstractmethod
+    def decode_chunk(
+        self, frames: np.ndarray, state: StepState
+    ) -> tuple[np.ndarray, StepState]:
+        """(B, C', D) float32 decoder input, C' <= C (less only at a stream's
+        end) -> (B, C', M) float32 log-mel and the new state."""
+
+    @abstractmethod
+    def vocode_chunk(
+        self, mel: np.ndarray, state: StepState
+    ) -> tuple[np.ndarray, np.ndarray, StepState]:
+        """(B, T', M) log-mel -> (B, T' * H) float32 stream samples, the
+        (B, delay_samples) tail (the samples a stream ending here still owes)
+        and the new state. A stream's first ``delay_samples`` samples are
+        padding, to drop."""
 
     @abstractmethod
     def _utterance(
