@@ -46,6 +46,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         lambda: defaultdict(lambda: [0, 0])
     )
     timing = {}
+    hypotheses: dict[str, dict[str, str]] = defaultdict(dict)
     for name, geometry in geometries.items():
         started = time.monotonic()
         for path, result in recognizer.transcribe_many(
@@ -56,6 +57,7 @@ def evaluate(args: argparse.Namespace) -> dict:
             if isinstance(result, Exception):
                 print(f"error: {result}")
                 continue
+            hypotheses[path][name] = result.text
             errors, words = word_errors(reference[path], asr_transcript(result.text))
             for key in (speaker[path], "all"):
                 table[key][name][0] += errors
@@ -67,6 +69,7 @@ def evaluate(args: argparse.Namespace) -> dict:
             started = time.monotonic()
             result = recognizer.transcribe(item.audio, config.offline)
             elapsed = time.monotonic() - started
+            hypotheses[item.audio]["long_form"] = result.text
             errors, words = word_errors(
                 asr_transcript(item.text), asr_transcript(result.text)
             )
@@ -85,6 +88,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "long_form": long_rows,
         "geometries": {k: vars(v) for k, v in geometries.items()},
         "latency_streaming_s": config.streaming.latency_seconds(config.num_layers),
+        "hypotheses": hypotheses,
     }
 
 
