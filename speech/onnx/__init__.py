@@ -75,6 +75,7 @@ class Graph:
         options.intra_op_num_threads = threads or default_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = path
         self.session = ort.InferenceSession(
             str(path), sess_options=options, providers=providers_for(device)

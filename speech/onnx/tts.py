@@ -14,6 +14,7 @@ M mel bins.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,9 @@ class OnnxSynthesizer(SynthesizerBase):
         device: "cpu", "cuda" or "cuda:N" (CUDA needs onnxruntime-gpu).
         sentence_pause: seconds of silence between sentences.
         threads: intra-op threads per graph.
+        chunks_per_step: decoder chunks vocoded together after the first
+            chunk (which goes alone, for early audio), as in the PyTorch
+            synthesizer: fewer, larger vocoder calls.
     """
 
     backend = "onnx"
@@ -49,6 +53,7 @@ class OnnxSynthesizer(SynthesizerBase):
         device: str = "cpu",
         sentence_pause: float = 0.3,
         threads: int | None = None,
+        chunks_per_step: int = 4,
     ) -> None:
         folder = find_model_folder(voice, "tts", ENCODER_FILE)
         vocoder_file = folder / "tts_vocoder_step.onnx"
@@ -89,6 +94,9 @@ class OnnxSynthesizer(SynthesizerBase):
         if int(self.vocoder.metadata["sample_rate"]) != self._sample_rate:
             raise ValueError("the vocoder's sample rate differs from the model's")
         self.sentence_pause = sentence_pause
+        if chunks_per_step < 1:
+            raise ValueError(f"chunks_per_step must be >= 1, got {chunks_per_step}")
+        self.chunks_per_step = chunks_per_step
 
     @property
     def sample_rate(self) -> int:
@@ -187,7 +195,11 @@ class OnnxSynthesizer(SynthesizerBase):
         state = self.init_vocoder_state()
         skip = self.delay_samples  # stream samples before source sample 0
         tail = np.zeros((1, 0), np.float32)
-        for mel in self._mel_chunks(self.frames(ids, pace, pitch_shift)):
+        chunks = self._mel_chunks(self.frames(ids, pace, pitch_shift))
+        group = 1  # the first chunk alone: early audio
+        while pieces := list(itertools.islice(chunks, group)):
+            group = self.chunks_per_step
+            mel = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, 1)
             audio, tail, state = self.vocode_chunk(mel, state)
             cut = min(skip, audio.shape[1])
             skip -= cut
