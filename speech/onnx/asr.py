@@ -105,7 +105,7 @@ class OnnxAsrBackend:
         self.folder = find_model_folder(model, "asr", STEP_FILE)
         self.device = device
         self.threads = threads
-        self.step_graph = Graph(self.folder / STEP_FILE, device, threads)
+        self.step_graph = Graph(self.folder / STEP_FILE, device, threads, spin=True)
         meta = self.step_graph.metadata
         if meta.get("model_type") != MODEL_TYPE:
             raise ValueError(
