@@ -131,6 +131,7 @@ class ServerProcess:
         tts_model: Path | None,
         threads: int,
         device: str = "cpu",
+        backend: str = "torch",
     ):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -139,6 +140,7 @@ class ServerProcess:
             sys.executable, "-m", "speech.cli", "serve", "--port", str(self.port),
             "--max-sessions", "2000", "--idle-timeout", "600",
             "--log-format", "text", "--threads", str(threads), "--device", device,
+            "--backend", backend,
         ]  # fmt: skip
         if asr_model:
             command += ["--asr-model", str(asr_model)]
@@ -571,6 +573,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--device", default="cpu", help="the server's: cpu, cuda")
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="the server's (onnx: the models exported in speech/models/onnx "
+        "unless --asr-model/--tts-model name export folders)",
+    )
     args = parser.parse_args(argv)
 
     random.seed(0)
@@ -581,7 +590,9 @@ def main(argv: list[str] | None = None) -> int:
         asr_model, tts_model = args.asr_model, args.tts_model
         if args.random:
             asr_model, tts_model = make_random_models(Path(models.name))
-        server = ServerProcess(asr_model, tts_model, args.threads, args.device)
+        server = ServerProcess(
+            asr_model, tts_model, args.threads, args.device, args.backend
+        )
         http_url = server.url("")
     try:
         if args.command == "soak":
