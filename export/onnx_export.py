@@ -6,7 +6,7 @@ Layout of ``--out DIR`` (each folder self-contained, metadata in the graphs):
     DIR/asr/        asr_step.onnx, asr_subsampling.onnx, asr_layer_*.onnx,
                     asr_ctc.onnx
     DIR/tts/        tts_encoder.onnx, tts_decoder_step.onnx,
-                    tts_vocoder_step.onnx
+                    tts_decoder_chunks.onnx, tts_vocoder_step.onnx
     DIR/asr-int8/   the same graphs with int8 MatMul/Gemm weights (--int8)
     DIR/tts-int8/
 
@@ -160,6 +160,7 @@ def export_tts(
     metadata = {
         "tts_encoder.onnx": {**base, "graph": "encoder"},
         "tts_decoder_step.onnx": {**base, "graph": "decoder_step"},
+        "tts_decoder_chunks.onnx": {**base, "graph": "decoder_chunks"},
         "tts_vocoder_step.onnx": {**vocoder_metadata(vocoder), "graph": "vocoder_step"},
     }
     models = _export_all(graphs, metadata)
@@ -169,6 +170,7 @@ def export_tts(
     exclude: dict[str, list[str] | None] = {
         "tts_encoder.onnx": None,
         "tts_decoder_step.onnx": [],
+        "tts_decoder_chunks.onnx": [],
         "tts_vocoder_step.onnx": [
             node.name
             for node in models["tts_vocoder_step.onnx"].graph.node

@@ -14,7 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.tts_graphs import VOCODER_STATE, decoder_cache_names
+from export.tts_graphs import (
+    DECODER_LAYOUT_FIELDS,
+    VOCODER_STATE,
+    decoder_cache_names,
+    decoder_layout,
+)
 from speech.asr.config import ChunkGeometry
 from speech.asr.longform import EncoderPipeline
 from speech.asr.model import AsrModel
@@ -111,7 +116,8 @@ def tts_parity(
     model: FastPitch, vocoder: Vocoder | None, folder: Path, seed: int = 0
 ) -> dict[str, float]:
     """ONNX Runtime vs PyTorch: encoder and predictors (durations must be
-    equal), decoder step and vocoder step chunk by chunk."""
+    equal), decoder step and vocoder step chunk by chunk, and the
+    multi-chunk decoder graph on several chunks after a non-empty state."""
     model = model.float().eval()
     generator = torch.Generator().manual_seed(seed)
     c = model.config
@@ -163,6 +169,32 @@ def tts_parity(
             worst = max(worst, _diff(feeds[names[3 * i]], state.keys[i]))
             worst = max(worst, _diff(feeds[names[3 * i + 2]], state.conv[i]))
     report["decoder_step"] = worst
+
+    chunks_file = folder / "tts_decoder_chunks.onnx"
+    if chunks_file.is_file():
+        graph = Graph(chunks_file)
+        state = model.decoder.init_state(2)
+        first = torch.randn(2, 3 * c.chunk_size, c.model_dim, generator=generator)
+        _, state = model.decoder.forward_chunk(first, state)
+        size = 2 * c.chunk_size + max(1, c.chunk_size // 2)
+        x = torch.randn(2, size, c.model_dim, generator=generator)
+        feeds = {}
+        for i in range(c.decoder_layers):
+            feeds[names[3 * i]] = state.keys[i].numpy()
+            feeds[names[3 * i + 1]] = state.values[i].numpy()
+            feeds[names[3 * i + 2]] = state.conv[i].numpy()
+        layout = decoder_layout(model, size, state.processed)
+        feeds.update(
+            {f: t.numpy() for f, t in zip(DECODER_LAYOUT_FIELDS, layout, strict=True)}
+        )
+        mel, state = model.decoder.forward_chunk(x, state)
+        out = graph.run(x=x.reshape(2 * size, -1).numpy(), **feeds)
+        worst = _diff(out["mel"].reshape(2, size, -1), mel)
+        for i in range(c.decoder_layers):
+            worst = max(worst, _diff(out[f"new_{names[3 * i]}"], state.keys[i]))
+            worst = max(worst, _diff(out[f"new_{names[3 * i + 1]}"], state.values[i]))
+            worst = max(worst, _diff(out[f"new_{names[3 * i + 2]}"], state.conv[i]))
+        report["decoder_chunks"] = worst
 
     if vocoder is not None:
         vocoder = vocoder.float().eval()

@@ -16,6 +16,17 @@ context, K1 decoder conv context, H hop, S FFT size.
          (B, L, D), cache_conv_i (B, K1, D) for i < decoder layers
     out: mel (B, C', M), new_processed, new_cache_k_i, new_cache_v_i,
          new_cache_conv_i
+``tts_decoder_chunks.onnx`` (``IncrementalDecoder.forward_chunk`` with
+    several chunks: every block's ``forward_flat``, the norm and ``to_mel``
+    over a flat chunk layout with R = 0, the model's C, L and K1):
+    in:  x (F, D) the frames of B streams, stream-major (F = B * C'),
+         cache_k_i, cache_v_i (B, L, D), cache_conv_i (B, K1, D) for
+         i < decoder layers, and the ``speech.core.layout.chunk_layout_arrays``
+         arrays ``DECODER_LAYOUT_FIELDS`` made with chunk_size C, left_context
+         L, right_context 0, conv_context K1, key_cache_rows L and
+         conv_cache_rows K1 (``processed`` enters through them)
+    out: mel (F, M), new_cache_k_i, new_cache_v_i, new_cache_conv_i (the
+         caches of ``tts_decoder_step.onnx``; new processed = processed + C')
 ``tts_vocoder_step.onnx`` (``Vocoder.forward_chunk``, and ``flush``):
     in:  mel (B, M, Tc), mel_cache, conv_cache, overlap, frames (the
          ``VocoderState`` fields)
@@ -28,22 +39,26 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 import speech
-from speech.core import padding_mask
-from speech.tts.decoder import DecoderState
+from speech.core import ChunkLayout, padding_mask, relative_position_table
+from speech.core.layout import LAYOUT_FIELDS, chunk_layout_arrays
+from speech.tts.decoder import ChunkFFTBlock, DecoderState
 from speech.tts.fastpitch import FastPitch
 from speech.tts.vocoder import Vocoder, VocoderState
 
 __all__ = [
+    "DECODER_LAYOUT_FIELDS",
+    "DecoderChunksGraph",
     "DecoderStepGraph",
     "TextEncoderGraph",
     "VocoderStepGraph",
     "decoder_cache_names",
+    "decoder_layout",
     "tts_graphs",
     "tts_metadata",
     "vocoder_metadata",
@@ -51,6 +66,10 @@ __all__ = [
 
 EXPORT_FORMAT = 1
 VOCODER_STATE = tuple(VocoderState._fields)
+# what ChunkFFTBlock.forward_flat reads (query_valid and num_queries it does not)
+DECODER_LAYOUT_FIELDS = tuple(
+    f for f in LAYOUT_FIELDS if f not in ("num_queries", "query_valid")
+)
 
 
 def decoder_cache_names(num_layers: int) -> list[str]:
@@ -110,6 +129,64 @@ class DecoderStepGraph(nn.Module):
         for i in range(new.keys.shape[0]):
             flat += [new.keys[i], new.values[i], new.conv[i]]
         return (mel, new.processed, *flat)
+
+
+class DecoderChunksGraph(nn.Module):
+    """``IncrementalDecoder.forward_chunk`` on several chunks at once: the
+    blocks' ``forward_flat`` over a chunk layout given as inputs (computed in
+    numpy at run time), with the step graph's per-layer caches."""
+
+    def __init__(self, model: FastPitch) -> None:
+        super().__init__()
+        self.decoder = model.decoder
+
+    def forward(self, x: Tensor, *inputs: Tensor) -> tuple[Tensor, ...]:
+        d = self.decoder
+        layers = len(d.blocks)
+        caches, layout_arrays = inputs[: 3 * layers], inputs[3 * layers :]
+        arrays = dict(zip(DECODER_LAYOUT_FIELDS, layout_arrays, strict=True))
+        layout = ChunkLayout(
+            **arrays,
+            query_valid=torch.zeros(0, dtype=torch.bool),  # unused by the blocks
+            num_queries=torch.zeros(0, dtype=torch.long),  # unused by the blocks
+            chunk_size=d.chunk_size,
+            left_context=d.past_context,
+            right_context=0,
+        )
+        positions = relative_position_table(d.chunk_size, d.past_context, 0, d.dim)
+        flat = []
+        for i, module in enumerate(d.blocks):
+            block = cast(ChunkFFTBlock, module)
+            x, new = block.forward_flat(
+                x,
+                layout,
+                positions,
+                (caches[3 * i], caches[3 * i + 1], caches[3 * i + 2]),
+            )
+            assert new is not None
+            flat += list(new)
+        return (d.to_mel(d.norm(x)), *flat)
+
+
+def decoder_layout(
+    model: FastPitch, frames: int, processed: Tensor
+) -> tuple[Tensor, ...]:
+    """The layout inputs of ``tts_decoder_chunks.onnx`` for ``frames`` new
+    frames of every stream after ``processed`` (B,) frames."""
+    d = model.decoder
+    counts = torch.full_like(processed, frames).numpy()
+    arrays = chunk_layout_arrays(
+        counts,
+        counts,
+        processed.numpy(),
+        d.chunk_size,
+        d.past_context,
+        0,
+        d.conv_context,
+        d.past_context,
+        d.conv_context,
+    )
+    return tuple(torch.from_numpy(arrays[f]) for f in DECODER_LAYOUT_FIELDS)
 
 
 class VocoderStepGraph(nn.Module):
@@ -206,6 +283,37 @@ def tts_graphs(model: FastPitch, vocoder: Vocoder | None) -> dict[str, dict[str,
             dynamic_axes=step_axes,
         ),
     }
+    # tracing example: two streams, 2.5 chunks each, after 3 frames
+    processed = torch.tensor([3, 3])
+    frames = 2 * c.chunk_size + max(1, c.chunk_size // 2)
+    traced_caches = [torch.randn_like(t) for t in caches]
+    chunks_in = ["x", *names, *DECODER_LAYOUT_FIELDS]
+    chunks_out = ["mel", *(f"new_{n}" for n in names)]
+    chunks_axes: dict[str, dict[int, str]] = {n: {0: "batch"} for n in names}
+    chunks_axes.update({f"new_{n}": {0: "batch"} for n in names})
+    chunks_axes.update(
+        x={0: "frames"},
+        mel={0: "frames"},
+        query_index={0: "chunks"},
+        key_index={0: "chunks"},
+        key_valid={0: "chunks"},
+        conv_index={0: "chunks"},
+        conv_valid={0: "chunks"},
+        output_index={0: "frames"},
+        new_key_index={0: "batch"},
+        new_conv_index={0: "batch"},
+    )
+    graphs["tts_decoder_chunks.onnx"] = dict(
+        module=DecoderChunksGraph(model),
+        args=(
+            torch.randn(2 * frames, c.model_dim),
+            *traced_caches,
+            *decoder_layout(model, frames, processed),
+        ),
+        input_names=chunks_in,
+        output_names=chunks_out,
+        dynamic_axes=chunks_axes,
+    )
     if vocoder is not None:
         vocoder_state = vocoder.init_state(2)
         inputs = ["mel", *VOCODER_STATE]

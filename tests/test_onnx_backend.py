@@ -356,6 +356,78 @@ def test_synthesizer_steps_batch_across_streams(onnx_dir):
             np.testing.assert_allclose(audio[row], wave[0], rtol=0, atol=1e-6)
 
 
+def test_multi_chunk_decode_matches_pytorch_and_single_steps(onnx_dir, voice_dir):
+    model = load_tts(voice_dir).float().eval()
+    tts = OnnxSynthesizer(onnx_dir)
+    assert tts.decoder_chunks is not None
+    c, d, layers = tts.chunk_size, tts.dim, tts.num_layers
+    rng = np.random.default_rng(3)
+    first = rng.standard_normal((2, 3 * c, d)).astype(np.float32)
+    x = rng.standard_normal((2, 2 * c + c // 2 + 1, d)).astype(np.float32)
+    with torch.inference_mode():  # PyTorch: a non-empty state, then 2.75 chunks
+        _, state = model.decoder.forward_chunk(
+            torch.from_numpy(first), model.decoder.init_state(2)
+        )
+        expected, expected_state = model.decoder.forward_chunk(
+            torch.from_numpy(x), state
+        )
+    onnx_state = {"processed": state.processed.numpy()}
+    for i in range(layers):
+        onnx_state[f"cache_k_{i}"] = state.keys[i].numpy()
+        onnx_state[f"cache_v_{i}"] = state.values[i].numpy()
+        onnx_state[f"cache_conv_{i}"] = state.conv[i].numpy()
+    mel, new = tts.decode_chunk(x, onnx_state)
+    assert mel.shape == (2, x.shape[1], expected.shape[-1])
+    np.testing.assert_allclose(mel, expected.numpy(), rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(new["processed"], expected_state.processed)
+    for i in range(layers):
+        for name, ref in (("k", expected_state.keys), ("v", expected_state.values),
+                          ("conv", expected_state.conv)):  # fmt: skip
+            np.testing.assert_allclose(
+                new[f"cache_{name}_{i}"], ref[i].numpy(), rtol=0, atol=1e-4
+            )
+
+    # = one step-graph call per chunk, from an empty state and from this one
+    for start_state in (tts.init_decoder_state(2), onnx_state):
+        steps, step_state = [], start_state
+        for start in range(0, x.shape[1], c):
+            one, step_state = tts.decode_chunk(x[:, start : start + c], step_state)
+            steps.append(one)
+        mel, new = tts.decode_chunk(x, start_state)
+        np.testing.assert_allclose(mel, np.concatenate(steps, 1), rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(new["processed"], step_state["processed"])
+        processed = int(new["processed"][0])
+        valid = slice(max(0, tts.past_context - processed), None)
+        conv_valid = slice(max(0, tts.conv_context - processed), None)
+        for i in range(layers):
+            for name, rows in (("k", valid), ("v", valid), ("conv", conv_valid)):
+                key = f"cache_{name}_{i}"
+                np.testing.assert_allclose(
+                    new[key][:, rows], step_state[key][:, rows], rtol=0, atol=1e-5
+                )
+        # and the next chunk decodes the same from either state
+        nxt = x[:, :c]
+        a, _ = tts.decode_chunk(nxt, new)
+        b, _ = tts.decode_chunk(nxt, step_state)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_exports_without_the_multi_chunk_graph_still_load(tmp_path, onnx_dir):
+    old = tmp_path / "tts"
+    old.mkdir()
+    for path in (onnx_dir / "tts").iterdir():
+        if path.name != "tts_decoder_chunks.onnx":
+            (old / path.name).symlink_to(path)
+    legacy, current = OnnxSynthesizer(old), OnnxSynthesizer(onnx_dir)
+    assert legacy.decoder_chunks is None
+    np.testing.assert_allclose(
+        legacy.synthesize_phonemes(PHONEMES),
+        current.synthesize_phonemes(PHONEMES),
+        rtol=0,
+        atol=1e-5,
+    )
+
+
 def test_step_api_is_the_same_on_both_backends(onnx_dir, voice_dir):
     from tests.test_tts_api import step_synthesize
 

@@ -4,9 +4,14 @@
 (``synthesize``, ``stream``, the ``_ids``/``_phonemes`` variants,
 ``sample_rate``, pace / pitch_shift / volume) over the graphs of
 ``export.tts_graphs``: the text encoder and predictors once per sentence,
-then the decoder step and the vocoder step chunk by chunk with fixed-size
-states. ``synthesize`` gives the samples of joining ``stream``'s chunks, and
-both equal the PyTorch synthesizer's to float32 rounding.
+then the decoder and the vocoder with fixed-size states. The decoder runs
+several chunks per call where the export has ``tts_decoder_chunks.onnx``
+(the chunk layout computed in numpy, as the PyTorch decoder does): a whole
+sentence in one call for ``synthesize``, ``chunks_per_step`` chunks per call
+after the first for ``stream``; one chunk goes through
+``tts_decoder_step.onnx`` (and every chunk does for older exports).
+``synthesize`` gives the samples of joining ``stream``'s chunks, and both
+equal the PyTorch synthesizer's to float32 rounding.
 
 Letters: N symbols, T mel frames, C decoder chunk size, D model width,
 M mel bins.
@@ -14,13 +19,13 @@ M mel bins.
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from speech.core.layout import chunk_layout_arrays
 from speech.onnx import Graph, find_model_folder
 from speech.text.phonemize import PHONEME_SYMBOLS
 from speech.tts.synthesizer_base import MAX_SYMBOLS, SynthesizerBase
@@ -28,6 +33,19 @@ from speech.tts.synthesizer_base import MAX_SYMBOLS, SynthesizerBase
 __all__ = ["MAX_SYMBOLS", "OnnxSynthesizer", "load_synthesizer"]
 
 ENCODER_FILE = "tts_encoder.onnx"
+CHUNKS_FILE = "tts_decoder_chunks.onnx"
+# chunk layout inputs of the multi-chunk decoder graph
+# (export.tts_graphs.DECODER_LAYOUT_FIELDS)
+DECODER_LAYOUT_FIELDS = (
+    "query_index",
+    "key_index",
+    "key_valid",
+    "conv_index",
+    "conv_valid",
+    "output_index",
+    "new_key_index",
+    "new_conv_index",
+)
 
 
 class OnnxSynthesizer(SynthesizerBase):
@@ -64,6 +82,11 @@ class OnnxSynthesizer(SynthesizerBase):
         self.folder = folder
         self.encoder = Graph(folder / ENCODER_FILE, device, threads)
         self.decoder = Graph(folder / "tts_decoder_step.onnx", device, threads)
+        chunks_file = folder / CHUNKS_FILE
+        # older exports lack it: every chunk then goes through the step graph
+        self.decoder_chunks = (
+            Graph(chunks_file, device, threads) if chunks_file.is_file() else None
+        )
         self.vocoder = Graph(vocoder_file, device, threads)
         meta = self.encoder.metadata
         if meta.get("model_type") != "incremental_fastpitch":
@@ -155,10 +178,56 @@ class OnnxSynthesizer(SynthesizerBase):
     def decode_chunk(
         self, frames: np.ndarray, state: dict[str, np.ndarray]
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(B, C', D) decoder input, C' <= chunk_size (less only at a
-        stream's end) -> (B, C', M) log-mel and the new state."""
-        out = self.decoder.run(frames=np.ascontiguousarray(frames), **state)
-        return out["mel"], {name: out[f"new_{name}"] for name in state}
+        """(B, C', D) decoder input -> (B, C', M) log-mel and the new state.
+
+        C' <= chunk_size (less only at a stream's end) runs the step graph.
+        A larger C' decodes several chunks at once (a whole number of chunks
+        unless the stream ends in this call), with the same result as one
+        call per chunk: through the multi-chunk graph, or chunk by chunk
+        through the step graph when the export has none.
+        """
+        frames = np.ascontiguousarray(frames, dtype=np.float32)
+        size = frames.shape[1]
+        if size <= self.chunk_size:
+            out = self.decoder.run(frames=frames, **state)
+            return out["mel"], {name: out[f"new_{name}"] for name in state}
+        if self.decoder_chunks is None:
+            mels = []
+            for start in range(0, size, self.chunk_size):
+                mel, state = self.decode_chunk(
+                    frames[:, start : start + self.chunk_size], state
+                )
+                mels.append(mel)
+            return np.concatenate(mels, 1), state
+        return self._decode_chunks(frames, state)
+
+    def _decode_chunks(
+        self, frames: np.ndarray, state: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Several chunks per stream in one call of the multi-chunk graph."""
+        assert self.decoder_chunks is not None
+        batch, size, dim = frames.shape
+        counts = np.full(batch, size, np.int64)
+        layout = chunk_layout_arrays(
+            counts,
+            counts,
+            state["processed"],
+            self.chunk_size,
+            self.past_context,
+            0,
+            self.conv_context,
+            self.past_context,
+            self.conv_context,
+        )
+        caches = {name: value for name, value in state.items() if name != "processed"}
+        out = self.decoder_chunks.run(
+            x=frames.reshape(batch * size, dim),
+            **caches,
+            **{name: layout[name] for name in DECODER_LAYOUT_FIELDS},
+        )
+        new_state = {"processed": state["processed"] + size}
+        new_state.update({name: out[f"new_{name}"] for name in caches})
+        return out["mel"].reshape(batch, size, -1), new_state
 
     def vocode_chunk(
         self, mel: np.ndarray, state: dict[str, np.ndarray]
@@ -171,21 +240,11 @@ class OnnxSynthesizer(SynthesizerBase):
         )
         return out["audio"], out["tail"], {n: out[f"new_{n}"] for n in state}
 
-    def _mel_chunks(self, frames: np.ndarray) -> Iterator[np.ndarray]:
-        """(T, D) -> (1, C', M) log-mel chunks from the decoder step."""
-        state = self.init_decoder_state()
-        for start in range(0, frames.shape[0], self.chunk_size):
-            mel, state = self.decode_chunk(
-                frames[None, start : start + self.chunk_size], state
-            )
-            yield mel
-
     def _utterance(
         self, ids: Sequence[int], pace: float, pitch_shift: float
     ) -> np.ndarray:
-        mel = np.concatenate(
-            list(self._mel_chunks(self.frames(ids, pace, pitch_shift))), 1
-        )
+        frames = self.frames(ids, pace, pitch_shift)
+        mel, _ = self.decode_chunk(frames[None], self.init_decoder_state())
         audio, tail, _ = self.vocode_chunk(mel, self.init_vocoder_state())
         return np.concatenate([audio[0], tail[0]])[self.delay_samples :]
 
@@ -195,11 +254,16 @@ class OnnxSynthesizer(SynthesizerBase):
         state = self.init_vocoder_state()
         skip = self.delay_samples  # stream samples before source sample 0
         tail = np.zeros((1, 0), np.float32)
-        chunks = self._mel_chunks(self.frames(ids, pace, pitch_shift))
-        group = 1  # the first chunk alone: early audio
-        while pieces := list(itertools.islice(chunks, group)):
+        frames = self.frames(ids, pace, pitch_shift)
+        decoder = self.init_decoder_state()
+        start, group = 0, 1  # the first chunk alone: early audio
+        while start < frames.shape[0]:
+            size = group * self.chunk_size
+            mel, decoder = self.decode_chunk(
+                frames[None, start : start + size], decoder
+            )
+            start += size
             group = self.chunks_per_step
-            mel = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, 1)
             audio, tail, state = self.vocode_chunk(mel, state)
             cut = min(skip, audio.shape[1])
             skip -= cut
