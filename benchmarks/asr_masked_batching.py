@@ -53,15 +53,15 @@ PAPER_SET = "1,30,60,900,1800,3600"
 
 
 def run_variant(model, variant: str, features: list, geometry, max_sub: int) -> None:
-    c, l, r = geometry.chunk_size, geometry.left_context, geometry.right_context
+    c, left, r = geometry.chunk_size, geometry.left_context, geometry.right_context
     if variant == "masked":
-        model.forward_list(features, c, l, r, max_sub)
+        model.forward_list(features, c, left, r, max_sub)
         return
     # padded: (B, T_max, M) and every length claimed full, as a padded-batch
     # encoder computes it
     padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True)
     lengths = torch.full((len(features),), padded.shape[1], dtype=torch.long)
-    model(padded, lengths, c, l, r, max_sub)
+    model(padded, lengths, c, left, r, max_sub)
 
 
 def worker(payload: dict) -> None:

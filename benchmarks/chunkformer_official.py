@@ -249,7 +249,7 @@ def worker(payload: dict) -> None:
     if device == "cpu":
         torch.set_num_threads(payload["threads"])
     g = parse_geometry(payload["geometry"])
-    c, l, r = g.chunk_size, g.left_context, g.right_context
+    c, left, r = g.chunk_size, g.left_context, g.right_context
     module = import_official(Path(payload["wheel"]), Path(payload["unzip"]))
     pattern = feature_pattern()
     make = lambda secs: [  # noqa: E731
@@ -266,12 +266,12 @@ def worker(payload: dict) -> None:
             )
     if payload["task"] == "longform":
         inputs = make([payload["seconds"]])
-        runs["theirs"] = lambda m, x: official_longform(m, x[0], c, l, r)
+        runs["theirs"] = lambda m, x: official_longform(m, x[0], c, left, r)
         runs["ours"] = lambda m, x: ours_longform(m, x[0], g, block)
         warm = make([60.0])
     else:
         inputs = make(payload["durations"])
-        runs["theirs"] = lambda m, x: official_batch(m, x, c, l, r)
+        runs["theirs"] = lambda m, x: official_batch(m, x, c, left, r)
         runs["ours"] = lambda m, x: ours_batch(m, x, g)
         warm = make([1.0, 30.0, 60.0])
     before = checksum(inputs)

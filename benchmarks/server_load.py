@@ -151,9 +151,12 @@ class ServerProcess:
             command,
             cwd=REPO,
             stderr=self.log,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p
-            )},  # fmt: skip
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p
+                ),
+            },  # fmt: skip
         )
         deadline = time.monotonic() + 120
         while True:

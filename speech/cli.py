@@ -119,9 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument(
         "--max-text-chars", type=int, default=4096, help="longest synthesis request"
     )
-    v.add_argument(
-        "--threads", type=int, help="torch threads (default: all cores)"
-    )
+    v.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     v.add_argument(
         "--batch-wait",
         type=float,

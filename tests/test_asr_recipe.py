@@ -26,7 +26,7 @@ SENTENCES = [
 def corpus(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("corpus")
     rows = []
-    for v, voice in enumerate(["kal16", "slt"]):
+    for voice in ["kal16", "slt"]:
         for i, text in enumerate(SENTENCES):
             wav = root / f"{voice}-{i}.wav"
             subprocess.run(

@@ -219,7 +219,7 @@ def test_streaming_equals_masked_batch(tiny_model, frames, size, left) -> None:
 
 
 def test_streaming_states_stack_and_unstack(tiny_model) -> None:
-    size, left, window = 4, 8, 39
+    left, window = 8, 39
     a, b = torch.randn(2, 3 * 32 + 7, 80)
     state = stack_states(
         [tiny_model.init_state(1, left), tiny_model.init_state(1, left)]

@@ -109,11 +109,19 @@ def render(report: dict) -> str:
         f"{n} C/L/R={g['chunk_size']}/{g['left_context']}/{g['right_context']}"
         for n, g in report["geometries"].items()
     )
-    out += f"\n\nGeometries (80 ms frames): {geometry}; streaming algorithmic latency {report['latency_streaming_s'] * 1000:.0f} ms."
+    latency = report["latency_streaming_s"] * 1000
+    out += (
+        f"\n\nGeometries (80 ms frames): {geometry}; "
+        f"streaming algorithmic latency {latency:.0f} ms."
+    )
     if report["long_form"]:
-        out += "\n\n| long recording | voice | minutes | WER % | RTF |\n|---|---|---|---|---|\n"
+        out += (
+            "\n\n| long recording | voice | minutes | WER % | RTF |"
+            "\n|---|---|---|---|---|\n"
+        )
         out += "\n".join(
-            f"| {r['audio']} | {r['speaker']} | {r['minutes']} | {r['wer']:.2f} | {r['rtf']} |"
+            f"| {r['audio']} | {r['speaker']} | {r['minutes']} "
+            f"| {r['wer']:.2f} | {r['rtf']} |"
             for r in report["long_form"]
         )
     return out

@@ -21,12 +21,16 @@ from speech.asr.tokenizer import Tokenizer
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", required=True, help="training folder (checkpoint.pt, tokenizer.model)")
+    p.add_argument(
+        "--run", required=True, help="training folder (checkpoint.pt, tokenizer.model)"
+    )
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument("--fp32", action="store_true", help="keep float32 weights")
     args = p.parse_args(argv)
     run = Path(args.run)
-    checkpoint = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(
+        run / "checkpoint.pt", map_location="cpu", weights_only=False
+    )
     state = checkpoint["model"]
     tokenizer = Tokenizer.load(run / "tokenizer.model")
     init = checkpoint["args"].get("init_from")
@@ -47,7 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     model = AsrModel(config)
     model.load_state_dict(state)
     model.tokenizer = tokenizer
-    save_model(model, args.out, half=not args.fp32, tokenizer_file=run / "tokenizer.model")
+    save_model(
+        model, args.out, half=not args.fp32, tokenizer_file=run / "tokenizer.model"
+    )
     print(f"step {checkpoint['step']}: wrote {args.out}")
 
 

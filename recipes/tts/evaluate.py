@@ -1,7 +1,8 @@
 """Evaluate a voice: intelligibility against the teacher voice, and chunk seams.
 
     python -m recipes.tts.evaluate --sentences data/tts/metadata_dev.csv --limit 100
-    python -m recipes.tts.evaluate --voice speech/models/tts --asr-model speech/models/asr
+    python -m recipes.tts.evaluate --voice speech/models/tts \
+        --asr-model speech/models/asr
 
 Intelligibility: every held-out sentence is synthesised by the voice and read
 by the teacher (flite ``slt``, the voice the corpus was made with), and both
@@ -43,7 +44,9 @@ def _read_sentences(path: Path, limit: int) -> list[str]:
 
 def _teacher(text: str, voice: str) -> tuple[np.ndarray, int]:
     with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
-        subprocess.run(["flite", "-voice", voice, "-t", text, "-o", tmp.name], check=True)
+        subprocess.run(
+            ["flite", "-voice", voice, "-t", text, "-o", tmp.name], check=True
+        )
         with wave.open(tmp.name) as w:
             rate = w.getframerate()
             data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
@@ -82,12 +85,24 @@ def seam_ratio(audio: np.ndarray, boundary: int, width: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--voice", default=None, help="voice folder (default: the shipped voice)")
-    p.add_argument("--sentences", required=True, help="LJSpeech-style metadata (id|text|normalized)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--voice", default=None, help="voice folder (default: the shipped voice)"
+    )
+    p.add_argument(
+        "--sentences",
+        required=True,
+        help="LJSpeech-style metadata (id|text|normalized)",
+    )
     p.add_argument("--limit", type=int, default=100)
-    p.add_argument("--teacher", default="slt", help="flite voice the corpus was made with")
-    p.add_argument("--asr-model", help="also transcribe with our recognizer (model folder)")
+    p.add_argument(
+        "--teacher", default="slt", help="flite voice the corpus was made with"
+    )
+    p.add_argument(
+        "--asr-model", help="also transcribe with our recognizer (model folder)"
+    )
     p.add_argument("--seam-width", type=int, default=8)
     args = p.parse_args(argv)
 
@@ -99,7 +114,12 @@ def main(argv: list[str] | None = None) -> None:
 
         recognizer = load_recognizer(args.asr_model)
     sentences = _read_sentences(Path(args.sentences), args.limit)
-    rows = {"voice_sphinx": [], "teacher_sphinx": [], "voice_ours": [], "teacher_ours": []}
+    rows = {
+        "voice_sphinx": [],
+        "teacher_sphinx": [],
+        "voice_ours": [],
+        "teacher_ours": [],
+    }
     max_diff, seams = 0.0, []
     config = getattr(getattr(tts, "model", None), "config", None)
     chunk_samples = config.chunk_size * config.mel.hop_length if config else None
@@ -107,19 +127,29 @@ def main(argv: list[str] | None = None) -> None:
         reference = asr_transcript(text)
         audio = tts.synthesize(text)
         streamed = np.concatenate(list(tts.stream(text)))
-        max_diff = max(max_diff, float(np.max(np.abs(streamed - audio))) if len(audio) else 0.0)
+        max_diff = max(
+            max_diff, float(np.max(np.abs(streamed - audio))) if len(audio) else 0.0
+        )
         if chunk_samples:
             seams.append(seam_ratio(audio, chunk_samples, args.seam_width))
         teacher, rate = _teacher(text, args.teacher)
-        rows["voice_sphinx"].append((reference, asr_transcript(sphinx(audio, tts.sample_rate))))
-        rows["teacher_sphinx"].append((reference, asr_transcript(sphinx(teacher, rate))))
+        rows["voice_sphinx"].append(
+            (reference, asr_transcript(sphinx(audio, tts.sample_rate)))
+        )
+        rows["teacher_sphinx"].append(
+            (reference, asr_transcript(sphinx(teacher, rate)))
+        )
         if recognizer is not None:
             import soxr
 
             ours = soxr.resample(audio, tts.sample_rate, recognizer.sample_rate)
             mine = soxr.resample(teacher, rate, recognizer.sample_rate)
-            rows["voice_ours"].append((reference, asr_transcript(recognizer.transcribe(ours).text)))
-            rows["teacher_ours"].append((reference, asr_transcript(recognizer.transcribe(mine).text)))
+            rows["voice_ours"].append(
+                (reference, asr_transcript(recognizer.transcribe(ours).text))
+            )
+            rows["teacher_ours"].append(
+                (reference, asr_transcript(recognizer.transcribe(mine).text))
+            )
     print(f"{len(sentences)} held-out sentences\n")
     print("| recogniser | voice WER % | teacher WER % | difference |")
     print("|---|---|---|---|")

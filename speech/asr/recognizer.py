@@ -20,8 +20,8 @@ import soxr
 from speech.asr.config import SUBSAMPLING, SUBSAMPLING_FIELD, AsrConfig, ChunkGeometry
 from speech.asr.decoding import (
     DEFAULT_ENDPOINT_RULES,
-    EndpointRule,
     Endpointer,
+    EndpointRule,
     Hypothesis,
     StreamingCtcDecoder,
     TokenHit,

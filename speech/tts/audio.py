@@ -63,9 +63,14 @@ class MelSpectrogram(nn.Module):
         """(B, S) -> linear magnitude spectrum (B, n_fft // 2 + 1, frames)."""
         cfg = self.config
         spec = torch.stft(
-            waveform.float(), cfg.n_fft, hop_length=cfg.hop_length,
-            win_length=cfg.win_length, window=self.window, center=True,
-            pad_mode="reflect", return_complex=True,
+            waveform.float(),
+            cfg.n_fft,
+            hop_length=cfg.hop_length,
+            win_length=cfg.win_length,
+            window=self.window,
+            center=True,
+            pad_mode="reflect",
+            return_complex=True,
         )
         return spec.abs()
 
