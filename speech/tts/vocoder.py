@@ -78,6 +78,12 @@ class VocoderConfig:
     layer_scale_init: float | None = None  # None: 1 / num_layers
     max_magnitude: float = 1000.0  # clip of linear magnitudes (speech peaks ~150)
     envelope_floor: float = 0.1  # smallest window-sum divisor at stream edges
+    # Pass band of the synthesised spectrum (Hz; None: up to Nyquist). Bins
+    # outside it are zeroed before the inverse STFT: a corpus with no energy
+    # there (e.g. speech band-limited below 8 kHz) leaves the head free to put
+    # a Nyquist buzz or a DC offset in them, loudest at sentence edges.
+    min_frequency: float = 0.0
+    max_frequency: float | None = None
     mel: MelConfig = field(default_factory=MelConfig)
 
     def __post_init__(self) -> None:
@@ -88,6 +94,11 @@ class VocoderConfig:
             raise ValueError(f"n_fft {n_fft} must be a multiple of 2 * hop {hop}")
         if self.kernel_size < 1 or self.input_kernel_size < 1:
             raise ValueError("kernel sizes must be positive")
+        top = self.max_frequency
+        if self.min_frequency < 0 or (top is not None and top <= self.min_frequency):
+            raise ValueError(
+                f"pass band {self.min_frequency}-{top} Hz: need 0 <= min < max"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -227,6 +238,11 @@ class Vocoder(nn.Module):
         self.register_buffer(
             "basis", _inverse_dft_basis(mel.n_fft, window), persistent=False
         )
+        frequencies = torch.arange(self.bins) * (mel.sample_rate / mel.n_fft)
+        band = frequencies >= config.min_frequency
+        if config.max_frequency is not None:
+            band &= frequencies <= config.max_frequency
+        self.register_buffer("band_mask", band.float(), persistent=False)
         self.register_buffer("inv_envelope_start", start, persistent=False)
         self.register_buffer("inv_envelope_end", end, persistent=False)
         self.apply(self._init_weights)
@@ -327,7 +343,7 @@ class Vocoder(nn.Module):
             features = features.to(self.head.weight.dtype)
             log_magnitude, phase = self.head(features).split(self.bins, dim=2)
             log_magnitude = log_magnitude.clamp(max=math.log(self.config.max_magnitude))
-            magnitude = torch.exp(log_magnitude)
+            magnitude = torch.exp(log_magnitude) * self.band_mask
             spectrum = torch.cat(
                 [magnitude * torch.cos(phase), magnitude * torch.sin(phase)], dim=2
             )  # (B, Tc, 2F)
