@@ -4,6 +4,9 @@
 #   .carry/whl/            espeakng-loader for CPython 3.12 manylinux x86_64, with the
 #                          non-English espeak-ng dictionaries removed (10 MB -> ~2 MB)
 #   .carry/sentences.txt   the cleaned fortunes sentences (the GPU machine has no fortunes)
+#   .carry/srvwhl/         the server's pure wheels (starlette, uvicorn, websockets, ...)
+#                          for benchmarks/server_load.py on the GPU machine; the
+#                          setup script installs them into /tmp/site too
 # Run from anywhere on the development machine:
 #   bash recipes/data/device_bundle.sh [EXTRA_WHEEL==VERSION ...]
 # then pass carry=[".carry"] to the device tool and, there:
@@ -64,3 +67,19 @@ EOF
 
 du -sh "$carry"/deb "$carry"/whl "$carry"/sentences.txt
 du -sh "$carry"
+
+# The server's dependencies at the versions installed here (GPU benchmarks of
+# `speech serve`, e.g. TTS time to first audio at 1/16/64 streams).
+mkdir -p "$carry/srvwhl"
+rm -f "$carry"/srvwhl/*.whl
+server_pins=$("$python" -c '
+from importlib.metadata import version
+names = ["starlette", "uvicorn", "websockets", "python-multipart", "h11", "anyio",
+         "click", "sniffio", "idna"]
+print(" ".join(f"{n}=={version(n)}" for n in names))
+')
+# shellcheck disable=SC2086
+"$python" -m pip download --quiet --no-deps --only-binary=:all: \
+    --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 -d "$carry/srvwhl" $server_pins

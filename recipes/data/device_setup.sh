@@ -31,7 +31,8 @@ esac
 
 python3 -m pip install --quiet --no-index --no-deps --upgrade --target /tmp/site \
     --root-user-action=ignore --disable-pip-version-check \
-    "$_carry"/whl/*.whl 2>&1 | grep -v "^WARNING: Target directory" >&2
+    "$_carry"/whl/*.whl $(ls "$_carry"/srvwhl/*.whl 2>/dev/null) 2>&1 \
+    | grep -v "^WARNING: Target directory" >&2
 case ":${PYTHONPATH:-}:" in
     *":/tmp/site:"*) ;;
     *) export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}" ;;
