@@ -41,11 +41,10 @@ from speech.asr.encoder import EncoderState
 from speech.asr.frontend import FbankConfig
 from speech.asr.model import AsrModel
 from speech.core import ChunkLayout, relative_position_table
-from speech.core.layout import LAYOUT_FIELDS
+from speech.core.layout import GRAPH_LAYOUT_FIELDS
 
 __all__ = [
     "CtcGraph",
-    "LAYER_LAYOUT_FIELDS",
     "LayerGraph",
     "StepGraph",
     "SubsamplingGraph",
@@ -55,10 +54,6 @@ __all__ = [
 ]
 
 EXPORT_FORMAT = 1
-# what ConformerLayer.forward reads (query_valid and num_queries it does not)
-LAYER_LAYOUT_FIELDS = tuple(
-    f for f in LAYOUT_FIELDS if f not in ("num_queries", "query_valid")
-)
 
 
 def cache_names(num_layers: int) -> list[str]:
@@ -125,7 +120,7 @@ class LayerGraph(nn.Module):
         cache_conv: Tensor,
         *layout_arrays: Tensor,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        arrays = dict(zip(LAYER_LAYOUT_FIELDS, layout_arrays, strict=True))
+        arrays = dict(zip(GRAPH_LAYOUT_FIELDS, layout_arrays, strict=True))
         chunk = arrays["query_index"].shape[1]
         left = cache_k.shape[1]
         right = arrays["key_index"].shape[1] - left - chunk
@@ -237,7 +232,7 @@ def asr_graphs(model: AsrModel) -> dict[str, dict[str, Any]]:
         ),
     }
     layer_args = _layer_example(d, k2)
-    layer_inputs = ["x", "cache_k", "cache_v", "cache_conv", *LAYER_LAYOUT_FIELDS]
+    layer_inputs = ["x", "cache_k", "cache_v", "cache_conv", *GRAPH_LAYOUT_FIELDS]
     layer_outputs = ["output", "new_cache_k", "new_cache_v", "new_cache_conv"]
     axes = {
         "x": {0: "frames"},
@@ -284,5 +279,5 @@ def _layer_example(dim: int, conv_context: int) -> tuple[Tensor, ...]:
         torch.randn(2, 6, dim),
         torch.randn(2, 6, dim),
         torch.randn(2, conv_context, dim),
-        *(torch.from_numpy(arrays[f]) for f in LAYER_LAYOUT_FIELDS),
+        *(torch.from_numpy(arrays[f]) for f in GRAPH_LAYOUT_FIELDS),
     )

@@ -14,15 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.tts_graphs import (
-    DECODER_LAYOUT_FIELDS,
-    VOCODER_STATE,
-    decoder_cache_names,
-    decoder_layout,
-)
+from export.tts_graphs import VOCODER_STATE, decoder_cache_names, decoder_layout
 from speech.asr.config import ChunkGeometry
 from speech.asr.longform import EncoderPipeline
 from speech.asr.model import AsrModel
+from speech.core.layout import GRAPH_LAYOUT_FIELDS
 from speech.onnx import Graph
 from speech.onnx.asr import OnnxAsrBackend
 from speech.tts.fastpitch import FastPitch
@@ -185,7 +181,7 @@ def tts_parity(
             feeds[names[3 * i + 2]] = state.conv[i].numpy()
         layout = decoder_layout(model, size, state.processed)
         feeds.update(
-            {f: t.numpy() for f, t in zip(DECODER_LAYOUT_FIELDS, layout, strict=True)}
+            {f: t.numpy() for f, t in zip(GRAPH_LAYOUT_FIELDS, layout, strict=True)}
         )
         mel, state = model.decoder.forward_chunk(x, state)
         out = graph.run(x=x.reshape(2 * size, -1).numpy(), **feeds)

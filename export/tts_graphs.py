@@ -22,7 +22,7 @@ context, K1 decoder conv context, H hop, S FFT size.
     in:  x (F, D) the frames of B streams, stream-major (F = B * C'),
          cache_k_i, cache_v_i (B, L, D), cache_conv_i (B, K1, D) for
          i < decoder layers, and the ``speech.core.layout.chunk_layout_arrays``
-         arrays ``DECODER_LAYOUT_FIELDS`` made with chunk_size C, left_context
+         arrays ``GRAPH_LAYOUT_FIELDS`` made with chunk_size C, left_context
          L, right_context 0, conv_context K1, key_cache_rows L and
          conv_cache_rows K1 (``processed`` enters through them)
     out: mel (F, M), new_cache_k_i, new_cache_v_i, new_cache_conv_i (the
@@ -46,13 +46,12 @@ from torch import Tensor, nn
 
 import speech
 from speech.core import ChunkLayout, padding_mask, relative_position_table
-from speech.core.layout import LAYOUT_FIELDS, chunk_layout_arrays
+from speech.core.layout import GRAPH_LAYOUT_FIELDS, chunk_layout_arrays
 from speech.tts.decoder import ChunkFFTBlock, DecoderState
 from speech.tts.fastpitch import FastPitch
 from speech.tts.vocoder import Vocoder, VocoderState
 
 __all__ = [
-    "DECODER_LAYOUT_FIELDS",
     "DecoderChunksGraph",
     "DecoderStepGraph",
     "TextEncoderGraph",
@@ -67,9 +66,6 @@ __all__ = [
 EXPORT_FORMAT = 1
 VOCODER_STATE = tuple(VocoderState._fields)
 # what ChunkFFTBlock.forward_flat reads (query_valid and num_queries it does not)
-DECODER_LAYOUT_FIELDS = tuple(
-    f for f in LAYOUT_FIELDS if f not in ("num_queries", "query_valid")
-)
 
 
 def decoder_cache_names(num_layers: int) -> list[str]:
@@ -144,7 +140,7 @@ class DecoderChunksGraph(nn.Module):
         d = self.decoder
         layers = len(d.blocks)
         caches, layout_arrays = inputs[: 3 * layers], inputs[3 * layers :]
-        arrays = dict(zip(DECODER_LAYOUT_FIELDS, layout_arrays, strict=True))
+        arrays = dict(zip(GRAPH_LAYOUT_FIELDS, layout_arrays, strict=True))
         layout = ChunkLayout(
             **arrays,
             query_valid=torch.zeros(0, dtype=torch.bool),  # unused by the blocks
@@ -186,7 +182,7 @@ def decoder_layout(
         d.past_context,
         d.conv_context,
     )
-    return tuple(torch.from_numpy(arrays[f]) for f in DECODER_LAYOUT_FIELDS)
+    return tuple(torch.from_numpy(arrays[f]) for f in GRAPH_LAYOUT_FIELDS)
 
 
 class VocoderStepGraph(nn.Module):
@@ -287,7 +283,7 @@ def tts_graphs(model: FastPitch, vocoder: Vocoder | None) -> dict[str, dict[str,
     processed = torch.tensor([3, 3])
     frames = 2 * c.chunk_size + max(1, c.chunk_size // 2)
     traced_caches = [torch.randn_like(t) for t in caches]
-    chunks_in = ["x", *names, *DECODER_LAYOUT_FIELDS]
+    chunks_in = ["x", *names, *GRAPH_LAYOUT_FIELDS]
     chunks_out = ["mel", *(f"new_{n}" for n in names)]
     chunks_axes: dict[str, dict[int, str]] = {n: {0: "batch"} for n in names}
     chunks_axes.update({f"new_{n}": {0: "batch"} for n in names})

@@ -295,11 +295,15 @@ def test_streams_batch_across_sessions_at_any_geometry(onnx_dir, model_dir):
                     np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
 
 
-def test_cuda_without_the_gpu_build_is_a_clear_error():
-    if "CUDAExecutionProvider" in ort.get_available_providers():
-        pytest.skip("onnxruntime-gpu is installed")
-    with pytest.raises(RuntimeError, match="onnxruntime-gpu"):
-        providers_for("cuda:0")
+def test_cuda_provider_selection_or_a_clear_error():
+    if "CUDAExecutionProvider" in ort.get_available_providers():  # the GPU build
+        assert providers_for("cuda:1") == [
+            ("CUDAExecutionProvider", {"device_id": 1}),
+            "CPUExecutionProvider",
+        ]
+    else:
+        with pytest.raises(RuntimeError, match="onnxruntime-gpu"):
+            providers_for("cuda:0")
     with pytest.raises(ValueError):
         providers_for("tpu")
     assert providers_for() == ["CPUExecutionProvider"]

@@ -104,18 +104,23 @@ def test_several_requests_and_cancel(serve) -> None:
     assert all(e.get("id") != "long" for e in after)
 
 
-def test_concurrent_requests_are_batched_and_separate(serve, server_models) -> None:
-    server = serve(batch_wait=0.02)
-    synthesizer = server_models[1]
+def _request_concurrently(server, texts: list[str]) -> list[np.ndarray]:
+    """Each text on a connection of its own, all at once; their audio."""
 
-    async def one(text: str):
+    async def one(text: str) -> np.ndarray:
         async with TtsClient(server.ws_url("/tts")) as tts:
             return await collect(tts, text)
 
-    async def run_all():
-        return await asyncio.gather(*(one(t) for t in TEXTS))
+    async def run_all() -> list[np.ndarray]:
+        return await asyncio.gather(*(one(t) for t in texts))
 
-    outputs = asyncio.run(run_all())
+    return asyncio.run(run_all())
+
+
+def test_concurrent_requests_are_batched_and_separate(serve, server_models) -> None:
+    server = serve(batch_wait=0.02)
+    synthesizer = server_models[1]
+    outputs = _request_concurrently(server, TEXTS)
     for text, audio in zip(TEXTS, outputs, strict=True):
         np.testing.assert_allclose(audio, synthesizer.synthesize(text), atol=2e-5)
     batches = server.hub.metrics.tts_batch.collect()[0].samples
@@ -218,15 +223,7 @@ def test_onnx_backend_batches_concurrent_requests(serve_onnx, onnx_voice) -> Non
     from speech.onnx.tts import OnnxSynthesizer
 
     server = serve_onnx(batch_wait=0.02)
-
-    async def one(text: str):
-        async with TtsClient(server.ws_url("/tts")) as tts:
-            return await collect(tts, text)
-
-    async def run_all():
-        return await asyncio.gather(*(one(t) for t in TEXTS))
-
-    outputs = asyncio.run(run_all())
+    outputs = _request_concurrently(server, TEXTS)
     synthesizer = OnnxSynthesizer(onnx_voice)
     for text, audio in zip(TEXTS, outputs, strict=True):  # each as if alone
         _close(audio, np.concatenate(list(synthesizer.stream(text))))

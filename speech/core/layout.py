@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LAYOUT_FIELDS", "chunk_layout_arrays"]
+__all__ = ["GRAPH_LAYOUT_FIELDS", "LAYOUT_FIELDS", "chunk_layout_arrays"]
 
 LAYOUT_FIELDS = (
     "query_index",
@@ -22,6 +22,11 @@ LAYOUT_FIELDS = (
     "new_key_index",
     "new_conv_index",
     "num_queries",
+)
+# the arrays an exported layer graph takes (ASR layers, the TTS multi-chunk
+# decoder): the rest are for the host (query_valid, num_queries)
+GRAPH_LAYOUT_FIELDS = tuple(
+    f for f in LAYOUT_FIELDS if f not in ("num_queries", "query_valid")
 )
 
 

@@ -26,7 +26,7 @@ from speech.asr.layer_pipeline import (
     subsampling_windows,
 )
 from speech.asr.tokenizer import Tokenizer
-from speech.core.layout import chunk_layout_arrays
+from speech.core.layout import GRAPH_LAYOUT_FIELDS, chunk_layout_arrays
 from speech.onnx import Graph, find_model_folder
 
 __all__ = [
@@ -39,16 +39,6 @@ __all__ = [
 
 MODEL_TYPE = "chunkformer_ctc"
 STEP_FILE = "asr_step.onnx"
-LAYOUT_INPUTS = (
-    "query_index",
-    "key_index",
-    "key_valid",
-    "conv_index",
-    "conv_valid",
-    "output_index",
-    "new_key_index",
-    "new_conv_index",
-)
 
 
 class OnnxEncoderState(NamedTuple):
@@ -167,7 +157,7 @@ class OnnxAsrBackend:
             cache_k=cache_k,
             cache_v=cache_v,
             cache_conv=cache_conv,
-            **{name: layout[name] for name in LAYOUT_INPUTS},
+            **{name: layout[name] for name in GRAPH_LAYOUT_FIELDS},
         )
         return (
             out["output"],

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from speech.core.layout import chunk_layout_arrays
+from speech.core.layout import GRAPH_LAYOUT_FIELDS, chunk_layout_arrays
 from speech.onnx import Graph, find_model_folder
 from speech.text.phonemize import PHONEME_SYMBOLS
 from speech.tts.synthesizer_base import MAX_SYMBOLS, SynthesizerBase
@@ -34,18 +34,6 @@ __all__ = ["MAX_SYMBOLS", "OnnxSynthesizer", "load_synthesizer"]
 
 ENCODER_FILE = "tts_encoder.onnx"
 CHUNKS_FILE = "tts_decoder_chunks.onnx"
-# chunk layout inputs of the multi-chunk decoder graph
-# (export.tts_graphs.DECODER_LAYOUT_FIELDS)
-DECODER_LAYOUT_FIELDS = (
-    "query_index",
-    "key_index",
-    "key_valid",
-    "conv_index",
-    "conv_valid",
-    "output_index",
-    "new_key_index",
-    "new_conv_index",
-)
 
 
 class OnnxSynthesizer(SynthesizerBase):
@@ -223,7 +211,7 @@ class OnnxSynthesizer(SynthesizerBase):
         out = self.decoder_chunks.run(
             x=frames.reshape(batch * size, dim),
             **caches,
-            **{name: layout[name] for name in DECODER_LAYOUT_FIELDS},
+            **{name: layout[name] for name in GRAPH_LAYOUT_FIELDS},
         )
         new_state = {"processed": state["processed"] + size}
         new_state.update({name: out[f"new_{name}"] for name in caches})
