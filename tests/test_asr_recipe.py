@@ -97,3 +97,17 @@ def test_resume_is_exact(corpus, tmp_path) -> None:
     # the exported model folder loads on its own and decodes something
     model = load_model(tmp_path / "resumed" / "model")
     assert model.tokenizer is not None and model.config.vocab_size == 40
+
+
+def test_export_checkpoint_writes_the_run_model(corpus, tmp_path) -> None:
+    """A stopped run's checkpoint becomes the same model folder the run
+    writes at its end."""
+    from recipes.asr.export_checkpoint import main as export_checkpoint
+
+    _run(corpus, tmp_path / "run", 3)
+    export_checkpoint(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "m")])
+    exported = load_model(tmp_path / "m")
+    finished = load_model(tmp_path / "run" / "model")
+    assert exported.config == finished.config
+    for name, value in finished.state_dict().items():
+        torch.testing.assert_close(exported.state_dict()[name], value, msg=name)

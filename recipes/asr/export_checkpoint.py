@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from speech.asr.config import AsrConfig
+from recipes.asr.train import model_config
 from speech.asr.model import AsrModel, save_model
 from speech.asr.tokenizer import Tokenizer
 
@@ -33,22 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     state = checkpoint["model"]
     tokenizer = Tokenizer.load(run / "tokenizer.model")
-    init = checkpoint["args"].get("init_from")
-    if init and (Path(init) / "config.json").exists():
-        config = AsrConfig.load(Path(init) / "config.json")
-    else:
-        a = checkpoint["args"]
-        config = AsrConfig(
-            d_model=a["d_model"],
-            num_heads=a["num_heads"],
-            ffn_dim=a["ffn_dim"],
-            num_layers=a["num_layers"],
-            conv_kernel=a["conv_kernel"],
-            subsampling_channels=a["d_model"],
-            dropout=a["dropout"],
-            vocab_size=tokenizer.vocab_size,
-        )
-    model = AsrModel(config)
+    model = AsrModel(model_config(checkpoint["args"], tokenizer.vocab_size))
     model.load_state_dict(state)
     model.tokenizer = tokenizer
     save_model(

@@ -232,6 +232,25 @@ def validate(
     return results
 
 
+def model_config(args: dict, vocab_size: int) -> AsrConfig:
+    """The model a run's arguments (``vars(args)``, also stored in its
+    checkpoints) describe: the ``--init-from`` model's configuration with
+    this run's dropout, else one built from the size flags."""
+    if args.get("init_from"):
+        config = AsrConfig.load(Path(args["init_from"]) / "config.json")
+        return config.with_updates(dropout=args["dropout"])
+    return AsrConfig(
+        d_model=args["d_model"],
+        num_heads=args["num_heads"],
+        ffn_dim=args["ffn_dim"],
+        num_layers=args["num_layers"],
+        conv_kernel=args["conv_kernel"],
+        subsampling_channels=args["d_model"],
+        dropout=args["dropout"],
+        vocab_size=vocab_size,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -265,19 +284,9 @@ def main(argv: list[str] | None = None) -> None:
         augment_from_epoch=args.augment_from_epoch,
     )
 
-    config = AsrConfig(
-        d_model=args.d_model,
-        num_heads=args.num_heads,
-        ffn_dim=args.ffn_dim,
-        num_layers=args.num_layers,
-        conv_kernel=args.conv_kernel,
-        subsampling_channels=args.d_model,
-        dropout=args.dropout,
-        vocab_size=tokenizer.vocab_size,
-    )
+    config = model_config(vars(args), tokenizer.vocab_size)
     initial_state = None
     if init is not None:
-        config = AsrConfig.load(init / "config.json").with_updates(dropout=args.dropout)
         shards = sorted(init.glob("model*.pt"))
         initial_state = {}
         for shard in shards:
