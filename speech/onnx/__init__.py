@@ -67,10 +67,11 @@ class Graph:
 
     ``run(**inputs)`` returns ``{output name: array}``. ``spin``: let idle
     intra-op threads spin for the next call. Right for a graph that runs
-    alone call after call (the fused ASR step: 1.4x faster streaming on two
+    alone call after call (the fused ASR step: ~1.3x faster streaming on two
     cores); wrong where several sessions alternate (per-layer ASR graphs, the
     TTS encoder/decoder/vocoder), whose spinning threads then take the cores
-    from the session that runs (TTS synthesis 2.3x slower).
+    from the session that runs (TTS synthesis ~1.4x slower; see
+    ``benchmarks/onnx_vs_torch.py``).
     """
 
     def __init__(
