@@ -89,6 +89,20 @@ def seam_ratio(audio: np.ndarray, boundary: int, width: int, offset: int = 0) ->
     return float(energy[near].mean() / max(energy[~near].mean(), 1e-20))
 
 
+def band_measures(audio: np.ndarray, rate: int) -> tuple[float, float]:
+    """(share of the energy above 0.47 * rate, i.e. 7.5 kHz at 16 kHz; the
+    largest Nyquist-frequency amplitude over 256-sample windows): a buzz the
+    vocoder adds where a band-limited corpus has nothing."""
+    if len(audio) < 256:
+        return float("nan"), float("nan")
+    power = np.abs(np.fft.rfft(audio)) ** 2
+    freqs = np.fft.rfftfreq(len(audio), 1 / rate)
+    share = float(power[freqs > 0.47 * rate].sum() / max(power.sum(), 1e-20))
+    alternating = audio * (-1.0) ** np.arange(len(audio))
+    nyquist = np.abs(np.convolve(alternating, np.ones(256) / 256, "valid"))
+    return share, float(nyquist.max())
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -126,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         "teacher_ours": [],
     }
     max_diff, seams, control = 0.0, [], []
+    bands: dict[str, list[tuple[float, float]]] = {"voice": [], "teacher": []}
     config = getattr(getattr(tts, "model", None), "config", None)
     chunk_samples = config.chunk_size * config.mel.hop_length if config else None
     for text in sentences:
@@ -143,6 +158,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
         teacher, rate = _teacher(text, args.teacher)
+        bands["voice"].append(band_measures(audio, tts.sample_rate))
+        bands["teacher"].append(band_measures(teacher, rate))
         rows["voice_sphinx"].append(
             (reference, asr_transcript(sphinx(audio, tts.sample_rate)))
         )
@@ -169,6 +186,13 @@ def main(argv: list[str] | None = None) -> None:
             teacher = word_error_rate(rows[f"teacher_{name}"])
             print(f"| {label} | {voice:.1f} | {teacher:.1f} | {voice - teacher:+.1f} |")
     print(f"\nstreamed vs offline audio: max abs difference {max_diff:.2e}")
+    for name, values in bands.items():
+        share = np.nanmean([v[0] for v in values])
+        peak = np.nanmax([v[1] for v in values])
+        print(
+            f"{name}: energy above 7.5 kHz (at 16 kHz) {share:.2e} of the total, "
+            f"largest Nyquist amplitude {peak:.4f}"
+        )
     if seams:
         print(
             f"chunk seams (every {chunk_samples} samples, +-{args.seam_width}): "
