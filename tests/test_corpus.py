@@ -27,6 +27,7 @@ from recipes.data.voices import (
     VoiceError,
     check_voice,
     default_training_voices,
+    speak,
 )
 from speech.text.normalize import asr_transcript
 
@@ -91,6 +92,19 @@ def test_voices_and_defaults() -> None:
     for bad in ("flite:nosuch", "espeak:en-us+nosuch", "other:x", "slt"):
         with pytest.raises(VoiceError):
             check_voice(Voice.parse(bad))
+
+
+def test_flite_pitch_moves_the_voice_f0() -> None:
+    import librosa
+
+    def median_f0(pitch: int) -> float:
+        samples, rate = speak(Voice.parse("flite:slt"), SENTENCES[0], 175, pitch)
+        f0, _, _ = librosa.pyin(samples, fmin=60, fmax=400, sr=rate)
+        return float(np.nanmedian(f0))
+
+    low, own, high = median_f0(30), median_f0(50), median_f0(70)
+    assert 150 < own < 195  # pitch 50 keeps slt's own F0 (about 170 Hz)
+    assert 0.72 < low / own < 0.86 and 1.16 < high / own < 1.36
 
 
 def test_audio_helpers() -> None:

@@ -17,7 +17,11 @@ variants (m3, f4, m6) that no default training voice uses at all:
 
 Prosody: espeak-ng takes the rate in words per minute and a base pitch
 0..100 directly; flite takes the rate as ``duration_stretch`` = 175 / rate
-(its default pace is about 175 words per minute) and keeps its own pitch.
+(its default pace is about 175 words per minute) and the pitch as a target
+mean F0 (``int_f0_target_mean``): pitch 50 keeps the voice's own, 30..70 moves
+it by a factor of about 0.79..1.26 (``2 ** ((pitch - 50) / 60)``) around the
+voice's natural median (``FLITE_NATURAL_F0``), which gives the few flite
+voices more speaker variety.
 """
 
 from __future__ import annotations
@@ -150,12 +154,28 @@ def check_voice(voice: Voice) -> None:
         raise VoiceError(f"{voice}: espeak-ng has no voice {voice.name!r}")
 
 
-def _flite(text: str, name: str, rate: int) -> tuple[np.ndarray, int]:
+# Median F0 (Hz) of each flite voice at its own settings, measured with pYIN.
+FLITE_NATURAL_F0 = {"slt": 170.0, "awb": 130.0, "kal16": 100.0, "kal": 100.0, "rms": 100.0}
+FLITE_NEUTRAL_PITCH = 50
+
+
+def flite_f0(name: str, pitch: int) -> float | None:
+    """Target mean F0 for flite ``name`` at ``pitch`` (None keeps the voice's)."""
+    natural = FLITE_NATURAL_F0.get(name)
+    if natural is None or pitch == FLITE_NEUTRAL_PITCH:
+        return None
+    return natural * 2.0 ** ((pitch - FLITE_NEUTRAL_PITCH) / 60.0)
+
+
+def _flite(text: str, name: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
     stretch = FLITE_NORMAL_RATE / rate
     handle, path = tempfile.mkstemp(suffix=".wav", prefix="flite-")
     os.close(handle)
     try:
         command = ["flite", "-voice", name, "--setf", f"duration_stretch={stretch:.3f}"]
+        f0 = flite_f0(name, pitch)
+        if f0 is not None:
+            command += ["--setf", f"int_f0_target_mean={f0:.1f}"]
         result = subprocess.run(
             [*command, "-t", text, "-o", path], capture_output=True, timeout=120
         )
@@ -170,9 +190,10 @@ def _flite(text: str, name: str, rate: int) -> tuple[np.ndarray, int]:
 def speak(voice: Voice, text: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
     """Float32 mono samples of ``text`` and their sample rate.
 
-    ``rate`` is in words per minute, ``pitch`` 0..100 (espeak-ng only).
+    ``rate`` is in words per minute, ``pitch`` 0..100 (50 is a flite voice's
+    own pitch).
     """
     if voice.engine == "flite":
-        return _flite(text, voice.name, rate)
+        return _flite(text, voice.name, rate, pitch)
     samples, sample_rate = espeak.synthesize(text, voice.name, rate=rate, pitch=pitch)
     return samples.astype(np.float32) / 32768.0, sample_rate
