@@ -45,7 +45,8 @@ start() {
   fi
   tail -n 3 "$WORK"/corpus_*.log || true
   if wants asr; then
-  setsid nohup python -m recipes.asr.train --train "$WORK/asr/train.jsonl" \
+  # ASR_LAUNCH="python -m torch.distributed.run --standalone --nproc_per_node 2" for DDP
+  setsid nohup ${ASR_LAUNCH:-python} -m recipes.asr.train --train "$WORK/asr/train.jsonl" \
     --dev "$WORK/asr/dev.jsonl" --out "$WORK/run_asr" --max-minutes "$ASR_MINUTES" \
     --total-steps 40000 --fit-schedule 300 --batch-seconds "${ASR_BATCH_SECONDS:-500}" \
     --workers "${ASR_WORKERS:-8}" --lr "${ASR_LR:-2e-3}" --warmup "${ASR_WARMUP:-800}" \
