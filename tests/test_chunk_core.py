@@ -266,13 +266,18 @@ def test_pipeline_equals_masked_batch(
     torch.testing.assert_close(torch.cat(outputs), offline[0], atol=1e-5, rtol=1e-5)
 
 
-def test_pipeline_memory_is_bounded(tiny_model) -> None:
+def test_pipeline_memory_is_bounded_and_layouts_are_reused(tiny_model) -> None:
     pipe = EncoderPipeline(tiny_model, ChunkGeometry(4, 8, 4))
+    built = []
+    build = pipe._build_layout
+    pipe._build_layout = lambda *args: built.append(args) or build(*args)
     for _ in range(30):
         pipe.push(torch.randn(800, 80))
         assert all(p.shape[0] <= 100 + 4 + 4 for p in pipe.pending)
         assert pipe.features.shape[0] < 15
     assert pipe.frames_out > 2500
+    # 30 equal blocks x 2 layers: a handful of distinct layouts, each built once
+    assert len(built) == len(set(built)) <= 6
 
 
 def test_forward_list_equals_padded_forward(tiny_model) -> None:
@@ -299,3 +304,15 @@ def test_core_docstring_examples() -> None:
     for module in (speech.core.masks, speech.core.layout, speech.core.attention):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_subsampling_shape_buckets_leave_the_output_unchanged(tiny_model) -> None:
+    subsampling = tiny_model.encoder.subsampling
+    with torch.no_grad():
+        for frames in (15, 100, 8 * 70 + 7, 8 * 129 + 9):
+            features = torch.randn(2, frames, 80)
+            plain = subsampling(features, bucket=1)
+            bucketed = subsampling(features, bucket=64)
+            assert bucketed.shape == plain.shape
+            assert plain.shape[1] == (frames - 15) // 8 + 1
+            torch.testing.assert_close(bucketed, plain, atol=1e-5, rtol=1e-5)

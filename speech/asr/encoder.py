@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from speech.asr.config import SUBSAMPLING, SUBSAMPLING_FIELD, AsrConfig
 from speech.core import (
@@ -67,7 +68,16 @@ class ConvSubsampling(nn.Module):
     8j .. 8j + 14 and nothing else (windows can be processed independently).
 
     (B, T, M) -> (B, T', D) with T' = (T - 15) // 8 + 1.
+
+    On CUDA the time axis is zero-padded so that T' is a multiple of
+    ``cuda_bucket`` (when T' > ``cuda_bucket``) and the extra frames are
+    dropped: cuDNN builds an execution plan for every new input shape (tens of
+    milliseconds each in bf16), and the windows of long-form blocks and
+    batches would otherwise bring new shapes on every call. The output is
+    unchanged (frames only see their own 15 input frames).
     """
+
+    cuda_bucket = 64
 
     def __init__(self, num_mel_bins: int, channels: int, dim: int) -> None:
         super().__init__()
@@ -87,11 +97,26 @@ class ConvSubsampling(nn.Module):
         self.out = nn.Linear(channels * freq, dim)
         self.scale = math.sqrt(dim)
 
-    def forward(self, features: Tensor) -> Tensor:
+    def forward(self, features: Tensor, bucket: int | None = None) -> Tensor:
+        """``bucket``: pad T' up to a multiple of it (None: ``cuda_bucket`` on
+        CUDA, no padding elsewhere)."""
+        if bucket is None:
+            bucket = self.cuda_bucket if features.is_cuda else 1
+        count = 0
+        if bucket > 1:  # never while exporting (CPU): shapes stay symbolic
+            frames = features.shape[1]
+            count = (frames - SUBSAMPLING_FIELD) // SUBSAMPLING + 1
+            if count > bucket and count % bucket:
+                padded = (count + bucket - 1) // bucket * bucket
+                extra = (padded - 1) * SUBSAMPLING + SUBSAMPLING_FIELD - frames
+                features = F.pad(features, (0, 0, 0, extra))
+            else:
+                count = 0
         y = self.conv(features[:, None])  # (B, ch, T', freq)
         # Scaled by sqrt(D) so that the input, not the layers' biases,
         # dominates the residual stream at initialisation.
-        return self.out(y.transpose(1, 2).flatten(2)) * self.scale  # (B, T', D)
+        out = self.out(y.transpose(1, 2).flatten(2)) * self.scale  # (B, T', D)
+        return out[:, :count] if count else out
 
 
 class ConformerLayer(nn.Module):

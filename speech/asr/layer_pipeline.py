@@ -9,6 +9,13 @@ advance together. Memory is bounded by the block pushed in plus C + R frames
 per layer, whatever the duration, and the output equals masked batching over
 the whole input exactly.
 
+A layer's chunk layout depends only on its frame and query counts and on how
+many cached rows it has (``min(processed, max(L, K2))``), so a long input pushed
+in equal blocks repeats the same few layouts: ``LayerPipeline`` builds each
+once and reuses it. On a GPU that also removes the host-to-device copies (each
+a stream synchronisation from pageable memory) from every layer call after the
+first blocks.
+
 ``LayerPipeline`` holds that control; a subclass says how its arrays are
 joined and how the subsampling, one layer (with its caches) and the CTC head
 run: ``speech.asr.longform.EncoderPipeline`` (PyTorch) and
@@ -73,8 +80,11 @@ class LayerPipeline(ABC, Generic[ArrayT]):
         num_layers: encoder layers.
         features, frames: empty (0, M) and (0, D) arrays of the back end's
             type, dtype and device.
+        conv_context: K2, frames each convolution sees left of a frame.
         max_subsampling_frames: encoder frames per subsampling window.
     """
+
+    max_layouts = 32  # distinct layouts kept (a steady stream needs a few)
 
     def __init__(
         self,
@@ -82,10 +92,13 @@ class LayerPipeline(ABC, Generic[ArrayT]):
         num_layers: int,
         features: ArrayT,
         frames: ArrayT,
+        conv_context: int,
         max_subsampling_frames: int = 1024,
     ) -> None:
         self.geometry = geometry
+        self.conv_context = conv_context
         self.max_subsampling_frames = max_subsampling_frames
+        self._layouts: dict[tuple[int, int, int], Any] = {}
         self.features = features  # (T, M) normalised, not subsampled yet
         self.pending = [frames] * num_layers  # (T_i, D) unprocessed, per layer
         self.processed = [0] * num_layers  # frames each layer has processed
@@ -114,6 +127,25 @@ class LayerPipeline(ABC, Generic[ArrayT]):
     @abstractmethod
     def _ctc(self, x: ArrayT) -> ArrayT:
         """(F, D) encoder output -> (F, V) float32 log-probabilities."""
+
+    @abstractmethod
+    def _build_layout(self, num_frames: int, num_queries: int, processed: int) -> Any:
+        """The back end's chunk layout of one stream (cache rows L and K2)."""
+
+    def _layout(self, index: int, num_frames: int, num_queries: int) -> Any:
+        """Layer ``index``'s layout for this call, built once per distinct
+        (frames, queries, cached rows) and reused."""
+        cached = min(
+            self.processed[index], max(self.geometry.left_context, self.conv_context)
+        )
+        key = (num_frames, num_queries, cached)
+        layout = self._layouts.get(key)
+        if layout is None:
+            if len(self._layouts) >= self.max_layouts:
+                self._layouts.pop(next(iter(self._layouts)))  # the oldest
+            layout = self._build_layout(num_frames, num_queries, cached)
+            self._layouts[key] = layout
+        return layout
 
     # --- the pipeline ---------------------------------------------------------
 

@@ -52,6 +52,7 @@ class EncoderPipeline(LayerPipeline[Tensor]):
                 0, model.config.num_mel_bins, device=self.device, dtype=self.dtype
             ),
             frames=torch.zeros(0, d, device=self.device, dtype=self.dtype),
+            conv_context=encoder.conv_context,
             max_subsampling_frames=max_subsampling_frames,
         )
         left, context = geometry.left_context, encoder.conv_context
@@ -100,12 +101,12 @@ class EncoderPipeline(LayerPipeline[Tensor]):
             ]
         )
 
-    def _run_layer(self, index: int, x: Tensor, num_queries: int) -> Tensor:
-        g, context = self.geometry, self.model.encoder.conv_context
-        layout = build_chunk_layout(
-            num_frames=torch.tensor([x.shape[0]]),
+    def _build_layout(self, num_frames: int, num_queries: int, processed: int):
+        g, context = self.geometry, self.conv_context
+        return build_chunk_layout(
+            num_frames=torch.tensor([num_frames]),
             num_queries=torch.tensor([num_queries]),
-            processed=torch.tensor([self.processed[index]]),
+            processed=torch.tensor([processed]),
             chunk_size=g.chunk_size,
             left_context=g.left_context,
             right_context=g.right_context,
@@ -114,6 +115,9 @@ class EncoderPipeline(LayerPipeline[Tensor]):
             conv_cache_rows=context,
             device=self.device,
         )
+
+    def _run_layer(self, index: int, x: Tensor, num_queries: int) -> Tensor:
+        layout = self._layout(index, x.shape[0], num_queries)
         out, self.keys[index], self.values[index], self.conv[index] = (
             self.model.encoder.layers[index](
                 x,

@@ -325,6 +325,7 @@ class OnnxPipeline(LayerPipeline[np.ndarray]):
             n,
             features=np.zeros((0, config.num_mel_bins), np.float32),
             frames=np.zeros((0, d), np.float32),
+            conv_context=backend.conv_context,
             max_subsampling_frames=max_subsampling_frames,
         )
         self.keys = [
@@ -344,13 +345,18 @@ class OnnxPipeline(LayerPipeline[np.ndarray]):
     def _subsample(self, features: np.ndarray, count: int) -> np.ndarray:
         return self.backend.subsample(features, self.max_subsampling_frames)
 
-    def _run_layer(self, index: int, x: np.ndarray, num_queries: int) -> np.ndarray:
-        layout = self.backend.layout(
-            np.array([x.shape[0]]),
+    def _build_layout(
+        self, num_frames: int, num_queries: int, processed: int
+    ) -> dict[str, np.ndarray]:
+        return self.backend.layout(
+            np.array([num_frames]),
             np.array([num_queries]),
-            np.array([self.processed[index]]),
+            np.array([processed]),
             self.geometry,
         )
+
+    def _run_layer(self, index: int, x: np.ndarray, num_queries: int) -> np.ndarray:
+        layout = self._layout(index, x.shape[0], num_queries)
         out, self.keys[index], self.values[index], self.conv[index] = (
             self.backend.layer(
                 index, x, layout, self.keys[index], self.values[index], self.conv[index]
