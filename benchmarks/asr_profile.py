@@ -40,6 +40,18 @@ def main() -> None:
     p.add_argument("--block-seconds", type=float, default=900.0, help="long-form")
     p.add_argument("--geometry", default="64,128,128", help="C,L,R encoder frames")
     p.add_argument("--warmup-seconds", type=float, default=0.0, help="0: same")
+    p.add_argument(
+        "--cold",
+        action="store_true",
+        help="profile the first pass over the input (after the warm-up), not a "
+        "repeated one: shows what new input shapes cost",
+    )
+    p.add_argument(
+        "--sdpa",
+        default="",
+        help="restrict scaled_dot_product_attention to these backends, e.g. "
+        "EFFICIENT_ATTENTION,MATH (default: PyTorch's choice)",
+    )
     p.add_argument("--rows", type=int, default=20)
     args = p.parse_args()
 
@@ -53,8 +65,17 @@ def main() -> None:
     warm = tiled(pattern, 0, frames(args.warmup_seconds), device, dtype)
     block = frames(args.block_seconds)
 
+    from contextlib import nullcontext
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backends = [getattr(SDPBackend, name) for name in args.sdpa.split(",") if name]
+
     def run(features: torch.Tensor = features) -> None:
-        with torch.inference_mode():
+        with (
+            torch.inference_mode(),
+            sdpa_kernel(backends) if backends else nullcontext(),
+        ):
             if args.task == "longform":
                 pipe = EncoderPipeline(model, g)
                 for start in range(0, features.shape[0], block):
@@ -66,15 +87,19 @@ def main() -> None:
                 model.forward_list(parts, g.chunk_size, g.left_context, g.right_context)
         synchronize(device)
 
-    run(warm if args.warmup_seconds else features)
-    start = time.perf_counter()
-    run()
-    seconds = time.perf_counter() - start
     activities = [ProfilerActivity.CPU]
     if device.startswith("cuda"):
         activities.append(ProfilerActivity.CUDA)
-    with profile(activities=activities) as prof:
-        run()
+    run(warm if args.warmup_seconds else features)
+    if args.cold:
+        with profile(activities=activities) as prof:
+            run()
+    start = time.perf_counter()
+    run()
+    seconds = time.perf_counter() - start
+    if not args.cold:
+        with profile(activities=activities) as prof:
+            run()
     on_gpu = device.startswith("cuda")
     key = "self_device_time_total" if on_gpu else "self_cpu_time_total"
     print(

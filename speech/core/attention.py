@@ -13,11 +13,25 @@ from __future__ import annotations
 
 import math
 
+from contextlib import nullcontext
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 __all__ = ["RelPositionAttention", "relative_position_table"]
+
+# On CUDA, attention runs on these fused kernels, not cuDNN's: cuDNN builds a
+# graph for every new (chunks, window) shape, which made a bf16 long-form pass
+# over one hour 5x slower whenever its block shapes were new (measured with
+# benchmarks/asr_profile.py --cold on an H100); the memory-efficient kernel
+# takes the additive mask at the same speed.
+CUDA_ATTENTION_BACKENDS = [
+    SDPBackend.FLASH_ATTENTION,
+    SDPBackend.EFFICIENT_ATTENTION,
+    SDPBackend.MATH,
+]
 
 
 def relative_position_table(
@@ -144,12 +158,14 @@ class RelPositionAttention(nn.Module):
             allowed = allowed & mask[None, None]
         bias = bias.masked_fill(~allowed, float("-inf"))
         q_u = q + self.pos_bias_u[:, None, :].to(q.dtype)
-        out = F.scaled_dot_product_attention(
-            q_u,
-            k,
-            v,
-            attn_mask=bias,
-            dropout_p=self.dropout if self.training else 0.0,
-            scale=scale,
-        )  # (N, H, C, E)
+        backends = sdpa_kernel(CUDA_ATTENTION_BACKENDS) if q.is_cuda else nullcontext()
+        with backends:
+            out = F.scaled_dot_product_attention(
+                q_u,
+                k,
+                v,
+                attn_mask=bias,
+                dropout_p=self.dropout if self.training else 0.0,
+                scale=scale,
+            )  # (N, H, C, E)
         return self.out(out.transpose(1, 2).reshape(n, chunk, h * e))
