@@ -12,7 +12,6 @@ term enters as its additive mask, so a fused kernel does the heavy work.
 from __future__ import annotations
 
 import math
-
 from contextlib import nullcontext
 
 import torch
