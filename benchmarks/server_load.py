@@ -20,7 +20,9 @@ of each session are not counted.
 TTS: every session asks for a sentence, plays it at real-time pace (waits for
 its duration), and asks for the next. Time to first audio is measured from
 sending the request to receiving the first audio; an underrun is a chunk that
-arrives after a real-time player would have needed it.
+arrives after a real-time player would have needed it. Before the sweep, two
+sessions run for ``--warmup`` seconds untimed, so the server's first
+syntheses are not counted.
 
 For each session count the report gives p50/p95/p99 and the largest count
 whose p95 stays within ``--target-ms`` (300 ms). Soak: sessions come and go
@@ -463,6 +465,10 @@ def run_sweep(
     reports = []
     ws_url = http_url.replace("http://", "ws://") + "/" + args.command
     audio = speech_audio(max(60.0, args.seconds + 5)) if args.command == "asr" else None
+    if args.command == "tts" and args.warmup > 0:
+        # untimed: the server's first syntheses (kernel selection, caches on
+        # CUDA) would otherwise land in the first step's figures
+        asyncio.run(tts_load(ws_url, 2, args.warmup))
     for sessions in [int(x) for x in args.sessions.split(",")]:
         before = scrape(http_url)
         cpu = server.cpu_seconds() if server is not None else float("nan")
