@@ -155,7 +155,13 @@ def check_voice(voice: Voice) -> None:
 
 
 # Median F0 (Hz) of each flite voice at its own settings, measured with pYIN.
-FLITE_NATURAL_F0 = {"slt": 170.0, "awb": 130.0, "kal16": 100.0, "kal": 100.0, "rms": 100.0}
+FLITE_NATURAL_F0 = {
+    "slt": 170.0,
+    "awb": 130.0,
+    "kal16": 100.0,
+    "kal": 100.0,
+    "rms": 100.0,
+}
 FLITE_NEUTRAL_PITCH = 50
 
 
