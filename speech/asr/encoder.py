@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from speech.asr.config import SUBSAMPLING, SUBSAMPLING_FIELD, AsrConfig
+from speech.asr.layer_pipeline import subsampled_frames
 from speech.core import (
     ChunkConvolution,
     ChunkLayout,
@@ -53,11 +54,7 @@ def subsampled_length(num_frames: Tensor | int) -> Tensor | int:
     """Encoder frames produced from ``num_frames`` input frames (valid convs:
     frame j reads input frames 8j .. 8j + 14)."""
     if isinstance(num_frames, int):
-        return (
-            0
-            if num_frames < SUBSAMPLING_FIELD
-            else ((num_frames - SUBSAMPLING_FIELD) // SUBSAMPLING + 1)
-        )
+        return subsampled_frames(num_frames)
     out = (num_frames - SUBSAMPLING_FIELD) // SUBSAMPLING + 1
     return torch.where(num_frames >= SUBSAMPLING_FIELD, out, torch.zeros_like(out))
 
@@ -102,21 +99,19 @@ class ConvSubsampling(nn.Module):
         CUDA, no padding elsewhere)."""
         if bucket is None:
             bucket = self.cuda_bucket if features.is_cuda else 1
-        count = 0
+        keep = None  # frames to keep when the input was padded
         if bucket > 1:  # never while exporting (CPU): shapes stay symbolic
-            frames = features.shape[1]
-            count = (frames - SUBSAMPLING_FIELD) // SUBSAMPLING + 1
+            count = subsampled_frames(features.shape[1])
             if count > bucket and count % bucket:
-                padded = (count + bucket - 1) // bucket * bucket
-                extra = (padded - 1) * SUBSAMPLING + SUBSAMPLING_FIELD - frames
-                features = F.pad(features, (0, 0, 0, extra))
-            else:
-                count = 0
+                padded = -(-count // bucket) * bucket
+                extra = (padded - 1) * SUBSAMPLING + SUBSAMPLING_FIELD
+                features = F.pad(features, (0, 0, 0, extra - features.shape[1]))
+                keep = count
         y = self.conv(features[:, None])  # (B, ch, T', freq)
         # Scaled by sqrt(D) so that the input, not the layers' biases,
         # dominates the residual stream at initialisation.
         out = self.out(y.transpose(1, 2).flatten(2)) * self.scale  # (B, T', D)
-        return out[:, :count] if count else out
+        return out if keep is None else out[:, :keep]
 
 
 class ConformerLayer(nn.Module):
