@@ -105,9 +105,7 @@ class OnnxSynthesizer(SynthesizerBase):
         if int(self.vocoder.metadata["sample_rate"]) != self._sample_rate:
             raise ValueError("the vocoder's sample rate differs from the model's")
         self.sentence_pause = sentence_pause
-        if chunks_per_step < 1:
-            raise ValueError(f"chunks_per_step must be >= 1, got {chunks_per_step}")
-        self.chunks_per_step = chunks_per_step
+        self.chunks_per_step = self._checked_chunks_per_step(chunks_per_step)
 
     @property
     def sample_rate(self) -> int:
@@ -244,14 +242,8 @@ class OnnxSynthesizer(SynthesizerBase):
         tail = np.zeros((1, 0), np.float32)
         frames = self.frames(ids, pace, pitch_shift)
         decoder = self.init_decoder_state()
-        start, group = 0, 1  # the first chunk alone: early audio
-        while start < frames.shape[0]:
-            size = group * self.chunk_size
-            mel, decoder = self.decode_chunk(
-                frames[None, start : start + size], decoder
-            )
-            start += size
-            group = self.chunks_per_step
+        for span in self._decoder_spans(frames.shape[0]):
+            mel, decoder = self.decode_chunk(frames[None, span], decoder)
             audio, tail, state = self.vocode_chunk(mel, state)
             cut = min(skip, audio.shape[1])
             skip -= cut

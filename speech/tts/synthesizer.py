@@ -115,9 +115,7 @@ class Synthesizer(SynthesizerBase):
         self.num_symbols = config.num_symbols
         self.sentence_pause = sentence_pause
         self.griffin_lim_iterations = griffin_lim_iterations
-        if chunks_per_step < 1:
-            raise ValueError(f"chunks_per_step must be >= 1, got {chunks_per_step}")
-        self.chunks_per_step = chunks_per_step
+        self.chunks_per_step = self._checked_chunks_per_step(chunks_per_step)
         self.chunk_size = self.model.decoder.chunk_size
         self.delay_samples = 0 if self.vocoder is None else self.vocoder.delay_samples
 
@@ -243,13 +241,10 @@ class Synthesizer(SynthesizerBase):
         decoder_state = decoder.init_state(1)
         vocoder_state = self.vocoder.init_state(1, self.device)
         skip = self.vocoder.delay_samples  # stream samples before source sample 0
-        start, step = 0, decoder.chunk_size  # the first chunk alone: early audio
-        while start < length:
+        for span in self._decoder_spans(length):
             mel, decoder_state = decoder.forward_chunk(
-                frames[:, start : start + step], decoder_state
+                frames[:, span], decoder_state
             )  # (1, C', M)
-            start += step
-            step = decoder.chunk_size * self.chunks_per_step
             wave, vocoder_state = self.vocoder.forward_chunk(
                 mel.transpose(1, 2), vocoder_state
             )

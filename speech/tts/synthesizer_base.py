@@ -74,6 +74,7 @@ class SynthesizerBase(ABC):
     num_symbols: int  # ids 1 .. num_symbols - 1 are the model's symbols
     sentence_pause: float  # seconds of silence between sentences
     chunk_size: int  # C: mel frames per decoder step
+    chunks_per_step: int  # decoder chunks per streaming step after the first
     delay_samples: int  # stream samples before source sample 0 (vocoder)
 
     @property
@@ -140,6 +141,22 @@ class SynthesizerBase(ABC):
         self, ids: Sequence[int], pace: float, pitch_shift: float
     ) -> Iterator[np.ndarray]:
         """One piece of symbol ids -> chunks that join to ``_utterance``'s."""
+
+    @staticmethod
+    def _checked_chunks_per_step(value: int) -> int:
+        if value < 1:
+            raise ValueError(f"chunks_per_step must be >= 1, got {value}")
+        return value
+
+    def _decoder_spans(self, length: int) -> Iterator[slice]:
+        """The decoder input frames of each streaming step of an utterance of
+        ``length`` frames: the first chunk alone (the earliest audio), then
+        ``chunks_per_step`` chunks per step."""
+        start, size = 0, self.chunk_size
+        while start < length:
+            yield slice(start, start + size)
+            start += size
+            size = self.chunk_size * self.chunks_per_step
 
     # --- text -----------------------------------------------------------------
 
