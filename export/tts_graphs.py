@@ -24,7 +24,8 @@ context, K1 decoder conv context, H hop, S FFT size.
          i < decoder layers, and the ``speech.core.layout.chunk_layout_arrays``
          arrays ``GRAPH_LAYOUT_FIELDS`` made with chunk_size C, left_context
          L, right_context 0, conv_context K1, key_cache_rows L and
-         conv_cache_rows K1 (``processed`` enters through them)
+         conv_cache_rows K1 (``processed`` enters through them;
+         ``speech.onnx.tts.decoder_chunks_layout`` makes them)
     out: mel (F, M), new_cache_k_i, new_cache_v_i, new_cache_conv_i (the
          caches of ``tts_decoder_step.onnx``; new processed = processed + C')
 ``tts_vocoder_step.onnx`` (``Vocoder.forward_chunk``, and ``flush``):
@@ -46,7 +47,8 @@ from torch import Tensor, nn
 
 import speech
 from speech.core import ChunkLayout, padding_mask, relative_position_table
-from speech.core.layout import GRAPH_LAYOUT_FIELDS, chunk_layout_arrays
+from speech.core.layout import GRAPH_LAYOUT_FIELDS
+from speech.onnx.tts import decoder_chunks_layout
 from speech.tts.decoder import ChunkFFTBlock, DecoderState
 from speech.tts.fastpitch import FastPitch
 from speech.tts.vocoder import Vocoder, VocoderState
@@ -65,7 +67,6 @@ __all__ = [
 
 EXPORT_FORMAT = 1
 VOCODER_STATE = tuple(VocoderState._fields)
-# what ChunkFFTBlock.forward_flat reads (query_valid and num_queries it does not)
 
 
 def decoder_cache_names(num_layers: int) -> list[str]:
@@ -170,17 +171,8 @@ def decoder_layout(
     """The layout inputs of ``tts_decoder_chunks.onnx`` for ``frames`` new
     frames of every stream after ``processed`` (B,) frames."""
     d = model.decoder
-    counts = torch.full_like(processed, frames).numpy()
-    arrays = chunk_layout_arrays(
-        counts,
-        counts,
-        processed.numpy(),
-        d.chunk_size,
-        d.past_context,
-        0,
-        d.conv_context,
-        d.past_context,
-        d.conv_context,
+    arrays = decoder_chunks_layout(
+        frames, processed.numpy(), d.chunk_size, d.past_context, d.conv_context
     )
     return tuple(torch.from_numpy(arrays[f]) for f in GRAPH_LAYOUT_FIELDS)
 

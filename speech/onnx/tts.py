@@ -30,10 +30,41 @@ from speech.onnx import Graph, find_model_folder
 from speech.text.phonemize import PHONEME_SYMBOLS
 from speech.tts.synthesizer_base import MAX_SYMBOLS, SynthesizerBase
 
-__all__ = ["MAX_SYMBOLS", "OnnxSynthesizer", "load_synthesizer"]
+__all__ = [
+    "MAX_SYMBOLS",
+    "OnnxSynthesizer",
+    "decoder_chunks_layout",
+    "load_synthesizer",
+]
 
 ENCODER_FILE = "tts_encoder.onnx"
 CHUNKS_FILE = "tts_decoder_chunks.onnx"
+
+
+def decoder_chunks_layout(
+    frames: int,
+    processed: np.ndarray,
+    chunk_size: int,
+    past_context: int,
+    conv_context: int,
+) -> dict[str, np.ndarray]:
+    """The layout inputs of ``tts_decoder_chunks.onnx`` (``GRAPH_LAYOUT_FIELDS``)
+    for B streams that each add ``frames`` frames after ``processed`` (B,):
+    causal chunks (R = 0) over caches of L keys and K1 convolution inputs."""
+    processed = np.asarray(processed, np.int64)
+    counts = np.full(processed.shape[0], frames, np.int64)
+    arrays = chunk_layout_arrays(
+        counts,
+        counts,
+        processed,
+        chunk_size,
+        past_context,
+        0,
+        conv_context,
+        past_context,
+        conv_context,
+    )
+    return {name: arrays[name] for name in GRAPH_LAYOUT_FIELDS}
 
 
 class OnnxSynthesizer(SynthesizerBase):
@@ -193,15 +224,10 @@ class OnnxSynthesizer(SynthesizerBase):
         """Several chunks per stream in one call of the multi-chunk graph."""
         assert self.decoder_chunks is not None
         batch, size, dim = frames.shape
-        counts = np.full(batch, size, np.int64)
-        layout = chunk_layout_arrays(
-            counts,
-            counts,
+        layout = decoder_chunks_layout(
+            size,
             state["processed"],
             self.chunk_size,
-            self.past_context,
-            0,
-            self.conv_context,
             self.past_context,
             self.conv_context,
         )
@@ -209,7 +235,7 @@ class OnnxSynthesizer(SynthesizerBase):
         out = self.decoder_chunks.run(
             x=frames.reshape(batch * size, dim),
             **caches,
-            **{name: layout[name] for name in GRAPH_LAYOUT_FIELDS},
+            **layout,
         )
         new_state = {"processed": state["processed"] + size}
         new_state.update({name: out[f"new_{name}"] for name in caches})
