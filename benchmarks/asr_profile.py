@@ -27,7 +27,11 @@ from _common import (
     synchronize,
     tiled,
 )
+from torch.nn.attention import SDPBackend
 from torch.profiler import ProfilerActivity, profile
+
+from speech.asr.longform import EncoderPipeline
+from speech.core import attention
 
 
 def main() -> None:
@@ -49,13 +53,11 @@ def main() -> None:
     p.add_argument(
         "--sdpa",
         default="",
-        help="restrict scaled_dot_product_attention to these backends, e.g. "
-        "EFFICIENT_ATTENTION,MATH (default: PyTorch's choice)",
+        help="CUDA attention backends instead of speech.core.attention."
+        "CUDA_ATTENTION_BACKENDS, e.g. CUDNN_ATTENTION,EFFICIENT_ATTENTION,MATH",
     )
     p.add_argument("--rows", type=int, default=20)
     args = p.parse_args()
-
-    from speech.asr.longform import EncoderPipeline
 
     device, dtype = args.device, DTYPES[args.dtype]
     model = random_model(asr_config(args.config), device, args.dtype)
@@ -65,17 +67,13 @@ def main() -> None:
     warm = tiled(pattern, 0, frames(args.warmup_seconds), device, dtype)
     block = frames(args.block_seconds)
 
-    from contextlib import nullcontext
-
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    backends = [getattr(SDPBackend, name) for name in args.sdpa.split(",") if name]
+    if args.sdpa:  # read by every attention call
+        attention.CUDA_ATTENTION_BACKENDS = [
+            getattr(SDPBackend, name) for name in args.sdpa.split(",")
+        ]
 
     def run(features: torch.Tensor = features) -> None:
-        with (
-            torch.inference_mode(),
-            sdpa_kernel(backends) if backends else nullcontext(),
-        ):
+        with torch.inference_mode():
             if args.task == "longform":
                 pipe = EncoderPipeline(model, g)
                 for start in range(0, features.shape[0], block):
