@@ -23,9 +23,10 @@ __all__ = ["RelPositionAttention", "relative_position_table"]
 
 # On CUDA, attention runs on these fused kernels, not cuDNN's: cuDNN builds a
 # graph for every new (chunks, window) shape, which made a bf16 long-form pass
-# over one hour 5x slower whenever its block shapes were new (measured with
-# benchmarks/asr_profile.py --cold on an H100); the memory-efficient kernel
-# takes the additive mask at the same speed.
+# over one hour on shapes not seen before 4.6x slower (1.08 s vs 0.23 s on an
+# H100: benchmarks/asr_profile.py --dtype bf16 --config small
+# --warmup-seconds 60, with and without --sdpa); the memory-efficient kernel
+# takes the additive mask. Read at every call (a benchmark may swap it).
 CUDA_ATTENTION_BACKENDS = [
     SDPBackend.FLASH_ATTENTION,
     SDPBackend.EFFICIENT_ATTENTION,
