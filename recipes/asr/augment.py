@@ -1,5 +1,6 @@
 """Training-time augmentation: speed perturbation, additive noise, simulated
-reverberation (waveform, numpy) and SpecAugment (features, torch).
+reverberation (waveform, numpy), vocal tract length perturbation and
+SpecAugment (features, torch).
 
 No noise or impulse-response corpus can be downloaded here, so noises are
 synthesised (white, pink, brown, hum, babble from other training utterances)
@@ -16,7 +17,7 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
-__all__ = ["AugmentConfig", "augment_waveform", "spec_augment"]
+__all__ = ["AugmentConfig", "augment_waveform", "spec_augment", "vtlp_factors"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class AugmentConfig:
     freq_width: int = 12
     time_masks: int = 4
     time_width_ratio: float = 0.04
+    vtlp_prob: float = 0.8
+    vtlp_range: tuple[float, float] = (0.88, 1.12)
 
 
 def _colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
@@ -121,6 +124,19 @@ def augment_waveform(
     if peak > 0.99:
         samples = samples * (0.99 / peak)
     return samples.astype(np.float32)
+
+
+def vtlp_factors(
+    rng: np.random.Generator, batch: int, config: AugmentConfig
+) -> np.ndarray:
+    """Per-utterance frequency warp factors for ``warp_spectrum``: uniform in
+    ``vtlp_range`` with probability ``vtlp_prob``, else 1. Warping the
+    spectrum moves formants without touching pitch or tempo, which speed
+    perturbation cannot do: it makes new speakers out of the few synthetic
+    voices there are to train on."""
+    low, high = config.vtlp_range
+    factors = rng.uniform(low, high, batch)
+    return np.where(rng.random(batch) < config.vtlp_prob, factors, 1.0)
 
 
 def spec_augment(

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from recipes.asr.augment import AugmentConfig, spec_augment
+from recipes.asr.augment import AugmentConfig, spec_augment, vtlp_factors
 from recipes.asr.data import AsrDataset, BucketBatchSampler, collate
 from recipes.common import (
     Distributed,
@@ -92,6 +92,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=AsrConfig.dropout)
     p.add_argument("--full-context-prob", type=float, default=0.3)
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument(
+        "--vtlp-prob",
+        type=float,
+        default=AugmentConfig.vtlp_prob,
+        help="share of utterances whose spectrum is frequency-warped (VTLP)",
+    )
     p.add_argument(
         "--augment-from-epoch",
         type=int,
@@ -275,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     env.barrier()
     tokenizer = prepare(args, out, texts, env)
     token_ids = [tokenizer.encode(t) for t in texts]
-    augment = None if args.no_augment else AugmentConfig()
+    augment = None if args.no_augment else AugmentConfig(vtlp_prob=args.vtlp_prob)
     dataset = AsrDataset(
         train,
         token_ids,
@@ -428,10 +434,22 @@ def main(argv: list[str] | None = None) -> None:
             generator=torch.Generator().manual_seed(args.seed + epoch),
         )
         for batch in loader:
+            warp = None
+            if (
+                augment is not None
+                and augment.vtlp_prob > 0
+                and epoch >= args.augment_from_epoch
+            ):
+                warp_rng = np.random.default_rng([args.seed, env.rank, step, 1])
+                warp = torch.as_tensor(
+                    vtlp_factors(warp_rng, len(batch["samples"]), augment),
+                    device=device,
+                )
             features, lengths = fbank_batch(
                 batch["waveforms"].to(device, non_blocking=True),
                 batch["samples"].to(device),
                 dataset.fbank,
+                warp,
             )
             tokens = batch["tokens"].to(device)
             token_lengths = batch["token_lengths"].to(device)

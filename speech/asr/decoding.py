@@ -23,11 +23,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 import numpy as np
 
 from speech.formats import Segment, Word
+
+if TYPE_CHECKING:
+    from speech.asr.lm import LmFusion
 
 __all__ = [
     "DEFAULT_ENDPOINT_RULES",
@@ -151,13 +154,17 @@ class _GreedySearch:
 
 
 class _Node:
-    """A prefix in the prefix tree: its last token and its parent."""
+    """A prefix in the prefix tree: its last token, its parent and, with a
+    language model, its ``LmFusion`` node (state, fused score, open word)."""
 
-    __slots__ = ("parent", "token")
+    __slots__ = ("lm", "parent", "token")
 
-    def __init__(self, parent: _Node | None, token: int) -> None:
+    def __init__(
+        self, parent: _Node | None, token: int, lm: tuple | None = None
+    ) -> None:
         self.parent = parent
         self.token = token
+        self.lm = lm
 
     def tokens(self) -> tuple[int, ...]:
         out = []
@@ -204,17 +211,27 @@ class _PrefixState:
 
 
 class _PrefixBeamSearch:
-    """CTC prefix beam search that can be fed chunk by chunk."""
+    """CTC prefix beam search that can be fed chunk by chunk, optionally
+    with a word language model fused in (``speech.asr.lm.LmFusion``): a
+    prefix then ranks by its CTC score plus its words' fused LM score."""
 
-    def __init__(self, beam_size: int, blank: int, prune_threshold: float) -> None:
+    def __init__(
+        self,
+        beam_size: int,
+        blank: int,
+        prune_threshold: float,
+        fusion: LmFusion | None = None,
+    ) -> None:
         if beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {beam_size}")
         self.beam_size = beam_size
         self.blank = blank
         self.prune_threshold = prune_threshold
+        self.fusion = fusion
         root = _PrefixState()
         root.p_b = root.v_b = 0.0
-        self.beam: dict[_Node, _PrefixState] = {_Node(None, -1): root}
+        lm = fusion.root() if fusion is not None else None
+        self.beam: dict[_Node, _PrefixState] = {_Node(None, -1, lm): root}
 
     def _candidates(self, log_probs: np.ndarray) -> list[list[tuple[int, float]]]:
         """Per frame, the tokens worth trying: the top ``beam_size`` above the
@@ -280,22 +297,41 @@ class _PrefixBeamSearch:
                     continue
                 child = nodes.get((node, token))
                 if child is None:
-                    child = nodes[(node, token)] = _Node(node, token)
+                    lm = (
+                        None
+                        if self.fusion is None
+                        else self.fusion.extend(node.lm, token)
+                    )
+                    child = nodes[(node, token)] = _Node(node, token, lm)
                 new = new_beam.get(child) or new_beam.setdefault(child, _PrefixState())
                 new.p_nb = _log_add(new.p_nb, source_p + log_prob)
                 if source_v + log_prob > new.v_nb:
                     new.v_nb = source_v + log_prob
                     new.align_nb = (source_align, token, t, t, log_prob)
 
-        ranked = sorted(new_beam.items(), key=lambda item: item[1].total, reverse=True)
+        if self.fusion is None:
+            ranked = sorted(
+                new_beam.items(), key=lambda item: item[1].total, reverse=True
+            )
+        else:
+            ranked = sorted(
+                new_beam.items(),
+                key=lambda item: item[1].total + item[0].lm[1],
+                reverse=True,
+            )
         return dict(ranked[: self.beam_size])
 
     def nbest(self) -> list[Hypothesis]:
+        """The beam's hypotheses, best first; with a language model, scores
+        include every word's fused LM score and the sentence end's."""
         hypotheses = []
         for node, state in self.beam.items():
             _, alignment = state.best_alignment()
+            score = state.total
+            if self.fusion is not None:
+                score += self.fusion.final(node.lm)
             hypotheses.append(
-                Hypothesis(node.tokens(), state.total, _alignment_hits(alignment))
+                Hypothesis(node.tokens(), score, _alignment_hits(alignment))
             )
         return sorted(hypotheses, key=lambda h: h.score, reverse=True)
 
@@ -306,6 +342,7 @@ def ctc_prefix_beam_search(
     blank: int = 0,
     prune_threshold: float = PRUNE_THRESHOLD,
     frame_offset: int = 0,
+    fusion: LmFusion | None = None,
 ) -> list[Hypothesis]:
     """N-best token sequences of (T, V) CTC log-probabilities, best first.
 
@@ -313,9 +350,10 @@ def ctc_prefix_beam_search(
     kept. Per frame, only the ``beam_size`` most likely tokens with a
     log-probability of at least ``prune_threshold`` are tried (the most likely
     one always is). Token frames come from each prefix's best alignment.
+    With ``fusion``, prefixes rank by CTC score plus fused word LM score.
     """
     log_probs = _check_log_probs(log_probs)
-    search = _PrefixBeamSearch(beam_size, blank, prune_threshold)
+    search = _PrefixBeamSearch(beam_size, blank, prune_threshold, fusion)
     search.step(log_probs, frame_offset)
     return search.nbest()
 
@@ -429,9 +467,13 @@ class StreamingCtcDecoder:
         blank: int = 0,
         prune_threshold: float = PRUNE_THRESHOLD,
         endpointer: Endpointer | None = None,
+        fusion: LmFusion | None = None,
     ) -> None:
         if mode not in ("greedy", "beam"):
             raise ValueError(f"mode must be 'greedy' or 'beam', got {mode!r}")
+        if fusion is not None and mode != "beam":
+            raise ValueError("a language model needs beam search (mode='beam')")
+        self.fusion = fusion
         self.mode = mode
         self.beam_size = beam_size
         self.blank = blank
@@ -446,7 +488,7 @@ class StreamingCtcDecoder:
             self._search: _GreedySearch | _PrefixBeamSearch = _GreedySearch(self.blank)
         else:
             self._search = _PrefixBeamSearch(
-                self.beam_size, self.blank, self.prune_threshold
+                self.beam_size, self.blank, self.prune_threshold, self.fusion
             )
         if self.endpointer is not None:
             self.endpointer.reset()

@@ -44,6 +44,7 @@ __all__ = [
     "fbank_torch",
     "mel_banks",
     "num_frames",
+    "warp_spectrum",
 ]
 
 _LOG_FLOOR = float(np.finfo(np.float32).eps)  # torchaudio floors mel energies here
@@ -290,14 +291,48 @@ class StreamingFbank:
         self.num_samples = 0
 
 
+def warp_spectrum(power: Tensor, factors: Tensor, boundary: float = 0.8) -> Tensor:
+    """Vocal tract length perturbation (Jaitly and Hinton, 2013) of power
+    spectra (B, F, K): row ``b``'s frequency axis is scaled by ``factors[b]``
+    up to a cut-off, and mapped linearly from there so Nyquist stays put (the
+    piecewise-linear warp Kaldi uses). A factor above 1 moves formants up, as
+    from a shorter vocal tract. Values between FFT bins are interpolated
+    linearly; factor 1 returns the row unchanged."""
+    import torch
+
+    bins = power.shape[-1]
+    top = float(bins - 1)
+    alpha = factors.to(power.dtype).reshape(-1, 1)  # (B, 1)
+    # The cut-off, in output bins, lies below boundary * top for every factor.
+    cut_out = boundary * top * torch.clamp(alpha, max=1.0)
+    cut_in = cut_out / alpha
+    out = torch.arange(bins, device=power.device, dtype=power.dtype)[None, :]
+    source = torch.where(
+        out <= cut_out,
+        out / alpha,
+        cut_in + (out - cut_out) * (top - cut_in) / (top - cut_out),
+    ).clamp(0.0, top)  # (B, K): input bin read by each output bin
+    low = source.floor().long().clamp(max=bins - 2)
+    frac = source - low
+    index = low[:, None, :].expand(-1, power.shape[1], -1)
+    below = torch.gather(power, 2, index)
+    above = torch.gather(power, 2, index + 1)
+    return below + (above - below) * frac[:, None, :]
+
+
 def fbank_batch(
-    waveforms: Tensor, lengths: Tensor, cfg: FbankConfig = FbankConfig()
+    waveforms: Tensor,
+    lengths: Tensor,
+    cfg: FbankConfig = FbankConfig(),
+    warp: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Batched log-mel features on any device (used for training on a GPU).
 
     Args:
         waveforms: (B, S) float samples in [-1, 1], zero-padded.
         lengths: (B,) valid samples per row.
+        warp: optional (B,) vocal tract length perturbation factors
+            (``warp_spectrum``); 1 leaves a row unchanged.
 
     Returns:
         (B, F, M) features (rows past each length are padding) and (B,)
@@ -321,6 +356,8 @@ def fbank_batch(
     )
     spectrum = torch.fft.rfft(frames * window, n=cfg.fft_size)  # (B, F, K)
     power = spectrum.real.square() + spectrum.imag.square()
+    if warp is not None:
+        power = warp_spectrum(power, warp)
     banks = torch.as_tensor(
         mel_banks(cfg), dtype=power.dtype, device=x.device
     )  # (M, K)

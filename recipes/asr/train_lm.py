@@ -1,0 +1,86 @@
+"""Estimate the word n-gram language model that beam search fuses in.
+
+    python -m recipes.asr.train_lm --text-file .carry/sentences.txt \\
+        --exclude data/asr/test.jsonl data/asr/dev.jsonl \\
+        --out speech/models/asr/lm.arpa.gz
+
+Reads sentences the way the corpus builder does (``--text-file``, or
+Debian's fortunes without one) and/or the transcripts of JSONL manifests
+(``--manifest``), normalises them to the recogniser's transcript form, drops
+every sentence found in an ``--exclude`` manifest (the evaluation sets: a
+language model that has seen the test sentences would flatter the WER), and
+writes an interpolated Kneser-Ney model in ARPA format (gzip for ``.gz``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from recipes.common import read_manifest
+from recipes.data.sentences import FORTUNES_DIR, load_sentences
+from speech.asr.lm import NgramLM
+from speech.text.normalize import asr_transcript
+
+logger = logging.getLogger("recipes.asr.train_lm")
+
+
+def lm_sentences(args: argparse.Namespace) -> list[list[str]]:
+    texts: list[str] = []
+    if args.text_file or not args.manifest:
+        sentences = load_sentences(
+            args.text_file, args.fortunes_dir, args.min_words, args.max_words
+        )
+        texts += [s.text for s in sentences]
+    for manifest in args.manifest:
+        texts += [u.text for u in read_manifest(manifest)]
+    excluded = {asr_transcript(u.text) for m in args.exclude for u in read_manifest(m)}
+    kept, seen, dropped = [], set(), 0
+    for text in texts:
+        transcript = asr_transcript(text)
+        if transcript in excluded:
+            dropped += 1
+        elif transcript and transcript not in seen:
+            seen.add(transcript)
+            kept.append(transcript.split())
+    logger.info(
+        "%d sentences (%d words), %d excluded as evaluation text",
+        len(kept),
+        sum(map(len, kept)),
+        dropped,
+    )
+    return kept
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--text-file", type=Path, help="sentences, one per line")
+    p.add_argument("--fortunes-dir", type=Path, default=FORTUNES_DIR)
+    p.add_argument("--manifest", nargs="*", default=[], help="JSONL manifests")
+    p.add_argument(
+        "--exclude", nargs="*", default=[], help="manifests whose text is left out"
+    )
+    p.add_argument("--min-words", type=int, default=3)
+    p.add_argument("--max-words", type=int, default=30)
+    p.add_argument("--order", type=int, default=3)
+    p.add_argument("--out", type=Path, required=True, help="ARPA file (.gz: gzip)")
+    args = p.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    sentences = lm_sentences(args)
+    lm = NgramLM.estimate(sentences, args.order)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    lm.save(args.out)
+    counts = {n: 0 for n in range(1, lm.order + 1)}
+    for gram in lm.entries:
+        counts[len(gram)] += 1
+    print(json.dumps({"out": str(args.out), "order": lm.order, "ngrams": counts}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,287 @@
+"""Word n-gram language model for shallow fusion in CTC prefix beam search.
+
+A CTC model spells each word from the sound alone, so an unfamiliar word
+comes out as it sounds ("thuss", "seelestial"). A word n-gram model of the
+text the users speak corrects most of these: the beam search adds
+``weight * ln P(word | history) + word_bonus`` each time a word is complete
+(``LmFusion``), which re-ranks spellings towards real words in likely order.
+
+``NgramLM`` reads and writes the standard ARPA format (plain or gzip), so a
+model estimated by KenLM's ``lmplz`` or SRILM works too. ``NgramLM.estimate``
+builds one from sentences with interpolated Kneser-Ney smoothing (one
+discount per order, ``D = n1 / (n1 + 2 n2)``), written in backoff form:
+every seen n-gram stores its interpolated probability and every context its
+interpolation weight, so unseen words back off exactly as the interpolated
+model would give them. Words outside the vocabulary score as ``<unk>``,
+which holds the unigram discount's share of one uniform word.
+
+Queries follow ARPA backoff semantics, with states kept as the shortest
+history the model can still tell apart (KenLM's state minimisation), which
+makes the memo of ``score`` small.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+__all__ = ["BOS", "EOS", "UNK", "LmFusion", "NgramLM"]
+
+BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+_LN10 = math.log(10.0)
+_LOG10_ZERO = -99.0  # ARPA's "never" (the probability of <s>)
+
+State = tuple[str, ...]
+
+
+class NgramLM:
+    """A backoff word n-gram model: ``entries[ngram] = (log10 p, log10 bow)``."""
+
+    def __init__(self, order: int, entries: dict[State, tuple[float, float]]) -> None:
+        if order < 1:
+            raise ValueError(f"order must be at least 1, got {order}")
+        if (UNK,) not in entries:
+            raise ValueError("the model has no <unk> unigram")
+        self.order = order
+        self.entries = entries
+        self._memo: dict[tuple[State, str], tuple[float, State]] = {}
+
+    # ---------------------------------------------------------- estimation
+
+    @classmethod
+    def estimate(cls, sentences: Iterable[Sequence[str]], order: int = 3) -> NgramLM:
+        """Interpolated Kneser-Ney model of word sequences (no <s>/</s>)."""
+        if order < 1:
+            raise ValueError(f"order must be at least 1, got {order}")
+        counts: list[Counter[State]] = [Counter() for _ in range(order + 1)]
+        for words in sentences:
+            padded = (BOS, *words, EOS)
+            for n in range(1, order + 1):
+                for i in range(len(padded) - n + 1):
+                    gram = padded[i : i + n]
+                    if gram != (BOS,):
+                        counts[n][gram] += 1
+        if not counts[1]:
+            raise ValueError("no sentences to estimate a language model from")
+        # Adjusted counts: raw for the highest order and for n-grams that start
+        # a sentence, else the number of distinct words seen before them.
+        adjusted: list[Counter[State]] = [Counter() for _ in range(order + 1)]
+        adjusted[order] = counts[order]
+        for n in range(order - 1, 0, -1):
+            for gram in counts[n + 1]:
+                adjusted[n][gram[1:]] += 1
+            for gram, c in counts[n].items():
+                if gram[0] == BOS:
+                    adjusted[n][gram] = c
+        vocabulary = [w for (w,) in adjusted[1] if w != BOS]
+        entries: dict[State, tuple[float, float]] = {}
+        probability: list[dict[State, float]] = [{} for _ in range(order + 1)]
+        gammas: list[dict[State, float]] = [{} for _ in range(order + 1)]
+        for n in range(1, order + 1):
+            discount = _discount(adjusted[n])
+            totals: dict[State, int] = defaultdict(int)
+            types: dict[State, int] = defaultdict(int)
+            for gram, a in adjusted[n].items():
+                totals[gram[:-1]] += a
+                types[gram[:-1]] += 1
+            gamma = {h: discount * types[h] / totals[h] for h in totals}
+            gammas[n] = gamma
+            uniform = 1.0 / (len(vocabulary) + 1)  # + <unk>
+            for gram, a in adjusted[n].items():
+                h = gram[:-1]
+                # Every suffix of a seen n-gram is seen at the order below.
+                lower = uniform if n == 1 else probability[n - 1][gram[1:]]
+                probability[n][gram] = (a - discount) / totals[h] + gamma[h] * lower
+            if n == 1:
+                probability[1][(UNK,)] = gamma[()] * uniform
+        for n in range(1, order + 1):
+            for gram, p in probability[n].items():
+                entries[gram] = (math.log10(p), 0.0)
+        entries[(BOS,)] = (_LOG10_ZERO, 0.0)
+        for n in range(2, order + 1):
+            for h, g in gammas[n].items():
+                p, _ = entries[h]
+                entries[h] = (p, math.log10(g))
+        return cls(order, entries)
+
+    # ---------------------------------------------------------------- ARPA
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> NgramLM:
+        """An ARPA file, gzip-compressed when its name ends in ``.gz``."""
+        path = Path(path)
+        opener = gzip.open if path.suffix == ".gz" else open
+        entries: dict[State, tuple[float, float]] = {}
+        order = 0
+        section = 0
+        with opener(path, "rt", encoding="utf-8") as file:
+            for number, line in enumerate(file, 1):
+                line = line.strip()
+                if not line or line.startswith("ngram ") or line == "\\data\\":
+                    continue
+                if line.startswith("\\") and line.endswith("-grams:"):
+                    section = int(line[1:].split("-")[0])
+                    order = max(order, section)
+                    continue
+                if line == "\\end\\":
+                    break
+                fields = line.split()
+                if section == 0 or len(fields) < section + 1:
+                    raise ValueError(f"{path}:{number}: not an ARPA n-gram line")
+                try:
+                    log_p = float(fields[0])
+                    words = tuple(fields[1 : section + 1])
+                    bow = float(fields[section + 1]) if len(fields) > section + 1 else 0
+                except ValueError:
+                    raise ValueError(
+                        f"{path}:{number}: not an ARPA n-gram line"
+                    ) from None
+                entries[words] = (log_p, bow)
+        if not entries:
+            raise ValueError(f"{path}: no n-grams (not an ARPA file?)")
+        return cls(order, entries)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes ARPA (gzip when the name ends in ``.gz``), atomically."""
+        path = Path(path)
+        by_order: list[list[State]] = [[] for _ in range(self.order + 1)]
+        for gram in self.entries:
+            by_order[len(gram)].append(gram)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        os.close(fd)
+        try:
+            opener = gzip.open if path.suffix == ".gz" else open
+            with opener(tmp, "wt", encoding="utf-8") as file:
+                file.write("\\data\\\n")
+                for n in range(1, self.order + 1):
+                    file.write(f"ngram {n}={len(by_order[n])}\n")
+                for n in range(1, self.order + 1):
+                    file.write(f"\n\\{n}-grams:\n")
+                    for gram in sorted(by_order[n]):
+                        log_p, bow = self.entries[gram]
+                        line = f"{log_p:.6f}\t{' '.join(gram)}"
+                        if n < self.order and bow != 0.0:
+                            line += f"\t{bow:.6f}"
+                        file.write(line + "\n")
+                file.write("\n\\end\\\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    # ------------------------------------------------------------- queries
+
+    def begin(self) -> State:
+        """The state at the start of a sentence."""
+        return (BOS,)
+
+    def score(self, state: State, word: str) -> tuple[float, State]:
+        """Natural-log P(word | state) and the state after it."""
+        key = (state, word)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        if (word,) not in self.entries:
+            word = UNK
+        log10_p = 0.0
+        history = state
+        while True:
+            entry = self.entries.get((*history, word))
+            if entry is not None:
+                log10_p += entry[0]
+                break
+            log10_p += self.entries.get(history, (0.0, 0.0))[1]
+            history = history[1:]
+        new_state = (*state, word)[-(self.order - 1) :] if self.order > 1 else ()
+        while new_state and new_state not in self.entries:
+            new_state = new_state[1:]
+        result = (log10_p * _LN10, new_state)
+        if len(self._memo) > 1_000_000:
+            self._memo.clear()
+        self._memo[key] = result
+        return result
+
+    def sentence_log_prob(self, words: Sequence[str]) -> float:
+        """Natural-log probability of a whole sentence, </s> included."""
+        state, total = self.begin(), 0.0
+        for word in (*words, EOS):
+            log_p, state = self.score(state, word)
+            total += log_p
+        return total
+
+
+def _discount(adjusted: Counter[State]) -> float:
+    n1 = sum(1 for a in adjusted.values() if a == 1)
+    n2 = sum(1 for a in adjusted.values() if a == 2)
+    if n1 == 0 or n2 == 0:
+        return 0.5
+    return min(max(n1 / (n1 + 2 * n2), 0.05), 0.95)
+
+
+class LmFusion:
+    """Scores the words a sentencepiece hypothesis completes.
+
+    ``pieces[id]`` is each token's piece; a piece starting with ``▁`` begins a
+    word. Each node of the beam search keeps ``(lm_state, score, partial,
+    closed)``: the LM state after its complete words, their fused score, the
+    word it is still spelling, and whether that word has already been scored
+    as ``<unk>`` (``closed``). A partial word that no vocabulary word starts
+    with is scored as ``<unk>`` at once rather than when it ends: otherwise a
+    misspelling would ride free in the beam, crowding out the real word,
+    until its end (the prefix check of pyctcdecode-style decoders).
+    """
+
+    WORD_START = "\u2581"
+
+    def __init__(
+        self,
+        lm: NgramLM,
+        pieces: Sequence[str],
+        weight: float = 0.5,
+        word_bonus: float = 1.0,
+    ) -> None:
+        self.lm = lm
+        self.pieces = list(pieces)
+        self.weight = weight
+        self.word_bonus = word_bonus
+        self.prefixes = {
+            gram[0][:i]
+            for gram in lm.entries
+            if len(gram) == 1
+            for i in range(1, len(gram[0]) + 1)
+        }
+
+    def root(self) -> tuple[State, float, str, bool]:
+        return self.lm.begin(), 0.0, "", False
+
+    def extend(
+        self, parent: tuple[State, float, str, bool], token: int
+    ) -> tuple[State, float, str, bool]:
+        state, score, partial, closed = parent
+        piece = self.pieces[token]
+        if piece.startswith(self.WORD_START):
+            if partial and not closed:
+                state, score = self._word(state, score, partial)
+            partial, closed = piece[len(self.WORD_START) :], False
+        else:
+            partial += piece
+        if partial and not closed and partial not in self.prefixes:
+            state, score = self._word(state, score, UNK)
+            closed = True
+        return state, score, partial, closed
+
+    def final(self, node: tuple[State, float, str, bool]) -> float:
+        """The node's score once its last word and the sentence end."""
+        state, score, partial, closed = node
+        if partial and not closed:
+            state, score = self._word(state, score, partial)
+        return score + self.weight * self.lm.score(state, EOS)[0]
+
+    def _word(self, state: State, score: float, word: str) -> tuple[State, float]:
+        log_p, state = self.lm.score(state, word)
+        return state, score + self.weight * log_p + self.word_bonus
