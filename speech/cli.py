@@ -29,6 +29,34 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _beam_size(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
+    """The word language model options of beam search (transcribe, evaluate)."""
+    from speech.asr.lm import DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS
+
+    parser.add_argument(
+        "--lm",
+        default="auto",
+        help="ARPA word n-gram model for beam search; 'auto': the model "
+        "folder's lm.arpa.gz if it has one; 'none': no LM",
+    )
+    parser.add_argument(
+        "--lm-weight",
+        type=float,
+        default=DEFAULT_LM_WEIGHT,
+        help="weight of ln P(word | history)",
+    )
+    parser.add_argument(
+        "--word-bonus", type=float, default=DEFAULT_WORD_BONUS, help="score per word"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speech",
@@ -66,8 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--left-context", type=_positive_int)
     t.add_argument("--right-context", type=_positive_int)
     t.add_argument(
-        "--beam-size", type=int, default=1, help="1: greedy; more: prefix beam search"
+        "--beam-size",
+        type=_beam_size,
+        default=1,
+        help="1: greedy; more: prefix beam search (with the model's word LM)",
     )
+    add_lm_arguments(t)
     t.add_argument(
         "--batch-seconds", type=float, default=1800.0, help="audio per masked batch"
     )
@@ -253,7 +285,13 @@ def transcribe_command(args: argparse.Namespace) -> int:
                 )
     try:
         recognizer = load_recognizer(
-            args.model, backend=args.backend, device=device, beam_size=args.beam_size
+            args.model,
+            backend=args.backend,
+            device=device,
+            beam_size=args.beam_size,
+            lm=None if args.lm == "none" else args.lm,
+            lm_weight=args.lm_weight,
+            word_bonus=args.word_bonus,
         )
     except (OSError, ValueError) as error:
         print(f"speech transcribe: cannot load model: {error}", file=sys.stderr)

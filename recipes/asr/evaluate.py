@@ -22,6 +22,7 @@ from recipes.common import read_manifest
 from speech.asr.config import ChunkGeometry
 from speech.asr.metrics import word_errors
 from speech.asr.recognizer import load_recognizer
+from speech.cli import add_lm_arguments
 from speech.text.normalize import asr_transcript
 
 FULL = ChunkGeometry(100_000, 0, 0)
@@ -29,7 +30,13 @@ FULL = ChunkGeometry(100_000, 0, 0)
 
 def evaluate(args: argparse.Namespace) -> dict:
     recognizer = load_recognizer(
-        args.model, backend=args.backend, device=args.device, beam_size=args.beam_size
+        args.model,
+        backend=args.backend,
+        device=args.device,
+        beam_size=args.beam_size,
+        lm=None if args.lm == "none" else args.lm,
+        lm_weight=args.lm_weight,
+        word_bonus=args.word_bonus,
     )
     config = recognizer.config
     geometries = {
@@ -141,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.add_argument("--device", default="cpu")
     p.add_argument("--beam-size", type=int, default=1)
+    add_lm_arguments(p)
     p.add_argument("--batch-seconds", type=float, default=600.0)
     p.add_argument("--limit", type=int, default=0, help="first N utterances only")
     p.add_argument("--json", help="also write the report as JSON here")

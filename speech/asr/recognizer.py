@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -29,12 +30,14 @@ from speech.asr.decoding import (
     words_with_times,
 )
 from speech.asr.frontend import FbankConfig, StreamingFbank, fbank_numpy
+from speech.asr.lm import DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS, LmFusion, NgramLM
 from speech.asr.tokenizer import Tokenizer
 from speech.audio import audio_info, iter_audio_blocks, load_audio
 from speech.errors import SpeechError
 from speech.formats import Segment, Transcript, Word
 
 __all__ = [
+    "LM_FILE",
     "Backend",
     "Recognizer",
     "RecognizerStream",
@@ -44,6 +47,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+LM_FILE = "lm.arpa.gz"  # a model folder's word LM, used by beam search
 
 # Offline decoding resets the search at pauses so prefixes stay short on
 # hours of audio; segments for output are made from word gaps afterwards.
@@ -80,6 +85,7 @@ def load_recognizer(
     model: str | os.PathLike[str] | None = None,
     backend: Literal["torch", "onnx"] = "torch",
     device: str = "cpu",
+    lm: str | os.PathLike[str] | NgramLM | None = "auto",
     **options: Any,
 ) -> Recognizer:
     """A recognizer for a model folder (None: the shipped English model).
@@ -87,16 +93,29 @@ def load_recognizer(
     ``backend="onnx"`` runs exported ONNX graphs with ONNX Runtime and never
     imports torch; ``model`` is then a folder made by ``speech export onnx``
     (None: the shipped model's export).
+
+    ``lm``: a word n-gram model (ARPA file or ``NgramLM``) that beam search
+    fuses in; ``"auto"`` takes the model folder's ``lm.arpa.gz`` (or its
+    parent's, for an ONNX export) if there is one; None: no LM. It is read
+    when beam search first runs: greedy decoding (``beam_size`` 1, the
+    default) never uses it.
     """
     if backend == "torch":
+        from speech.asr.model import DEFAULT_MODEL_DIR
         from speech.asr.torch_backend import TorchBackend
 
-        return Recognizer(TorchBackend(model, device), **options)
-    if backend == "onnx":
+        engine: Backend = TorchBackend(model, device)
+        folders = [Path(model) if model is not None else DEFAULT_MODEL_DIR]
+    elif backend == "onnx":
         from speech.onnx.asr import OnnxAsrBackend
 
-        return Recognizer(OnnxAsrBackend(model, device), **options)
-    raise ValueError(f"unknown backend {backend!r} (choose 'torch' or 'onnx')")
+        engine = OnnxAsrBackend(model, device)
+        folders = [engine.folder, engine.folder.parent]
+    else:
+        raise ValueError(f"unknown backend {backend!r} (choose 'torch' or 'onnx')")
+    if isinstance(lm, str) and lm == "auto":
+        lm = next((f / LM_FILE for f in folders if (f / LM_FILE).is_file()), None)
+    return Recognizer(engine, lm=lm, **options)
 
 
 @dataclass(frozen=True)
@@ -115,11 +134,29 @@ class Recognizer:
     Args:
         backend: a ``TorchBackend`` or ``OnnxAsrBackend``.
         beam_size: 1 for greedy CTC decoding, more for prefix beam search.
+        lm: a word n-gram language model (``NgramLM`` or an ARPA file) for
+            beam search to fuse in; greedy decoding ignores it.
+        lm_weight, word_bonus: the fusion's ``weight * ln P(word | history)
+            + word_bonus`` per word (defaults tuned on the shipped model's
+            dev set, see README).
     """
 
-    def __init__(self, backend: Backend, beam_size: int = 1) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        beam_size: int = 1,
+        lm: NgramLM | str | os.PathLike[str] | None = None,
+        lm_weight: float = DEFAULT_LM_WEIGHT,
+        word_bonus: float = DEFAULT_WORD_BONUS,
+    ) -> None:
+        if beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1, got {beam_size}")
         self.backend = backend
         self.beam_size = beam_size
+        self.lm_source = lm
+        self.lm_weight = lm_weight
+        self.word_bonus = word_bonus
+        self._fusion: LmFusion | None = None
         config = backend.config
         self.fbank_config = FbankConfig(
             sample_rate=config.sample_rate, num_mel_bins=config.num_mel_bins
@@ -128,6 +165,20 @@ class Recognizer:
     @property
     def config(self) -> AsrConfig:
         return self.backend.config
+
+    @property
+    def fusion(self) -> LmFusion | None:
+        """The LM fusion beam search uses; the LM file is read on first use
+        (about 0.5 s and 120 MB for the shipped trigram model)."""
+        if self._fusion is None and self.lm_source is not None:
+            lm = self.lm_source
+            if not isinstance(lm, NgramLM):
+                lm = NgramLM.load(lm)
+            pieces = [
+                self.tokenizer.id_to_piece(i) for i in range(self.config.vocab_size)
+            ]
+            self._fusion = LmFusion(lm, pieces, self.lm_weight, self.word_bonus)
+        return self._fusion
 
     @property
     def sample_rate(self) -> int:
@@ -147,7 +198,9 @@ class Recognizer:
             None if rules is None else Endpointer(rules, self.config.frame_seconds)
         )
         if beam > 1:
-            return StreamingCtcDecoder("beam", beam_size=beam, endpointer=endpointer)
+            return StreamingCtcDecoder(
+                "beam", beam_size=beam, endpointer=endpointer, fusion=self.fusion
+            )
         return StreamingCtcDecoder("greedy", endpointer=endpointer)
 
     def _transcript(self, hits: list[TokenHit], duration: float) -> Transcript:
