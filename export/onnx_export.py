@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import base64
 import logging
+import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,6 +213,22 @@ def _parity_failures(report: ExportReport) -> list[str]:
     ]
 
 
+def copy_lm(model_dir: str | Path | None, out: Path) -> Path | None:
+    """The model folder's word LM (``lm.arpa.gz``), copied beside the export's
+    ``asr/`` and ``asr-int8/`` folders, where ``load_recognizer`` looks for it."""
+    from speech.asr.model import DEFAULT_MODEL_DIR
+    from speech.asr.recognizer import LM_FILE
+
+    source = Path(model_dir or DEFAULT_MODEL_DIR) / LM_FILE
+    if not source.is_file():
+        return None
+    target = out / LM_FILE
+    tmp = target.with_name(f".{LM_FILE}.tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    return target
+
+
 def main(args: argparse.Namespace) -> int:
     """CLI entry (``speech export onnx``); returns the exit status."""
     out = Path(args.out)
@@ -220,6 +238,7 @@ def main(args: argparse.Namespace) -> int:
             reports += export_asr(
                 args.model, out / "asr", out / "asr-int8" if args.int8 else None
             )
+            copy_lm(args.model, out)
         if not args.skip_tts:
             reports += export_tts(
                 args.tts_model, out / "tts", out / "tts-int8" if args.int8 else None

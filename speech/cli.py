@@ -296,6 +296,15 @@ def transcribe_command(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         print(f"speech transcribe: cannot load model: {error}", file=sys.stderr)
         return 2
+    try:
+        if args.beam_size > 1:
+            _ = recognizer.fusion  # reads the LM now: a bad one fails up front
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        print(
+            f"speech transcribe: cannot load language model: {error}",
+            file=sys.stderr,
+        )
+        return 2
     geometry = recognizer.config.offline
     if (
         args.chunk_size is not None

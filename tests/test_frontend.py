@@ -186,3 +186,36 @@ def test_fbank_batch_equals_torchaudio_per_row() -> None:
         torch.testing.assert_close(
             features[i, : counts[i]], reference, atol=2e-3, rtol=1e-4
         )
+
+
+def test_vtlp_warp_moves_formants_and_leaves_factor_one_alone() -> None:
+    import torch
+
+    from recipes.asr.augment import AugmentConfig, vtlp_factors
+    from speech.asr.frontend import fbank_batch, warp_spectrum
+
+    rate = 16000
+    t = np.arange(rate) / rate
+    tone = torch.tensor(np.sin(2 * np.pi * 1000 * t), dtype=torch.float32)[None]
+    frames = tone.unfold(1, 400, 160) * torch.hann_window(400)
+    power = torch.fft.rfft(frames, n=512).abs().square()  # (1, F, 257)
+    peaks = {}
+    for factor in (0.9, 1.0, 1.1):
+        warped = warp_spectrum(power, torch.tensor([factor]))
+        peaks[factor] = int(warped[0].mean(0).argmax()) * rate / 512
+    assert peaks == {0.9: pytest.approx(900, abs=32), 1.0: 1000, 1.1: 1100 - 6.25}
+    torch.testing.assert_close(warp_spectrum(power, torch.ones(1)), power)
+    # a row's warp leaves the other rows' features as they were
+    noise = torch.randn(2, 8000) * 0.1
+    lengths = torch.tensor([8000, 8000])
+    plain, _ = fbank_batch(noise, lengths)
+    warped, _ = fbank_batch(noise, lengths, warp=torch.tensor([1.0, 1.1]))
+    torch.testing.assert_close(warped[0], plain[0])
+    assert (warped[1] - plain[1]).abs().mean() > 0.05
+    # energy is neither created nor lost at the top of the band
+    assert warp_spectrum(power, torch.tensor([1.12]))[0, :, -1].allclose(
+        power[0, :, -1]
+    )
+    factors = vtlp_factors(np.random.default_rng(0), 1000, AugmentConfig())
+    assert 0.7 < np.mean(factors != 1.0) < 0.9
+    assert factors.min() >= 0.88 and factors.max() <= 1.12

@@ -1,0 +1,245 @@
+"""The word n-gram LM (estimation, ARPA, queries) and its fusion in beam search."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from speech.asr.decoding import (
+    StreamingCtcDecoder,
+    ctc_greedy,
+    ctc_prefix_beam_search,
+)
+from speech.asr.lm import EOS, UNK, LmFusion, NgramLM
+from speech.asr.recognizer import LM_FILE, load_recognizer
+from speech.text.normalize import asr_transcript
+
+SENTENCES = [
+    "thus i went and thus i go",
+    "i go where i went",
+    "the cat sat on the mat",
+    "the dog sat on the log",
+    "thus the cat went",
+    "a cat and a dog",
+]
+
+
+@pytest.fixture(scope="module")
+def lm() -> NgramLM:
+    return NgramLM.estimate([s.split() for s in SENTENCES], order=3)
+
+
+def _vocabulary(model: NgramLM) -> list[str]:
+    return [g[0] for g in model.entries if len(g) == 1 and g[0] != "<s>"]
+
+
+@pytest.mark.parametrize(
+    "history", [("<s>",), ("the",), ("thus", "i"), ("sat", "on"), ("zebra",), ()]
+)
+def test_kneser_ney_distributions_sum_to_one(lm, history) -> None:
+    state = history if history in lm.entries else ()
+    total = sum(math.exp(lm.score(state, w)[0]) for w in _vocabulary(lm))
+    assert total == pytest.approx(1.0, abs=1e-6)
+
+
+def test_seen_words_outrank_unseen_and_oov_scores_as_unk(lm) -> None:
+    state = lm.begin()
+    _, state = lm.score(state, "the")
+    seen, _ = lm.score(state, "cat")
+    unseen, _ = lm.score(state, "went")
+    assert seen > unseen
+    assert lm.score(state, "zebra")[0] == lm.score(state, UNK)[0]
+    assert lm.sentence_log_prob("thus i go".split()) > lm.sentence_log_prob(
+        "thuss i go".split()
+    )
+
+
+def test_backoff_follows_arpa_semantics(tmp_path) -> None:
+    arpa = tmp_path / "tiny.arpa"
+    arpa.write_text(
+        "\\data\\\nngram 1=5\nngram 2=2\n\n\\1-grams:\n"
+        "-1.0\t<unk>\n-99\t<s>\t-0.5\n-0.5\ta\t-0.25\n-0.6\tb\n-0.7\t</s>\n\n"
+        "\\2-grams:\n-0.1\t<s> a\n-0.2\ta b\n\n\\end\\\n"
+    )
+    model = NgramLM.load(arpa)
+    log_p, state = model.score(("<s>",), "a")
+    assert log_p == pytest.approx(-0.1 * math.log(10))
+    assert state == ("a",)
+    # "a </s>" is unseen: bow(a) + P(</s>)
+    assert model.score(("a",), EOS)[0] == pytest.approx(-0.95 * math.log(10))
+    # "b" has no bigrams and no backoff weight: "b a" is P(a)
+    log_p, state = model.score(("a",), "b")
+    assert log_p == pytest.approx(-0.2 * math.log(10))
+    assert model.score(state, "a")[0] == pytest.approx(-0.5 * math.log(10))
+    # a history the model never saw is dropped from the state
+    assert model.score(("zebra",), "a")[1] == ("a",)
+
+
+def test_arpa_round_trip_plain_and_gzip(lm, tmp_path) -> None:
+    for name in ("lm.arpa", "lm.arpa.gz"):
+        lm.save(tmp_path / name)
+        again = NgramLM.load(tmp_path / name)
+        assert again.order == lm.order
+        for sentence in [*SENTENCES, "zebra cat went home"]:
+            assert again.sentence_log_prob(sentence.split()) == pytest.approx(
+                lm.sentence_log_prob(sentence.split()), abs=1e-5
+            )
+    first = (tmp_path / "lm.arpa.gz").read_bytes()
+    lm.save(tmp_path / "lm.arpa.gz")
+    assert (tmp_path / "lm.arpa.gz").read_bytes() == first  # reproducible
+    assert gzip.decompress(first).decode().startswith("\\data\\")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_bad_arpa_files_get_clear_errors(tmp_path) -> None:
+    bad = tmp_path / "bad.arpa"
+    bad.write_text("\\data\\\nngram 1=1\n\n\\1-grams:\nnot-a-number <unk>\n")
+    with pytest.raises(ValueError, match=r"bad\.arpa:5: not an ARPA n-gram line"):
+        NgramLM.load(bad)
+    empty = tmp_path / "empty.arpa"
+    empty.write_text("hello\n")
+    with pytest.raises(ValueError, match="not an ARPA"):
+        NgramLM.load(empty)
+    with pytest.raises(ValueError, match="no sentences"):
+        NgramLM.estimate([])
+
+
+# ------------------------------------------------------------------ fusion
+
+PIECES = [
+    "<blank>",
+    "\u2581thus",
+    "\u2581thuss",
+    "\u2581i",
+    "\u2581go",
+    "\u2581th",
+    "uss",
+]
+
+
+def _frames(*rows: dict[int, float]) -> np.ndarray:
+    """(T, V) log-probabilities: each row's tokens get their probabilities
+    and the rest share what is left."""
+    out = np.full((len(rows), len(PIECES)), 1e-4)
+    for t, row in enumerate(rows):
+        for token, p in row.items():
+            out[t, token] = p
+        out[t] /= out[t].sum()
+    return np.log(out).astype(np.float32)
+
+
+def test_fusion_corrects_a_misspelling_that_greedy_keeps(lm) -> None:
+    # "thuss" is acoustically a little more likely than "thus"
+    log_probs = _frames({2: 0.55, 1: 0.45}, {0: 1}, {3: 1}, {0: 1}, {4: 1}, {0: 1})
+    greedy = [h.token for h in ctc_greedy(log_probs)]
+    assert greedy == [2, 3, 4]
+    plain = ctc_prefix_beam_search(log_probs, beam_size=4)
+    assert plain[0].tokens == (2, 3, 4)
+    fusion = LmFusion(lm, PIECES, weight=0.5, word_bonus=1.0)
+    fused = ctc_prefix_beam_search(log_probs, beam_size=4, fusion=fusion)
+    assert fused[0].tokens == (1, 3, 4)
+    assert [h.token for h in fused[0].hits] == [1, 3, 4]
+
+
+def test_partial_words_outside_the_vocabulary_pay_at_once(lm) -> None:
+    fusion = LmFusion(lm, PIECES)
+    root = fusion.root()
+    spelled = fusion.extend(root, 5)  # "th": a prefix of "thus"
+    assert spelled[1] == 0.0 and not spelled[3]
+    wrong = fusion.extend(spelled, 6)  # "thuss": no word starts so
+    assert wrong[3] and wrong[1] < 0.0
+    unk = fusion.extend(root, 2)
+    assert unk[1] == pytest.approx(wrong[1])
+    # the <unk> is not scored again when the word ends
+    assert fusion.final(wrong) == pytest.approx(fusion.final(unk))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    cuts=st.lists(st.integers(1, 9), min_size=1, max_size=5),
+    seed=st.integers(0, 10_000),
+)
+def test_streaming_with_lm_equals_offline(lm, cuts, seed) -> None:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(30, len(PIECES))) * 3
+    logits[:, 0] += 2.0
+    log_probs = (logits - np.log(np.exp(logits).sum(1, keepdims=True))).astype(
+        np.float32
+    )
+    fusion = LmFusion(lm, PIECES)
+    offline = ctc_prefix_beam_search(log_probs, beam_size=6, fusion=fusion)
+    decoder = StreamingCtcDecoder("beam", beam_size=6, fusion=fusion)
+    start = 0
+    for size in [*cuts, len(log_probs)]:
+        decoder.accept(log_probs[start : start + size])
+        start += size
+        if start >= len(log_probs):
+            break
+    streamed = decoder.nbest()
+    assert [h.tokens for h in streamed] == [h.tokens for h in offline]
+    assert [h.score for h in streamed] == pytest.approx([h.score for h in offline])
+
+
+def test_fusion_needs_beam_search(lm) -> None:
+    with pytest.raises(ValueError, match="needs beam search"):
+        StreamingCtcDecoder("greedy", fusion=LmFusion(lm, PIECES))
+
+
+# ------------------------------------------------------- recognizer and CLI
+
+
+def test_shipped_model_with_its_lm_transcribes_speech(speech_file) -> None:
+    from speech.asr.metrics import word_errors
+    from tests.conftest import TEXTS
+
+    reference = " ".join(asr_transcript(t) for t in TEXTS)
+    recognizer = load_recognizer(beam_size=16)
+    assert str(recognizer.lm_source).endswith(LM_FILE)
+    fused = asr_transcript(recognizer.transcribe(speech_file).text)
+    plain = asr_transcript(
+        load_recognizer(beam_size=16, lm=None).transcribe(speech_file).text
+    )
+    assert {"quick", "brown", "fox", "lazy", "shells", "penny"} <= set(fused.split())
+    errors, words = word_errors(reference, fused)
+    assert errors / words < 0.2, fused
+    # the LM mends spellings the acoustic model alone gets wrong ("lzy")
+    assert errors < word_errors(reference, plain)[0], (fused, plain)
+    greedy = load_recognizer()
+    assert "fox" in greedy.transcribe(speech_file).text
+    assert greedy._fusion is None  # greedy decoding never reads the LM
+
+
+def test_cli_lm_options(speech_file, tmp_path) -> None:
+    run = [sys.executable, "-m", "speech.cli", "transcribe", str(speech_file)]
+    with_lm = subprocess.run(
+        [*run, "--beam-size", "8"], capture_output=True, text=True, timeout=300
+    )
+    assert with_lm.returncode == 0, with_lm.stderr
+    assert "fox" in with_lm.stdout
+    no_lm = subprocess.run(
+        [*run, "--beam-size", "8", "--lm", "none"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert no_lm.returncode == 0, no_lm.stderr
+    bad = tmp_path / "bad.arpa"
+    bad.write_text("not an lm\n")
+    broken = subprocess.run(
+        [*run, "--beam-size", "8", "--lm", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert broken.returncode == 2
+    assert f"{bad}" in broken.stderr and "ARPA" in broken.stderr
+    assert len(broken.stderr.strip().splitlines()) == 1
+    zero = subprocess.run([*run, "--beam-size", "0"], capture_output=True, text=True)
+    assert zero.returncode == 2 and "must be >= 1" in zero.stderr
