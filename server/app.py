@@ -68,6 +68,9 @@ def load_models(config: ServerConfig) -> tuple[Any, Any, str]:
         recognizer = load_recognizer(
             config.asr_model, backend=config.backend, device=config.device
         )
+        # The model's word LM (sessions with beam_size > 1 use it) is read
+        # now rather than inside the first such session's start.
+        _ = recognizer.fusion
     if config.tts:
         # speech.load_synthesizer imports torch for the PyTorch back end only;
         # no folder: the shipped voice (speech/models/tts) or, for ONNX, the
