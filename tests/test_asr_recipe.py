@@ -7,6 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -78,6 +79,8 @@ def _run(manifest: Path, out: Path, max_steps: int) -> None:
             "--warmup",
             "2",
             "--deterministic",
+            "--join-fraction",
+            "0.5",
         ]
     )
 
@@ -111,3 +114,40 @@ def test_export_checkpoint_writes_the_run_model(corpus, tmp_path) -> None:
     assert exported.config == finished.config
     for name, value in finished.state_dict().items():
         torch.testing.assert_close(exported.state_dict()[name], value, msg=name)
+
+
+def test_joined_utterances(corpus) -> None:
+    from recipes.asr.data import JOIN_PAUSE_SECONDS, AsrDataset, BucketBatchSampler
+    from recipes.common import read_manifest
+
+    utterances = read_manifest(corpus)
+    tokens = [[i + 1] * (i + 2) for i in range(len(utterances))]
+    dataset = AsrDataset(utterances, tokens, join_fraction=1.0, join_max_seconds=9)
+    base = len(utterances)
+    assert dataset.joins and len(dataset) == base + len(dataset.joins)
+    assert len(dataset.durations) == len(dataset)
+    low, high = JOIN_PAUSE_SECONDS
+    for k, (parts, pauses) in enumerate(dataset.joins):
+        index = base + k
+        samples = dataset.waveform(index)
+        assert len(samples) / 16000 == pytest.approx(dataset.durations[index])
+        assert dataset.durations[index] <= 9
+        assert 2 <= len(parts) <= 3 and len(pauses) == len(parts) - 1
+        position = 0
+        for n, part in enumerate(parts):
+            piece = dataset.waveform(part)
+            assert np.array_equal(samples[position : position + len(piece)], piece)
+            position += len(piece)
+            if n < len(pauses):
+                assert low * 16000 <= pauses[n] <= high * 16000
+                assert not samples[position : position + pauses[n]].any()
+                position += pauses[n]
+        _, item_tokens = dataset[(0, index)]
+        assert item_tokens.tolist() == [t for p in parts for t in tokens[p]]
+    again = AsrDataset(utterances, tokens, join_fraction=1.0, join_max_seconds=9)
+    assert again.joins == dataset.joins  # a pure function of the seed
+    sampler = BucketBatchSampler(dataset.durations, max_seconds=30)
+    seen = {i for batch in sampler.batches(0) for i in batch}
+    assert seen == set(range(len(dataset)))
+    with pytest.raises(ValueError, match="join fraction"):
+        AsrDataset(utterances, tokens, join_fraction=1.5)

@@ -79,6 +79,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--batch-seconds", type=float, default=400.0, help="audio per batch per GPU"
     )
     p.add_argument("--max-utterance-seconds", type=float, default=25.0)
+    p.add_argument(
+        "--join-fraction",
+        type=float,
+        default=0.0,
+        help="add this share of joined items (2-3 utterances with pauses, "
+        "up to --max-utterance-seconds), for long recordings",
+    )
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--weight-decay", type=float, default=1e-2)
@@ -288,6 +295,8 @@ def main(argv: list[str] | None = None) -> None:
         augment=augment,
         seed=args.seed,
         augment_from_epoch=args.augment_from_epoch,
+        join_fraction=args.join_fraction,
+        join_max_seconds=args.max_utterance_seconds,
     )
 
     config = model_config(vars(args), tokenizer.vocab_size)
