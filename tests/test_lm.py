@@ -243,3 +243,19 @@ def test_cli_lm_options(speech_file, tmp_path) -> None:
     assert len(broken.stderr.strip().splitlines()) == 1
     zero = subprocess.run([*run, "--beam-size", "0"], capture_output=True, text=True)
     assert zero.returncode == 2 and "must be >= 1" in zero.stderr
+
+
+def test_onnx_export_carries_the_lm(speech_file, tmp_path) -> None:
+    from export.onnx_export import copy_lm
+    from speech.onnx import DEFAULT_ONNX_DIR
+
+    # install.sh exports the shipped model; the LM sits beside asr/
+    recognizer = load_recognizer(backend="onnx", beam_size=16)
+    assert recognizer.lm_source == DEFAULT_ONNX_DIR / LM_FILE
+    torch_text = load_recognizer(beam_size=16).transcribe(speech_file).text
+    assert recognizer.transcribe(speech_file).text == torch_text
+    # a model folder without an LM exports none, and its export decodes without
+    assert copy_lm(tmp_path, tmp_path / "out") is None
+    (tmp_path / LM_FILE).write_bytes((DEFAULT_ONNX_DIR / LM_FILE).read_bytes())
+    (tmp_path / "out").mkdir()
+    assert copy_lm(tmp_path, tmp_path / "out") == tmp_path / "out" / LM_FILE
