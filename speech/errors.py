@@ -16,3 +16,9 @@ class SpeechError(Exception):
 
 class AudioError(SpeechError):
     """An audio input is missing, empty, not audio, truncated or corrupt."""
+
+
+class GeometryError(SpeechError, ValueError):
+    """A chunk geometry that a decoding path cannot run (for instance a
+    full-context chunk on the long-form path, whose memory would grow with
+    the square of the recording)."""

@@ -106,3 +106,29 @@ def test_batch_equals_single_and_survives_bad_files(
     assert results[str(speech_file)].text == recognizer.transcribe(speech_file).text
     assert results[str(stereo)].text == results[str(speech_file)].text
     assert results[str(short)].text == recognizer.transcribe(samples[: 16000 * 2]).text
+
+
+def test_long_form_refuses_a_window_it_cannot_hold(
+    recognizer, speech_file, tmp_path
+) -> None:
+    from speech.asr.recognizer import MAX_LONG_FORM_WINDOW
+    from speech.errors import GeometryError
+
+    huge = ChunkGeometry(100_000, 0, 0)
+    with pytest.raises(GeometryError, match="more than the long-form path takes"):
+        recognizer.transcribe(speech_file, huge)
+    fits = ChunkGeometry(MAX_LONG_FORM_WINDOW - 8, 0, 8)
+    assert recognizer.transcribe(speech_file, fits).text
+    # in a batch, long files get the error one by one and the others go on
+    samples, _ = sf.read(speech_file, dtype="float32")
+    short = tmp_path / "short.wav"
+    sf.write(short, samples[: 16000 * 2], 16000)
+    results = dict(
+        recognizer.transcribe_many([speech_file, short], huge, long_form_seconds=5.0)
+    )
+    assert isinstance(results[str(speech_file)], GeometryError)
+    assert "\n" not in str(results[str(speech_file)])
+    assert (
+        results[str(short)].text
+        == recognizer.transcribe(samples[: 16000 * 2], huge).text
+    )

@@ -33,11 +33,12 @@ from speech.asr.frontend import FbankConfig, StreamingFbank, fbank_numpy
 from speech.asr.lm import DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS, LmFusion, NgramLM
 from speech.asr.tokenizer import Tokenizer
 from speech.audio import audio_info, iter_audio_blocks, load_audio
-from speech.errors import SpeechError
+from speech.errors import GeometryError, SpeechError
 from speech.formats import Segment, Transcript, Word
 
 __all__ = [
     "LM_FILE",
+    "MAX_LONG_FORM_WINDOW",
     "Backend",
     "Recognizer",
     "RecognizerStream",
@@ -49,6 +50,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 LM_FILE = "lm.arpa.gz"  # a model folder's word LM, used by beam search
+# The long-form path holds chunk + right context frames per layer call and
+# attention memory grows with its square: 4,096 frames (5.5 min) is ~0.5 GB.
+MAX_LONG_FORM_WINDOW = 4096
 
 # Offline decoding resets the search at pauses so prefixes stay short on
 # hours of audio; segments for output are made from word gaps afterwards.
@@ -244,6 +248,15 @@ class Recognizer:
         if isinstance(audio, np.ndarray):
             log_probs = self.backend.encode_list([self.features(audio)], geometry)[0]
             return self.decode(log_probs, len(audio) / self.sample_rate, beam_size)
+        window = geometry.chunk_size + geometry.right_context
+        if window > MAX_LONG_FORM_WINDOW:
+            seconds = window * self.config.frame_seconds
+            raise GeometryError(
+                f"{os.fspath(audio)}: chunk size + right context of {window} "
+                f"frames ({seconds:.0f} s) is more than the long-form path takes "
+                f"({MAX_LONG_FORM_WINDOW} frames, "
+                f"{MAX_LONG_FORM_WINDOW * self.config.frame_seconds:.0f} s)"
+            )
         pipeline = self.backend.pipeline(geometry)
         fbank = StreamingFbank(self.fbank_config)
         decoder = self._decoder(beam_size, OFFLINE_ENDPOINTS)
