@@ -1,8 +1,11 @@
 """Estimate the word n-gram language model that beam search fuses in.
 
-    python -m recipes.asr.train_lm --text-file .carry/sentences.txt \\
+    python -m recipes.asr.train_lm --min-words 1 --max-words 100 \\
         --exclude data/asr/test.jsonl data/asr/dev.jsonl \\
         --out speech/models/asr/lm.arpa.gz
+
+(the shipped LM: every cleaned fortunes sentence of 1-100 words; the ASR
+corpus takes those of 3-30 words).
 
 Reads sentences the way the corpus builder does (``--text-file``, or
 Debian's fortunes without one) and/or the transcripts of JSONL manifests
