@@ -22,18 +22,16 @@ __all__ = ["main"]
 FORMATS = ("txt", "json", "srt", "vtt")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+def _int_at_least(minimum: int):
+    """An argparse type: an integer of at least ``minimum``."""
 
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
 
-def _beam_size(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+    return parse
 
 
 def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +53,15 @@ def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--word-bonus", type=float, default=DEFAULT_WORD_BONUS, help="score per word"
     )
+
+
+def lm_options(args: argparse.Namespace) -> dict:
+    """``load_recognizer`` keywords from ``add_lm_arguments``' options."""
+    return {
+        "lm": None if args.lm == "none" else args.lm,
+        "lm_weight": args.lm_weight,
+        "word_bonus": args.word_bonus,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,13 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="cpu, cuda, cuda:1 (default: cuda when available)",
     )
     t.add_argument(
-        "--chunk-size", type=_positive_int, help="encoder frames (80 ms) per chunk"
+        "--chunk-size", type=_int_at_least(0), help="encoder frames (80 ms) per chunk"
     )
-    t.add_argument("--left-context", type=_positive_int)
-    t.add_argument("--right-context", type=_positive_int)
+    t.add_argument("--left-context", type=_int_at_least(0))
+    t.add_argument("--right-context", type=_int_at_least(0))
     t.add_argument(
         "--beam-size",
-        type=_beam_size,
+        type=_int_at_least(1),
         default=1,
         help="1: greedy; more: prefix beam search (with the model's word LM)",
     )
@@ -289,9 +296,7 @@ def transcribe_command(args: argparse.Namespace) -> int:
             backend=args.backend,
             device=device,
             beam_size=args.beam_size,
-            lm=None if args.lm == "none" else args.lm,
-            lm_weight=args.lm_weight,
-            word_bonus=args.word_bonus,
+            **lm_options(args),
         )
     except (OSError, ValueError) as error:
         print(f"speech transcribe: cannot load model: {error}", file=sys.stderr)

@@ -23,9 +23,9 @@ import numpy as np
 from recipes.common import read_manifest
 from speech.asr.config import ChunkGeometry
 from speech.asr.metrics import word_errors
-from speech.asr.recognizer import Recognizer, load_recognizer
+from speech.asr.recognizer import load_recognizer
 from speech.audio import load_audio
-from speech.cli import add_lm_arguments
+from speech.cli import add_lm_arguments, lm_options
 from speech.text.normalize import asr_transcript
 
 FULL = ChunkGeometry(100_000, 0, 0)
@@ -34,27 +34,31 @@ FULL = ChunkGeometry(100_000, 0, 0)
 SENTENCE_MARGIN = 0.15  # seconds of the pause kept on each side of a cut
 
 
-def sentence_pieces(
-    audio: str, manifest: str, recognizer: Recognizer
-) -> list[tuple[np.ndarray, str]]:
-    """A long recording's sentences as (samples, text), cut at the
-    ``segments`` time spans its manifest row lists (corpus builder); empty
-    when the row has none."""
-    with open(manifest, encoding="utf-8") as file:
-        rows = [json.loads(line) for line in file if line.strip()]
+def long_form_segments(manifest: str) -> dict[str, list[dict]]:
+    """Each long recording's sentence spans (the corpus builder's
+    ``segments``: start, end, text), by audio path as ``read_manifest``
+    resolves it; recordings without any are left out."""
     folder = Path(manifest).parent
-    row = next(
-        (r for r in rows if str(folder / r["audio"]) == audio or r["audio"] == audio),
-        None,
-    )
-    if row is None or not row.get("segments"):
-        return []
-    rate = recognizer.sample_rate
-    samples = load_audio(audio, rate)
+    spans = {}
+    with open(manifest, encoding="utf-8") as file:
+        for line in file:
+            if line.strip():
+                row = json.loads(line)
+                if row.get("segments"):
+                    spans[str(folder / row["audio"])] = row["segments"]
+    return spans
+
+
+def sentence_pieces(
+    audio: str, segments: list[dict], sample_rate: int
+) -> list[tuple[np.ndarray, str]]:
+    """A long recording's sentences as (samples, text), cut at ``segments``
+    with ``SENTENCE_MARGIN`` of the pauses around each."""
+    samples = load_audio(audio, sample_rate)
     pieces = []
-    for segment in row["segments"]:
-        start = max(0, int((segment["start"] - SENTENCE_MARGIN) * rate))
-        end = min(len(samples), int((segment["end"] + SENTENCE_MARGIN) * rate))
+    for segment in segments:
+        start = max(0, int((segment["start"] - SENTENCE_MARGIN) * sample_rate))
+        end = min(len(samples), int((segment["end"] + SENTENCE_MARGIN) * sample_rate))
         pieces.append((samples[start:end], segment["text"]))
     return pieces
 
@@ -65,9 +69,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         backend=args.backend,
         device=args.device,
         beam_size=args.beam_size,
-        lm=None if args.lm == "none" else args.lm,
-        lm_weight=args.lm_weight,
-        word_bonus=args.word_bonus,
+        **lm_options(args),
     )
     config = recognizer.config
     geometries = {
@@ -103,6 +105,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         timing[name] = time.monotonic() - started
     long_rows = []
     if args.long_form:
+        segments = long_form_segments(args.long_form)
         for item in read_manifest(args.long_form):
             started = time.monotonic()
             result = recognizer.transcribe(item.audio, config.offline)
@@ -118,11 +121,13 @@ def evaluate(args: argparse.Namespace) -> dict:
                 "wer": round(100 * errors / max(words, 1), 2),
                 "rtf": round(elapsed / max(result.duration, 1e-9), 4),
             }
-            pieces = sentence_pieces(item.audio, args.long_form, recognizer)
-            if pieces:
+            if item.audio in segments:
                 # The same sentences, cut from the same audio and decoded one
                 # by one: the long-form path's own cost, voice and text equal.
                 errors = words = 0
+                pieces = sentence_pieces(
+                    item.audio, segments[item.audio], recognizer.sample_rate
+                )
                 for samples, text in pieces:
                     piece = recognizer.transcribe(samples, config.offline)
                     e, w = word_errors(asr_transcript(text), asr_transcript(piece.text))

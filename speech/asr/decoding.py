@@ -30,7 +30,7 @@ import numpy as np
 from speech.formats import Segment, Word
 
 if TYPE_CHECKING:
-    from speech.asr.lm import LmFusion
+    from speech.asr.lm import FusionNode, LmFusion
 
 __all__ = [
     "DEFAULT_ENDPOINT_RULES",
@@ -160,7 +160,7 @@ class _Node:
     __slots__ = ("lm", "parent", "token")
 
     def __init__(
-        self, parent: _Node | None, token: int, lm: tuple | None = None
+        self, parent: _Node | None, token: int, lm: FusionNode | None = None
     ) -> None:
         self.parent = parent
         self.token = token
@@ -309,17 +309,13 @@ class _PrefixBeamSearch:
                     new.v_nb = source_v + log_prob
                     new.align_nb = (source_align, token, t, t, log_prob)
 
-        if self.fusion is None:
-            ranked = sorted(
-                new_beam.items(), key=lambda item: item[1].total, reverse=True
-            )
-        else:
-            ranked = sorted(
-                new_beam.items(),
-                key=lambda item: item[1].total + item[0].lm[1],
-                reverse=True,
-            )
+        ranked = sorted(new_beam.items(), key=self._rank, reverse=True)
         return dict(ranked[: self.beam_size])
+
+    def _rank(self, item: tuple[_Node, _PrefixState]) -> float:
+        """A prefix's score in the beam: CTC, plus its words' fused LM score."""
+        node, state = item
+        return state.total if node.lm is None else state.total + node.lm.score
 
     def nbest(self) -> list[Hypothesis]:
         """The beam's hypotheses, best first; with a language model, scores

@@ -31,6 +31,9 @@ import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
+
+from speech.asr.tokenizer import WORD_START
 
 __all__ = [
     "BOS",
@@ -38,6 +41,7 @@ __all__ = [
     "DEFAULT_WORD_BONUS",
     "EOS",
     "UNK",
+    "FusionNode",
     "LmFusion",
     "NgramLM",
 ]
@@ -241,20 +245,27 @@ def _discount(adjusted: Counter[State]) -> float:
     return min(max(n1 / (n1 + 2 * n2), 0.05), 0.95)
 
 
+class FusionNode(NamedTuple):
+    """What a beam-search prefix carries for the LM: the state after its
+    complete words, their fused score, the word it is still spelling, and
+    whether that word has already been scored as ``<unk>``."""
+
+    state: State
+    score: float
+    partial: str
+    closed: bool
+
+
 class LmFusion:
     """Scores the words a sentencepiece hypothesis completes.
 
     ``pieces[id]`` is each token's piece; a piece starting with ``▁`` begins a
-    word. Each node of the beam search keeps ``(lm_state, score, partial,
-    closed)``: the LM state after its complete words, their fused score, the
-    word it is still spelling, and whether that word has already been scored
-    as ``<unk>`` (``closed``). A partial word that no vocabulary word starts
-    with is scored as ``<unk>`` at once rather than when it ends: otherwise a
-    misspelling would ride free in the beam, crowding out the real word,
-    until its end (the prefix check of pyctcdecode-style decoders).
+    word. Each prefix of the beam search carries a ``FusionNode``. A partial
+    word that no vocabulary word starts with is scored as ``<unk>`` at once
+    (``closed``) rather than when it ends: otherwise a misspelling would ride
+    free in the beam, crowding out the real word, until its end (the prefix
+    check of pyctcdecode-style decoders).
     """
-
-    WORD_START = "\u2581"
 
     def __init__(
         self,
@@ -274,26 +285,24 @@ class LmFusion:
             for i in range(1, len(gram[0]) + 1)
         }
 
-    def root(self) -> tuple[State, float, str, bool]:
-        return self.lm.begin(), 0.0, "", False
+    def root(self) -> FusionNode:
+        return FusionNode(self.lm.begin(), 0.0, "", False)
 
-    def extend(
-        self, parent: tuple[State, float, str, bool], token: int
-    ) -> tuple[State, float, str, bool]:
+    def extend(self, parent: FusionNode, token: int) -> FusionNode:
         state, score, partial, closed = parent
         piece = self.pieces[token]
-        if piece.startswith(self.WORD_START):
+        if piece.startswith(WORD_START):
             if partial and not closed:
                 state, score = self._word(state, score, partial)
-            partial, closed = piece[len(self.WORD_START) :], False
+            partial, closed = piece[len(WORD_START) :], False
         else:
             partial += piece
         if partial and not closed and partial not in self.prefixes:
             state, score = self._word(state, score, UNK)
             closed = True
-        return state, score, partial, closed
+        return FusionNode(state, score, partial, closed)
 
-    def final(self, node: tuple[State, float, str, bool]) -> float:
+    def final(self, node: FusionNode) -> float:
         """The node's score once its last word and the sentence end."""
         state, score, partial, closed = node
         if partial and not closed:
