@@ -151,3 +151,36 @@ def test_joined_utterances(corpus) -> None:
     assert seen == set(range(len(dataset)))
     with pytest.raises(ValueError, match="join fraction"):
         AsrDataset(utterances, tokens, join_fraction=1.5)
+
+
+def test_evaluate_reports_long_form_against_its_sentences(
+    model_dir, speech_file, tmp_path, capsys
+) -> None:
+    import soundfile as sf
+
+    from recipes.asr import evaluate
+    from tests.conftest import TEXTS
+
+    duration = sf.info(speech_file).duration
+    row = {"audio": str(speech_file), "duration": duration, "speaker": "flite:slt"}
+    short = tmp_path / "test.jsonl"
+    short.write_text(json.dumps({**row, "text": " ".join(TEXTS)}) + "\n")
+    segments = [{"start": 0.0, "end": duration, "text": " ".join(TEXTS)}]
+    long = tmp_path / "longform.jsonl"
+    long.write_text(json.dumps({**row, "text": " ".join(TEXTS), "segments": segments}))
+    report_file = tmp_path / "report.json"
+    argv = ["--model", str(model_dir), "--manifest", str(short)]
+    argv += ["--long-form", str(long), "--stream-long-form"]
+    evaluate.main([*argv, "--json", str(report_file)])
+    report = json.loads(report_file.read_text())
+    (long_row,) = report["long_form"]
+    assert {"wer", "sentence_wer", "stream_wer", "stream_sentence_wer"} <= set(long_row)
+    hypotheses = report["hypotheses"][str(speech_file)]
+    assert {"full", "offline", "streaming", "long_form", "long_form_stream"} <= set(
+        hypotheses
+    )
+    # one segment spanning the file: one by one is the file itself
+    assert long_row["stream_sentence_wer"] == long_row["stream_wer"]
+    capsys.readouterr()
+    evaluate.main([*argv, "--compare", str(report_file)])
+    assert "5 of 5 transcripts identical" in capsys.readouterr().out

@@ -20,10 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from recipes.common import read_manifest
+from recipes.common import Utterance, read_manifest
 from speech.asr.config import ChunkGeometry
 from speech.asr.metrics import word_errors
-from speech.asr.recognizer import load_recognizer
+from speech.asr.recognizer import (
+    Recognizer,
+    load_recognizer,
+    transcript_from_events,
+)
 from speech.audio import load_audio
 from speech.cli import add_lm_arguments, lm_options
 from speech.text.normalize import asr_transcript
@@ -50,17 +54,73 @@ def long_form_segments(manifest: str) -> dict[str, list[dict]]:
 
 
 def sentence_pieces(
-    audio: str, segments: list[dict], sample_rate: int
+    samples: np.ndarray, segments: list[dict], sample_rate: int
 ) -> list[tuple[np.ndarray, str]]:
     """A long recording's sentences as (samples, text), cut at ``segments``
     with ``SENTENCE_MARGIN`` of the pauses around each."""
-    samples = load_audio(audio, sample_rate)
     pieces = []
     for segment in segments:
         start = max(0, int((segment["start"] - SENTENCE_MARGIN) * sample_rate))
         end = min(len(samples), int((segment["end"] + SENTENCE_MARGIN) * sample_rate))
         pieces.append((samples[start:end], segment["text"]))
     return pieces
+
+
+STREAM_PIECE_SECONDS = 0.5  # audio per accept_waveform call when streaming
+
+
+def _streamed(recognizer: Recognizer, samples: np.ndarray) -> str:
+    """``samples`` fed live to a ``RecognizerStream`` (streaming geometry,
+    endpointing on) in ``STREAM_PIECE_SECONDS`` pieces; the finals' text."""
+    stream = recognizer.stream()
+    events = []
+    step = int(STREAM_PIECE_SECONDS * recognizer.sample_rate)
+    for start in range(0, len(samples), step):
+        events += stream.accept_waveform(samples[start : start + step])
+    events += stream.finish()
+    duration = len(samples) / recognizer.sample_rate
+    return transcript_from_events(events, duration).text
+
+
+def stream_rows(
+    recognizer: Recognizer,
+    item: Utterance,
+    samples: np.ndarray,
+    segments: list[dict] | None,
+    row: dict,
+) -> None:
+    """Adds to ``row`` the WER of the recording streamed live and, with
+    ``segments``, of its sentences streamed one by one (and the live text
+    as ``stream_text``)."""
+    text = _streamed(recognizer, samples)
+    errors, words = word_errors(asr_transcript(item.text), asr_transcript(text))
+    row["stream_wer"] = round(100 * errors / max(words, 1), 2)
+    row["stream_text"] = text
+    if segments:
+        errors = words = 0
+        for piece, reference in sentence_pieces(
+            samples, segments, recognizer.sample_rate
+        ):
+            e, w = word_errors(
+                asr_transcript(reference),
+                asr_transcript(_streamed(recognizer, piece)),
+            )
+            errors, words = errors + e, words + w
+        row["stream_sentence_wer"] = round(100 * errors / max(words, 1), 2)
+
+
+def identical_share(report: dict, other_file: str) -> tuple[int, int]:
+    """How many of ``report``'s transcripts (per input and geometry) equal
+    those of another report (``--json`` of an earlier run), of how many
+    both have."""
+    other = json.loads(Path(other_file).read_text())["hypotheses"]
+    same = total = 0
+    for path, by_geometry in report["hypotheses"].items():
+        for geometry, text in by_geometry.items():
+            if geometry in other.get(path, {}):
+                total += 1
+                same += other[path][geometry] == text
+    return same, total
 
 
 def evaluate(args: argparse.Namespace) -> dict:
@@ -121,18 +181,22 @@ def evaluate(args: argparse.Namespace) -> dict:
                 "wer": round(100 * errors / max(words, 1), 2),
                 "rtf": round(elapsed / max(result.duration, 1e-9), 4),
             }
-            if item.audio in segments:
+            spans = segments.get(item.audio)
+            if spans or args.stream_long_form:
+                samples = load_audio(item.audio, recognizer.sample_rate)
+            if spans:
                 # The same sentences, cut from the same audio and decoded one
                 # by one: the long-form path's own cost, voice and text equal.
                 errors = words = 0
-                pieces = sentence_pieces(
-                    item.audio, segments[item.audio], recognizer.sample_rate
-                )
-                for samples, text in pieces:
-                    piece = recognizer.transcribe(samples, config.offline)
+                pieces = sentence_pieces(samples, spans, recognizer.sample_rate)
+                for piece_samples, text in pieces:
+                    piece = recognizer.transcribe(piece_samples, config.offline)
                     e, w = word_errors(asr_transcript(text), asr_transcript(piece.text))
                     errors, words = errors + e, words + w
                 row["sentence_wer"] = round(100 * errors / max(words, 1), 2)
+            if args.stream_long_form:
+                stream_rows(recognizer, item, samples, spans, row)
+                hypotheses[item.audio]["long_form_stream"] = row.pop("stream_text")
             long_rows.append(row)
     return {
         "table": table,
@@ -176,6 +240,16 @@ def render(report: dict) -> str:
             f"| {r['wer']:.2f} | {r.get('sentence_wer', '-')} | {r['rtf']} |"
             for r in report["long_form"]
         )
+        if any("stream_wer" in r for r in report["long_form"]):
+            out += (
+                "\n\n| long recording | streamed live, WER % | same sentences "
+                "streamed one by one, WER % |\n|---|---|---|\n"
+            )
+            out += "\n".join(
+                f"| {r['audio']} | {r['stream_wer']:.2f} "
+                f"| {r.get('stream_sentence_wer', '-')} |"
+                for r in report["long_form"]
+            )
     return out
 
 
@@ -196,10 +270,23 @@ def main(argv: list[str] | None = None) -> None:
     add_lm_arguments(p)
     p.add_argument("--batch-seconds", type=float, default=600.0)
     p.add_argument("--limit", type=int, default=0, help="first N utterances only")
+    p.add_argument(
+        "--stream-long-form",
+        action="store_true",
+        help="also stream each long recording live, and its sentences one by one",
+    )
     p.add_argument("--json", help="also write the report as JSON here")
+    p.add_argument(
+        "--compare",
+        metavar="JSON",
+        help="count the transcripts identical to an earlier run's --json report",
+    )
     args = p.parse_args(argv)
     report = evaluate(args)
     print(render(report))
+    if args.compare:
+        same, total = identical_share(report, args.compare)
+        print(f"\n{same} of {total} transcripts identical to {args.compare}")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 
