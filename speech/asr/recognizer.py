@@ -172,8 +172,7 @@ class Recognizer:
 
     @property
     def fusion(self) -> LmFusion | None:
-        """The LM fusion beam search uses; the LM file is read on first use
-        (about 0.5 s and 120 MB for the shipped trigram model)."""
+        """The LM fusion beam search uses; the LM file is read on first use."""
         if self._fusion is None and self.lm_source is not None:
             lm = self.lm_source
             if not isinstance(lm, NgramLM):
