@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
-SYSTEM_PACKAGES=(flite espeak-ng sox chromium chromium-driver fortunes fortunes-min)
+SYSTEM_PACKAGES=(flite espeak-ng sox chromium chromium-driver fortunes fortunes-min
+  festival festvox-kdlpc16k festvox-kallpc16k festvox-us-slt-hts)
 
 if [[ "${1:-}" != "--no-system" ]]; then
   SUDO=""

@@ -89,9 +89,20 @@ def test_voices_and_defaults() -> None:
     assert not {v.variant for v in training} & held_variants
     for voice in heldout + training[:3]:
         check_voice(voice)
-    for bad in ("flite:nosuch", "espeak:en-us+nosuch", "other:x", "slt"):
-        with pytest.raises(VoiceError):
+    assert {v.spec for v in training if v.engine == "festival"} == {
+        "festival:ked_diphone",
+        "festival:kal_diphone",
+        "festival:cmu_us_slt_arctic_hts",
+    }
+    for voice in training:
+        if voice.engine == "festival":
+            check_voice(voice)
+    for bad in ("flite:nosuch", "espeak:en-us+nosuch", "festival:nosuch"):
+        with pytest.raises(VoiceError, match="has no voice"):
             check_voice(Voice.parse(bad))
+    for bad in ("other:x", "slt", "festival:x)(quit"):
+        with pytest.raises(VoiceError, match="voice '"):
+            Voice.parse(bad)
 
 
 def test_flite_pitch_moves_the_voice_f0() -> None:
@@ -105,6 +116,57 @@ def test_flite_pitch_moves_the_voice_f0() -> None:
     low, own, high = median_f0(30), median_f0(50), median_f0(70)
     assert 150 < own < 195  # pitch 50 keeps slt's own F0 (about 170 Hz)
     assert 0.72 < low / own < 0.86 and 1.16 < high / own < 1.36
+
+
+def test_festival_voices_follow_rate_and_pitch() -> None:
+    import librosa
+
+    ked = Voice.parse("festival:ked_diphone")
+
+    def take(voice: Voice, rate: int, pitch: int) -> tuple[float, float]:
+        samples, sample_rate = speak(voice, SENTENCES[0], rate, pitch)
+        f0, _, _ = librosa.pyin(samples, fmin=50, fmax=400, sr=sample_rate)
+        return len(samples) / sample_rate, float(np.nanmedian(f0))
+
+    (own_seconds, own_f0), (_, low_f0), (_, high_f0) = (
+        take(ked, 175, 50),
+        take(ked, 175, 30),
+        take(ked, 175, 70),
+    )
+    assert 85 < own_f0 < 125  # ked's own targets: about 105 Hz
+    # the diphone resynthesis goes less far down than asked (0.87 for 0.79)
+    assert 0.78 < low_f0 / own_f0 < 0.92 and 1.16 < high_f0 / own_f0 < 1.36
+    fast_seconds, _ = take(ked, 210, 50)
+    assert 0.75 < fast_seconds / own_seconds < 0.9  # 175/210 = 0.83
+
+    hts = Voice.parse("festival:cmu_us_slt_arctic_hts")
+    samples, sample_rate = speak(hts, SENTENCES[0], 175, 50)
+    fast, _ = speak(hts, SENTENCES[0], 210, 50)
+    assert sample_rate == 32000
+    assert 0.75 < len(fast) / len(samples) < 0.9
+    # text is passed as data, never as Scheme: quotes and brackets are read out
+    odd, _ = speak(ked, 'He said "(quit)" and a back\\slash.', 175, 50)
+    assert len(odd) / 16000 > 1.0
+
+
+def test_engine_shares(tmp_path: Path) -> None:
+    sentences = prepare_sentences(SENTENCES)
+    train = [
+        Voice.parse(s) for s in ("flite:slt", "festival:ked_diphone", "espeak:en-us+m1")
+    ]
+    config = CorpusConfig(out=Path("unused"), train_utts=20, dev_utts=0, test_utts=1)
+    planner = PathPlanner("flat", [v.spec for v in train] + ["flite:awb"])
+    jobs = plan_jobs(sentences, train, [Voice.parse("flite:awb")], config, planner)[0]
+    engines = [j.voice.partition(":")[0] for j in jobs if j.split == "train"]
+    # flite 40 %, Festival 15 %, espeak-ng the rest
+    assert [engines.count(e) for e in ("flite", "festival", "espeak")] == [8, 3, 9]
+    result = subprocess.run(
+        [sys.executable, "-m", "recipes.data.build_corpus", "--out", str(tmp_path),
+         "--flite-fraction", "0.9", "--festival-fraction", "0.2"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "must be >= 0 and sum to <= 1" in result.stderr
 
 
 def test_audio_helpers() -> None:
@@ -150,7 +212,13 @@ def test_build_corpus_end_to_end(
     out = tmp_path / "corpus"
     config = CorpusConfig(
         out=out,
-        voices=("flite:slt", "flite:kal16", "espeak:en-us+m1", "flite:nosuch"),
+        voices=(
+            "flite:slt",
+            "flite:kal16",
+            "festival:cmu_us_slt_arctic_hts",  # 32 kHz: resampled to 16 kHz
+            "espeak:en-us+m1",
+            "flite:nosuch",
+        ),
         heldout_voices=("flite:awb", "espeak:en-gb-scotland+m3"),
         train_utts=6,
         dev_utts=1,
@@ -164,6 +232,7 @@ def test_build_corpus_end_to_end(
     assert "flite:nosuch" in caplog.text and "no voice 'nosuch'" in caplog.text
     assert summary["counts"] == {"train": 6, "dev": 1, "test": 2}
     assert summary["failed"] == 0
+    assert summary["engines"]["festival"]["utterances"] >= 1
 
     rows = {
         split: [

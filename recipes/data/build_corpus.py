@@ -18,9 +18,11 @@ through the rest. Held-out voices (``--heldout-voices``, see
 ``recipes.data.voices``) never appear in train or dev; with the default
 training voices their espeak-ng variants are left out of training altogether.
 Training utterances are shared out evenly between voices, with a fraction
-``--flite-fraction`` going to the flite voices (there are few of them, and
-they sound the most natural). Each utterance gets its own rate (130..210 words
-per minute) and espeak-ng pitch (30..70) unless ``--prosody fixed``
+``--flite-fraction`` going to the flite voices and ``--festival-fraction`` to
+the Festival voices (there are few of them, and they are built from recordings
+of people, so they sound the most natural); espeak-ng voices read the rest.
+Each utterance gets its own rate (130..210 words per minute) and pitch
+(30..70) unless ``--prosody fixed``
 (175 / 50, the default for ``--layout ljspeech``).
 
 Output (``--out``): ``train.jsonl``, ``dev.jsonl``, ``test.jsonl`` with one
@@ -44,7 +46,7 @@ import os
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -81,6 +83,7 @@ class CorpusConfig:
     layout: Layout = "flat"
     prosody: str = "varied"  # or "fixed"
     flite_fraction: float = 0.4
+    festival_fraction: float = 0.15
     text_file: Path | None = None
     fortunes_dir: Path = FORTUNES_DIR
     min_words: int = 3
@@ -105,14 +108,25 @@ def _usable(specs: Sequence[str], role: str) -> list[Voice]:
     return voices
 
 
-def _share_out(voices: Sequence[Voice], count: int, flite_fraction: float) -> list[int]:
-    """How many utterances each voice reads (largest remainders)."""
+def _share_out(
+    voices: Sequence[Voice], count: int, shares: Mapping[str, float] | None
+) -> list[int]:
+    """How many utterances each voice reads (largest remainders).
+
+    ``shares`` gives some engines a fixed fraction of ``count``; the engines
+    it leaves out split the rest; each engine's part is shared evenly between
+    its voices. Fractions are renormalised over the engines present.
+    """
     engines = Counter(v.engine for v in voices)
-    if len(engines) == 2:
-        share = {"flite": flite_fraction, "espeak": 1 - flite_fraction}
-        weights = [share[v.engine] / engines[v.engine] for v in voices]
-    else:
-        weights = [1 / len(voices)] * len(voices)
+    weights = [1 / len(voices)] * len(voices)
+    if shares is not None and len(engines) > 1:
+        share = {e: shares[e] for e in engines if e in shares}
+        others = [e for e in engines if e not in share]
+        left = max(0.0, 1.0 - sum(share.values()))
+        share.update({e: left / len(others) for e in others})
+        total = sum(share.values())
+        if total > 0:
+            weights = [share[v.engine] / total / engines[v.engine] for v in voices]
     exact = [w * count for w in weights]
     counts = [int(x) for x in exact]
     by_remainder = sorted(range(len(voices)), key=lambda i: counts[i] - exact[i])
@@ -122,9 +136,12 @@ def _share_out(voices: Sequence[Voice], count: int, flite_fraction: float) -> li
 
 
 def _voice_sequence(
-    voices: Sequence[Voice], count: int, flite_fraction: float, rng: random.Random
+    voices: Sequence[Voice],
+    count: int,
+    shares: Mapping[str, float] | None,
+    rng: random.Random,
 ) -> list[str]:
-    counts = _share_out(voices, count, flite_fraction)
+    counts = _share_out(voices, count, shares)
     sequence = [v.spec for v, n in zip(voices, counts, strict=True) for _ in range(n)]
     rng.shuffle(sequence)
     return sequence
@@ -147,20 +164,20 @@ def plan_jobs(
             f"{len(pool)} sentences leave none for training after "
             f"{config.test_utts} test and {config.dev_utts} dev sentences"
         )
+    shares = {"flite": config.flite_fraction, "festival": config.festival_fraction}
     plans = {
-        "train": (train_voices, train_pool, config.train_utts, config.flite_fraction),
-        "dev": (train_voices, dev_pool, len(dev_pool), config.flite_fraction),
+        "train": (train_voices, train_pool, config.train_utts, shares),
+        "dev": (train_voices, dev_pool, len(dev_pool), shares),
         "test": (heldout_voices, test_pool, len(test_pool), None),
     }
     jobs = []
-    for split, (voices, split_pool, count, fraction) in plans.items():
+    for split, (voices, split_pool, count, split_shares) in plans.items():
         if count == 0:
             continue
         if not voices:
             raise ValueError(f"no usable voice for the {split} split")
         rng = random.Random(f"{config.seed}/{split}")
-        fraction = 1 / len(voices) if fraction is None else fraction
-        sequence = _voice_sequence(voices, count, fraction, rng)
+        sequence = _voice_sequence(voices, count, split_shares, rng)
         for index, voice in enumerate(sequence):
             sentence = split_pool[index % len(split_pool)]
             prosody = random.Random(f"{config.seed}/{split}/{index}")
@@ -340,7 +357,18 @@ def _parser() -> argparse.ArgumentParser:
         choices=["varied", "fixed"],
         help="per-utterance rate and pitch (default: varied; fixed for ljspeech)",
     )
-    p.add_argument("--flite-fraction", type=float, default=0.4)
+    p.add_argument(
+        "--flite-fraction",
+        type=float,
+        default=0.4,
+        help="share of training utterances read by flite voices (default 0.4)",
+    )
+    p.add_argument(
+        "--festival-fraction",
+        type=float,
+        default=0.15,
+        help="share read by Festival voices (default 0.15); espeak-ng reads the rest",
+    )
     p.add_argument("--min-words", type=int, default=3)
     p.add_argument("--max-words", type=int, default=30)
     p.add_argument(
@@ -357,7 +385,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    fractions = (args.flite_fraction, args.festival_fraction)
+    if min(fractions) < 0 or sum(fractions) > 1:
+        parser.error(
+            "--flite-fraction and --festival-fraction must be >= 0 and sum to <= 1"
+        )
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -374,6 +408,7 @@ def main(argv: list[str] | None = None) -> None:
         layout=args.layout,
         prosody=prosody,
         flite_fraction=args.flite_fraction,
+        festival_fraction=args.festival_fraction,
         text_file=args.text_file,
         fortunes_dir=args.fortunes_dir,
         min_words=args.min_words,

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Prepare .carry/ (git-ignored) with what the GPU machine needs to build corpora:
-#   .carry/deb/            flite, libflite1, libasound2 (.deb, unpacked there with dpkg -x)
+#   .carry/deb/            flite, libflite1, libasound2, festival, libestools2.5 and
+#                          Festival's lexicons and English voices (.deb, unpacked there
+#                          with dpkg -x)
+#   .carry/festdeb/        the shared libraries Festival links to (.deb); unpacked apart
+#                          and seen by festival alone, through a wrapper
 #   .carry/whl/            espeakng-loader for CPython 3.12 manylinux x86_64, with the
 #                          non-English espeak-ng dictionaries removed (10 MB -> ~2 MB)
 #   .carry/sentences.txt   the cleaned fortunes sentences (the GPU machine has no fortunes)
@@ -21,7 +25,17 @@ mkdir -p "$carry/deb" "$carry/whl"
 
 # Debian packages: flite needs libflite1, which needs libasound2 (Ubuntu 24.04
 # renamed it libasound2t64 and may not have it installed).
-(cd "$carry/deb" && rm -f ./*.deb && apt-get download flite libflite1 libasound2)
+(cd "$carry/deb" && rm -f ./*.deb && apt-get download flite libflite1 libasound2 \
+    festival libestools2.5 festlex-cmu festlex-poslex \
+    festvox-kdlpc16k festvox-kallpc16k festvox-us-slt-hts)
+# Festival links to sound, X and codec libraries that a GPU image may lack;
+# device_setup.sh gives these to the festival program only.
+mkdir -p "$carry/festdeb"
+(cd "$carry/festdeb" && rm -f ./*.deb && apt-get download libasyncns0 libbsd0 \
+    libcap2 libdbus-1-3 libflac12 libgcrypt20 libgomp1 libgpg-error0 liblz4-1 \
+    liblzma5 libmd0 libmp3lame0 libmpg123-0 libogg0 libopus0 libpulse0 \
+    libsndfile1 libsystemd0 libtinfo6 libvorbis0a libvorbisenc2 libx11-6 \
+    libx11-xcb1 libxau6 libxcb1 libxdmcp6 libzstd1)
 
 # Wheels for the GPU machine's Python (3.12); it lacks soundfile, librosa, soxr,
 # websockets and jiwer, none of which the corpus builder uses.
@@ -65,7 +79,7 @@ EOF
 # The sentence list (built from /usr/share/games/fortunes on this machine).
 (cd "$root" && "$python" -m recipes.data.sentences --out "$carry/sentences.txt")
 
-du -sh "$carry"/deb "$carry"/whl "$carry"/sentences.txt
+du -sh "$carry"/deb "$carry"/festdeb "$carry"/whl "$carry"/sentences.txt
 du -sh "$carry"
 
 # The server's dependencies at the versions installed here (GPU benchmarks of

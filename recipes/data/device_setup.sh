@@ -38,6 +38,30 @@ case ":${PYTHONPATH:-}:" in
     *) export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}" ;;
 esac
 
+# Festival: its libraries stay out of everyone else's LD_LIBRARY_PATH; a
+# wrapper earlier on PATH gives them to festival alone, with the library
+# folder that dpkg -x moved.
+if [ -x /tmp/debs/usr/bin/festival ]; then
+    mkdir -p /tmp/festdeps /tmp/festival-bin
+    for _deb in "$_carry"/festdeb/*.deb; do
+        [ -e "$_deb" ] || continue
+        dpkg -x "$_deb" /tmp/festdeps || echo "device_setup: cannot unpack $_deb" >&2
+    done
+    _libs=/tmp/debs/usr/lib/x86_64-linux-gnu:/tmp/festdeps/usr/lib/x86_64-linux-gnu
+    _libs=$_libs:/tmp/festdeps/lib/x86_64-linux-gnu
+    _share=/tmp/debs/usr/share/festival
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s --libdir %s --datadir %s "$@"\n' \
+        "$_libs" /tmp/debs/usr/bin/festival "$_share" "$_share" \
+        > /tmp/festival-bin/festival
+    chmod +x /tmp/festival-bin/festival
+    case ":$PATH:" in
+        *":/tmp/festival-bin:"*) ;;
+        *) export PATH="/tmp/festival-bin:$PATH" ;;
+    esac
+    festival -b '(print (voice.list))' >/dev/null 2>&1 \
+        || echo "device_setup: festival does not run" >&2
+    unset _libs _share
+fi
 flite -lv >/dev/null 2>&1 || echo "device_setup: flite does not run" >&2
 python3 -c "import espeakng_loader" 2>/dev/null \
     || echo "device_setup: espeakng_loader is not importable" >&2

@@ -1,4 +1,4 @@
-"""Synthetic voices for the corpora: flite programs and the bundled espeak-ng.
+"""Synthetic voices for the corpora: flite, Festival and the bundled espeak-ng.
 
 A voice is written ``engine:name``:
 
@@ -6,6 +6,13 @@ A voice is written ``engine:name``:
   program (Debian package; on the GPU machine unpacked with ``dpkg -x``),
   16 kHz. ``flite:kal`` (8 kHz, upsampled it lacks the upper band) works but is
   in no default list.
+* ``festival:ked_diphone``, ``festival:kal_diphone`` (diphone voices of two
+  American men, 16 kHz) and ``festival:cmu_us_slt_arctic_hts`` (an HTS
+  statistical voice, 32 kHz) - the ``festival`` program and its voice
+  packages (``festvox-kdlpc16k``, ``festvox-kallpc16k``,
+  ``festvox-us-slt-hts``), run in batch mode. ``ked`` is a
+  speaker no other engine has; the other two are known speakers through a
+  different synthesiser.
 * ``espeak:<language>[+<variant>]`` - libespeak-ng from the ``espeakng-loader``
   wheel through ctypes, 22.05 kHz: ``espeak:en-us+f3``, ``espeak:en+m1``
   (``en`` is British English), ``espeak:en-gb-scotland+klatt3``.
@@ -21,13 +28,17 @@ Prosody: espeak-ng takes the rate in words per minute and a base pitch
 mean F0 (``int_f0_target_mean``): pitch 50 keeps the voice's own, 30..70 moves
 it by a factor of about 0.79..1.26 (``2 ** ((pitch - 50) / 60)``) around the
 voice's natural median (``FLITE_NATURAL_F0``), which gives the few flite
-voices more speaker variety.
+voices more speaker variety. Festival's diphone voices take the same pitch
+mapping through their intonation targets (``int_lr_params``) and the rate as
+``Duration_Stretch``; its HTS voice takes the rate as the engine's speed
+factor and keeps its own pitch.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -42,8 +53,10 @@ from speech.text import espeak
 
 __all__ = [
     "DEFAULT_HELDOUT_VOICES",
+    "ENGINES",
     "ESPEAK_LANGUAGES",
     "ESPEAK_TRAIN_VARIANTS",
+    "FESTIVAL_TRAIN_VOICES",
     "FLITE_TRAIN_VOICES",
     "Voice",
     "VoiceError",
@@ -52,9 +65,11 @@ __all__ = [
     "speak",
 ]
 
-Engine = Literal["flite", "espeak"]
+Engine = Literal["flite", "festival", "espeak"]
+ENGINES: tuple[Engine, ...] = ("flite", "festival", "espeak")
 
 FLITE_TRAIN_VOICES = ("kal16", "awb", "slt")
+FESTIVAL_TRAIN_VOICES = ("ked_diphone", "kal_diphone", "cmu_us_slt_arctic_hts")
 ESPEAK_LANGUAGES = (
     "en-us",
     "en",
@@ -88,6 +103,9 @@ class VoiceError(ValueError):
     """A voice spec that cannot be parsed or is not installed."""
 
 
+_FESTIVAL_NAME = re.compile(r"[A-Za-z0-9_]+")  # the name goes into a Scheme call
+
+
 @dataclass(frozen=True, order=True)
 class Voice:
     engine: Engine
@@ -98,8 +116,12 @@ class Voice:
         engine, sep, name = spec.strip().partition(":")
         if not sep or not name:
             raise VoiceError(f"voice {spec!r}: expected ENGINE:NAME, e.g. flite:slt")
-        if engine not in ("flite", "espeak"):
-            raise VoiceError(f"voice {spec!r}: engine must be flite or espeak")
+        if engine not in ENGINES:
+            raise VoiceError(
+                f"voice {spec!r}: engine must be one of {', '.join(ENGINES)}"
+            )
+        if engine == "festival" and not _FESTIVAL_NAME.fullmatch(name):
+            raise VoiceError(f"voice {spec!r}: not a Festival voice name")
         return cls(engine, name)  # type: ignore[arg-type]
 
     @property
@@ -118,12 +140,13 @@ class Voice:
 def default_training_voices(heldout: list[Voice]) -> list[Voice]:
     """The default training grid minus held-out voices and their variants.
 
-    3 flite voices and 8 English accents x 30 espeak-ng variants; any
-    variant of a held-out espeak voice is dropped from every accent, so a
-    held-out timbre is never heard in training.
+    3 flite voices, 3 Festival voices and 8 English accents x 30 espeak-ng
+    variants; any variant of a held-out espeak voice is dropped from every
+    accent, so a held-out timbre is never heard in training.
     """
     held_variants = {v.variant for v in heldout if v.variant}
     voices = [Voice("flite", name) for name in FLITE_TRAIN_VOICES]
+    voices += [Voice("festival", name) for name in FESTIVAL_TRAIN_VOICES]
     voices += [
         Voice("espeak", f"{language}+{variant}")
         for language in ESPEAK_LANGUAGES
@@ -143,6 +166,30 @@ def _flite_voices() -> frozenset[str]:
     return frozenset(listing.partition(":")[2].split())
 
 
+def _festival_program() -> str:
+    festival = shutil.which("festival")
+    if festival is None:
+        raise VoiceError(
+            "the festival program is not on PATH (apt-get install festival "
+            "festvox-kdlpc16k festvox-kallpc16k festvox-us-slt-hts)"
+        )
+    return festival
+
+
+@functools.cache
+def _festival_voices() -> frozenset[str]:
+    result = subprocess.run(
+        [_festival_program(), "-b", "(print (voice.list))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if result.returncode != 0:
+        message = result.stderr.strip().splitlines()[-1:] or ["no message"]
+        raise VoiceError(f"festival does not run: {message[0]}")
+    return frozenset(result.stdout.strip().strip("()").split())
+
+
 def check_voice(voice: Voice) -> None:
     """Raise ``VoiceError`` unless the voice can be synthesised here."""
     if voice.engine == "flite":
@@ -150,6 +197,11 @@ def check_voice(voice: Voice) -> None:
         if voice.name not in available:
             names = " ".join(sorted(available))
             raise VoiceError(f"{voice}: flite has no voice {voice.name!r} ({names})")
+    elif voice.engine == "festival":
+        available = _festival_voices()
+        if voice.name not in available:
+            names = " ".join(sorted(available)) or "none installed"
+            raise VoiceError(f"{voice}: festival has no voice {voice.name!r} ({names})")
     elif not espeak.has_voice(voice.name):
         raise VoiceError(f"{voice}: espeak-ng has no voice {voice.name!r}")
 
@@ -193,13 +245,77 @@ def _flite(text: str, name: str, rate: int, pitch: int) -> tuple[np.ndarray, int
         Path(path).unlink(missing_ok=True)
 
 
+# Intonation targets (mean, standard deviation, Hz) of Festival's diphone
+# voices at their own settings; the HTS voice has no such targets.
+FESTIVAL_F0_TARGETS = {"ked_diphone": (105.0, 15.0), "kal_diphone": (105.0, 14.0)}
+
+
+def festival_settings(name: str, rate: int, pitch: int) -> list[str]:
+    """Scheme expressions that select Festival voice ``name`` at a prosody."""
+    expressions = [f"(voice_{name})"]
+    if name.endswith("_hts"):
+        speed = rate / FLITE_NORMAL_RATE
+        expressions.append(
+            "(set! hts_engine_params (append hts_engine_params "
+            f'(list (list "-r" {speed:.3f}))))'
+        )
+        return expressions
+    expressions.append(
+        f"(Parameter.set 'Duration_Stretch {FLITE_NORMAL_RATE / rate:.3f})"
+    )
+    targets = FESTIVAL_F0_TARGETS.get(name)
+    if targets is not None and pitch != FLITE_NEUTRAL_PITCH:
+        factor = 2.0 ** ((pitch - FLITE_NEUTRAL_PITCH) / 60.0)
+        mean, spread = targets[0] * factor, targets[1] * factor
+        expressions.append(
+            f"(set! int_lr_params '((target_f0_mean {mean:.1f}) "
+            f"(target_f0_std {spread:.1f}) (model_f0_mean 170) (model_f0_std 34)))"
+        )
+    return expressions
+
+
+def scheme_string(text: str) -> str:
+    """``text`` as a Scheme string literal (backslashes and quotes escaped)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _festival(text: str, name: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
+    handle, path = tempfile.mkstemp(suffix=".wav", prefix="festival-")
+    os.close(handle)
+    try:
+        # batch mode: each argument in brackets is evaluated in order; the
+        # text goes in as an escaped string literal, never as code
+        synthesis = (
+            f"(utt.save.wave (utt.synth (Utterance Text {scheme_string(text)})) "
+            f"{scheme_string(path)} 'riff)"
+        )
+        result = subprocess.run(
+            [
+                _festival_program(),
+                "-b",
+                *festival_settings(name, rate, pitch),
+                synthesis,
+            ],
+            capture_output=True,
+            timeout=120,
+        )
+        if result.returncode != 0 or Path(path).stat().st_size <= 44:
+            message = result.stderr.decode(errors="replace").strip()
+            raise RuntimeError(f"festival failed ({result.returncode}): {message}")
+        return read_wav(path)
+    finally:
+        Path(path).unlink(missing_ok=True)
+
+
 def speak(voice: Voice, text: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
     """Float32 mono samples of ``text`` and their sample rate.
 
-    ``rate`` is in words per minute, ``pitch`` 0..100 (50 is a flite voice's
-    own pitch).
+    ``rate`` is in words per minute, ``pitch`` 0..100 (50 is a flite or
+    Festival diphone voice's own pitch).
     """
     if voice.engine == "flite":
         return _flite(text, voice.name, rate, pitch)
+    if voice.engine == "festival":
+        return _festival(text, voice.name, rate, pitch)
     samples, sample_rate = espeak.synthesize(text, voice.name, rate=rate, pitch=pitch)
     return samples.astype(np.float32) / 32768.0, sample_rate
