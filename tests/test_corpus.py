@@ -169,6 +169,39 @@ def test_engine_shares(tmp_path: Path) -> None:
     assert "must be >= 0 and sum to <= 1" in result.stderr
 
 
+def test_default_voices_skip_an_engine_that_is_not_installed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recipes.data.voices as voices
+
+    def no_festival() -> frozenset[str]:
+        raise VoiceError("the festival program is not on PATH")
+
+    monkeypatch.setattr(voices, "_festival_voices", no_festival)
+    text_file = tmp_path / "sentences.txt"
+    text_file.write_text("\n".join(SENTENCES) + "\n")
+    config = CorpusConfig(
+        out=tmp_path / "corpus",
+        heldout_voices=("flite:awb",),
+        train_utts=5,
+        dev_utts=0,
+        test_utts=1,
+        text_file=text_file,
+        jobs=2,
+    )
+    with caplog.at_level(logging.WARNING):
+        summary = build_corpus(config)
+    assert "festival:ked_diphone: the festival program is not on PATH" in caplog.text
+    assert summary["failed"] == 0 and summary["counts"]["train"] == 5
+    speakers = [
+        json.loads(line)["speaker"]
+        for line in (config.out / "train.jsonl").read_text().splitlines()
+    ]
+    assert not [s for s in speakers if s.startswith("festival:")]
+    # the flite share (40 %) stays; espeak-ng takes Festival's
+    assert sum(s.startswith("flite:") for s in speakers) == 2
+
+
 def test_audio_helpers() -> None:
     rate = 22050
     tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate).astype(np.float32)

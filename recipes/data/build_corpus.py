@@ -256,8 +256,11 @@ def build_corpus(config: CorpusConfig) -> dict:
     heldout = _usable(config.heldout_voices, "held-out")
     if config.voices:
         train = _usable(config.voices, "training")
-    else:
-        train = default_training_voices([Voice.parse(s) for s in config.heldout_voices])
+    else:  # the default grid, less what is not installed here
+        defaults = default_training_voices(
+            [Voice.parse(s) for s in config.heldout_voices]
+        )
+        train = _usable([v.spec for v in defaults], "training")
     overlap = sorted({v.spec for v in train} & {v.spec for v in heldout})
     if overlap:
         raise ValueError(f"voices both in training and held out: {', '.join(overlap)}")

@@ -49,6 +49,7 @@ if [ -x /tmp/debs/usr/bin/festival ]; then
     done
     _libs=/tmp/debs/usr/lib/x86_64-linux-gnu:/tmp/festdeps/usr/lib/x86_64-linux-gnu
     _libs=$_libs:/tmp/festdeps/lib/x86_64-linux-gnu
+    _libs=$_libs:/tmp/festdeps/usr/lib/x86_64-linux-gnu/pulseaudio  # libpulsecommon
     _share=/tmp/debs/usr/share/festival
     printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s --libdir %s --datadir %s "$@"\n' \
         "$_libs" /tmp/debs/usr/bin/festival "$_share" "$_share" \

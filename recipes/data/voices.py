@@ -192,18 +192,20 @@ def _festival_voices() -> frozenset[str]:
 
 def check_voice(voice: Voice) -> None:
     """Raise ``VoiceError`` unless the voice can be synthesised here."""
-    if voice.engine == "flite":
-        available = _flite_voices()
-        if voice.name not in available:
-            names = " ".join(sorted(available))
-            raise VoiceError(f"{voice}: flite has no voice {voice.name!r} ({names})")
-    elif voice.engine == "festival":
-        available = _festival_voices()
-        if voice.name not in available:
-            names = " ".join(sorted(available)) or "none installed"
-            raise VoiceError(f"{voice}: festival has no voice {voice.name!r} ({names})")
-    elif not espeak.has_voice(voice.name):
-        raise VoiceError(f"{voice}: espeak-ng has no voice {voice.name!r}")
+    if voice.engine == "espeak":
+        if not espeak.has_voice(voice.name):
+            raise VoiceError(f"{voice}: espeak-ng has no voice {voice.name!r}")
+        return
+    listing = _flite_voices if voice.engine == "flite" else _festival_voices
+    try:
+        available = listing()
+    except VoiceError as error:
+        raise VoiceError(f"{voice}: {error}") from None
+    if voice.name not in available:
+        names = " ".join(sorted(available)) or "none installed"
+        raise VoiceError(
+            f"{voice}: {voice.engine} has no voice {voice.name!r} ({names})"
+        )
 
 
 # Median F0 (Hz) of each flite voice at its own settings, measured with pYIN.
