@@ -4,7 +4,16 @@ Every function returns ``{check name: max abs difference}``, relative to the
 PyTorch output's largest magnitude where that is over 1 (a trained model's
 CTC log-probabilities reach -50, where float32 rounding alone is ~1e-5); the
 exporter runs them after writing a folder (fp32 graphs must stay within
-1e-4) and the tests run them on tiny models.
+``TOLERANCE``) and the tests run them on tiny models.
+
+``TOLERANCE`` is 1e-3. ONNX Runtime's kernels (MLAS exp, tanh and matmul
+blocking) round differently from PyTorch's, and a trained model amplifies
+that at the odd frame: the stage-4 ASR model's masked-batch path is at
+2e-5 absolute at the median frame but 2.1e-4 relative at its worst frame on
+these random features (1.4e-4 on real speech, with graph optimisations on or
+off), while all 2,400 test transcripts stay identical. Graphs that really
+compute something else show far above it (int8 quantisation alone: 2.6e-2 to
+6.7e-2).
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from speech.tts.vocoder import Vocoder
 
 __all__ = ["TOLERANCE", "asr_parity", "tts_parity"]
 
-TOLERANCE = 1e-4
+TOLERANCE = 1e-3
 
 
 def _diff(a: np.ndarray, b: torch.Tensor | np.ndarray) -> float:
