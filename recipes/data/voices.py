@@ -42,6 +42,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -166,6 +167,7 @@ def _flite_voices() -> frozenset[str]:
     return frozenset(listing.partition(":")[2].split())
 
 
+@functools.cache
 def _festival_program() -> str:
     festival = shutil.which("festival")
     if festival is None:
@@ -219,32 +221,43 @@ FLITE_NATURAL_F0 = {
 FLITE_NEUTRAL_PITCH = 50
 
 
+def pitch_factor(pitch: int) -> float:
+    """F0 factor of a drawn ``pitch`` for flite and Festival voices (50 -> 1)."""
+    return 2.0 ** ((pitch - FLITE_NEUTRAL_PITCH) / 60.0)
+
+
 def flite_f0(name: str, pitch: int) -> float | None:
     """Target mean F0 for flite ``name`` at ``pitch`` (None keeps the voice's)."""
     natural = FLITE_NATURAL_F0.get(name)
     if natural is None or pitch == FLITE_NEUTRAL_PITCH:
         return None
-    return natural * 2.0 ** ((pitch - FLITE_NEUTRAL_PITCH) / 60.0)
+    return natural * pitch_factor(pitch)
+
+
+def _synthesize_to_file(
+    engine: str, command: Callable[[str], list[str]]
+) -> tuple[np.ndarray, int]:
+    """Run ``command(wav_path)`` and read the WAV it wrote; a failure or an
+    empty file raises ``RuntimeError``."""
+    handle, path = tempfile.mkstemp(suffix=".wav", prefix=f"{engine}-")
+    os.close(handle)
+    try:
+        result = subprocess.run(command(path), capture_output=True, timeout=120)
+        if result.returncode != 0 or Path(path).stat().st_size <= 44:
+            message = result.stderr.decode(errors="replace").strip()
+            raise RuntimeError(f"{engine} failed ({result.returncode}): {message}")
+        return read_wav(path)
+    finally:
+        Path(path).unlink(missing_ok=True)
 
 
 def _flite(text: str, name: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
     stretch = FLITE_NORMAL_RATE / rate
-    handle, path = tempfile.mkstemp(suffix=".wav", prefix="flite-")
-    os.close(handle)
-    try:
-        command = ["flite", "-voice", name, "--setf", f"duration_stretch={stretch:.3f}"]
-        f0 = flite_f0(name, pitch)
-        if f0 is not None:
-            command += ["--setf", f"int_f0_target_mean={f0:.1f}"]
-        result = subprocess.run(
-            [*command, "-t", text, "-o", path], capture_output=True, timeout=120
-        )
-        if result.returncode != 0 or Path(path).stat().st_size <= 44:
-            message = result.stderr.decode(errors="replace").strip()
-            raise RuntimeError(f"flite failed ({result.returncode}): {message}")
-        return read_wav(path)
-    finally:
-        Path(path).unlink(missing_ok=True)
+    command = ["flite", "-voice", name, "--setf", f"duration_stretch={stretch:.3f}"]
+    f0 = flite_f0(name, pitch)
+    if f0 is not None:
+        command += ["--setf", f"int_f0_target_mean={f0:.1f}"]
+    return _synthesize_to_file("flite", lambda path: [*command, "-t", text, "-o", path])
 
 
 # Intonation targets (mean, standard deviation, Hz) of Festival's diphone
@@ -267,7 +280,7 @@ def festival_settings(name: str, rate: int, pitch: int) -> list[str]:
     )
     targets = FESTIVAL_F0_TARGETS.get(name)
     if targets is not None and pitch != FLITE_NEUTRAL_PITCH:
-        factor = 2.0 ** ((pitch - FLITE_NEUTRAL_PITCH) / 60.0)
+        factor = pitch_factor(pitch)
         mean, spread = targets[0] * factor, targets[1] * factor
         expressions.append(
             f"(set! int_lr_params '((target_f0_mean {mean:.1f}) "
@@ -282,31 +295,18 @@ def scheme_string(text: str) -> str:
 
 
 def _festival(text: str, name: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
-    handle, path = tempfile.mkstemp(suffix=".wav", prefix="festival-")
-    os.close(handle)
-    try:
+    settings = festival_settings(name, rate, pitch)
+
+    def command(path: str) -> list[str]:
         # batch mode: each argument in brackets is evaluated in order; the
         # text goes in as an escaped string literal, never as code
         synthesis = (
             f"(utt.save.wave (utt.synth (Utterance Text {scheme_string(text)})) "
             f"{scheme_string(path)} 'riff)"
         )
-        result = subprocess.run(
-            [
-                _festival_program(),
-                "-b",
-                *festival_settings(name, rate, pitch),
-                synthesis,
-            ],
-            capture_output=True,
-            timeout=120,
-        )
-        if result.returncode != 0 or Path(path).stat().st_size <= 44:
-            message = result.stderr.decode(errors="replace").strip()
-            raise RuntimeError(f"festival failed ({result.returncode}): {message}")
-        return read_wav(path)
-    finally:
-        Path(path).unlink(missing_ok=True)
+        return [_festival_program(), "-b", *settings, synthesis]
+
+    return _synthesize_to_file("festival", command)
 
 
 def speak(voice: Voice, text: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
