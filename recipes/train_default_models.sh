@@ -36,7 +36,7 @@ start() {
   if [[ ! -f $WORK/asr/test.jsonl ]]; then
     python -m recipes.data.build_corpus --out "$WORK/asr" --text-file .carry/sentences.txt \
       --jobs 16 --train-utts "${ASR_UTTS:-36000}" --dev-utts 500 --test-utts 800 --long-form 2 \
-      > "$WORK/corpus_asr.log" 2>&1
+      ${ASR_CORPUS_EXTRA:-} > "$WORK/corpus_asr.log" 2>&1
   fi
   if (wants fastpitch || wants vocoder) && [[ ! -f $WORK/tts/metadata.csv ]]; then
     python -m recipes.data.build_corpus --out "$WORK/tts" --text-file .carry/sentences.txt \

@@ -219,3 +219,25 @@ def test_vtlp_warp_moves_formants_and_leaves_factor_one_alone() -> None:
     factors = vtlp_factors(np.random.default_rng(0), 1000, AugmentConfig())
     assert 0.7 < np.mean(factors != 1.0) < 0.9
     assert factors.min() >= 0.88 and factors.max() <= 1.12
+
+
+def test_random_eq_colours_bands_within_its_bounds():
+    from recipes.asr.augment import random_eq
+
+    rate = 16000
+    t = np.arange(rate) / rate
+    low, high = np.sin(2 * np.pi * 250 * t), np.sin(2 * np.pi * 4000 * t)
+    gains = []
+    for seed in range(20):
+        out = random_eq(
+            (low + high).astype(np.float32), np.random.default_rng(seed), rate, 8.0
+        )
+        assert out.shape == (rate,) and out.dtype == np.float32
+        spectrum = np.abs(np.fft.rfft(out)) / (rate / 2)  # 1 Hz bins
+        gains.append(20 * np.log10(spectrum[[250, 4000]]))
+    gains = np.array(gains)
+    # each band is moved by at most its knot gain plus the tilt there
+    assert np.abs(gains).max() <= 8.0 * (1 + 2 / 4) + 0.5
+    # the two bands move independently and by audible amounts
+    assert np.std(gains[:, 0] - gains[:, 1]) > 3.0
+    assert np.abs(gains).mean() > 2.0

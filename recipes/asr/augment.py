@@ -17,7 +17,13 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
-__all__ = ["AugmentConfig", "augment_waveform", "spec_augment", "vtlp_factors"]
+__all__ = [
+    "AugmentConfig",
+    "augment_waveform",
+    "random_eq",
+    "spec_augment",
+    "vtlp_factors",
+]
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,8 @@ class AugmentConfig:
     time_width_ratio: float = 0.04
     vtlp_prob: float = 0.8
     vtlp_range: tuple[float, float] = (0.88, 1.12)
+    eq_prob: float = 0.5
+    eq_db: float = 8.0  # largest boost or cut of one band
 
 
 def _colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
@@ -71,6 +79,29 @@ def _room_response(
     return (response / np.sqrt(np.sum(response**2))).astype(np.float32)
 
 
+def random_eq(
+    samples: np.ndarray, rng: np.random.Generator, sample_rate: int, max_db: float
+) -> np.ndarray:
+    """Colour the spectrum the way a microphone, a codec or a voice does:
+    gains of up to +-``max_db`` drawn at six log-spaced frequencies
+    (100 Hz .. Nyquist), joined smoothly in log frequency, plus a random
+    tilt. It keeps the signal's length and phase."""
+    n = len(samples)
+    if n < 2:
+        return samples
+    size = 1 << int(np.ceil(np.log2(n)))
+    spectrum = np.fft.rfft(samples, size)
+    freqs = np.fft.rfftfreq(size, 1.0 / sample_rate)
+    knots = np.geomspace(100.0, sample_rate / 2, 6)
+    gains_db = rng.uniform(-max_db, max_db, len(knots))
+    tilt_db = rng.uniform(-max_db, max_db) * np.log2(knots / 1000.0) / 4
+    curve_db = np.interp(
+        np.log(np.maximum(freqs, 1.0)), np.log(knots), gains_db + tilt_db
+    )
+    shaped = np.fft.irfft(spectrum * 10 ** (curve_db / 20), size)[:n]
+    return shaped.astype(np.float32)
+
+
 def _convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
     size = 1 << int(np.ceil(np.log2(len(x) + len(h) - 1)))
     y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(h, size), size)
@@ -84,12 +115,15 @@ def augment_waveform(
     sample_rate: int,
     babble_source: Callable[[np.random.Generator], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Speed, reverberation, noise and gain, each drawn from ``rng``."""
+    """Speed, colouring (``random_eq``), reverberation, noise and gain, each
+    drawn from ``rng``."""
     speed = float(rng.choice(config.speeds))
     if speed != 1.0:
         samples = AF.resample(
             torch.from_numpy(samples), int(round(sample_rate * speed)), sample_rate
         ).numpy()
+    if rng.random() < config.eq_prob:
+        samples = random_eq(samples, rng, sample_rate, config.eq_db)
     if rng.random() < config.reverb_prob:
         rt60 = rng.uniform(*config.rt60)
         samples = _convolve(samples, _room_response(rng, sample_rate, rt60))

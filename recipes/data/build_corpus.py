@@ -91,6 +91,7 @@ class CorpusConfig:
     long_form: int = 0
     long_form_minutes: float = 10.0
     seed: int = 0
+    draw: int = 0
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
 
 
@@ -176,11 +177,16 @@ def plan_jobs(
             continue
         if not voices:
             raise ValueError(f"no usable voice for the {split} split")
-        rng = random.Random(f"{config.seed}/{split}")
+        # --draw re-deals voices and prosody of the training split only; the
+        # sentence split and the evaluation sets stay as the seed made them.
+        key = f"{config.seed}/{split}"
+        if split == "train" and config.draw:
+            key += f"/draw{config.draw}"
+        rng = random.Random(key)
         sequence = _voice_sequence(voices, count, split_shares, rng)
         for index, voice in enumerate(sequence):
             sentence = split_pool[index % len(split_pool)]
-            prosody = random.Random(f"{config.seed}/{split}/{index}")
+            prosody = random.Random(f"{key}/{index}")
             if config.prosody == "fixed":
                 rate, pitch = FIXED_RATE, FIXED_PITCH
             else:
@@ -383,6 +389,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--long-form-minutes", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--draw",
+        type=int,
+        default=0,
+        help="another deal of voices and prosody for the training split "
+        "(same sentences; dev and test unchanged): fresh audio for a new stage",
+    )
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     return p
 
@@ -419,6 +432,7 @@ def main(argv: list[str] | None = None) -> None:
         long_form=args.long_form,
         long_form_minutes=args.long_form_minutes,
         seed=args.seed,
+        draw=args.draw,
         jobs=args.jobs,
     )
     try:
