@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import wave
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -235,6 +236,22 @@ def test_plan_is_deterministic_and_splits_are_disjoint() -> None:
     # 40% of training utterances go to the one flite voice
     assert sum(j.voice == "flite:slt" for j in by_split["train"]) == 4
     assert all(130 <= j.rate <= 210 and 30 <= j.pitch <= 70 for j in jobs)
+    # a new draw deals voices and prosody afresh over the same training
+    # sentences and leaves dev and test exactly as they were
+    config = replace(config, train_utts=40)
+    before = plan()
+    config = replace(config, draw=1)
+    after = plan()
+    assert [j for j in after if j.split != "train"] == [
+        j for j in before if j.split != "train"
+    ]
+    train_before = [j for j in before if j.split == "train"]
+    train_after = [j for j in after if j.split == "train"]
+    assert [j.text for j in train_after] == [j.text for j in train_before]
+    assert [(j.voice, j.rate, j.pitch) for j in train_after] != [
+        (j.voice, j.rate, j.pitch) for j in train_before
+    ]
+    assert sum(j.voice == "flite:slt" for j in train_after) == 16
 
 
 def test_build_corpus_end_to_end(

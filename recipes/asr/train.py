@@ -106,6 +106,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of utterances whose spectrum is frequency-warped (VTLP)",
     )
     p.add_argument(
+        "--eq-prob",
+        type=float,
+        default=AugmentConfig.eq_prob,
+        help="share of utterances coloured by a random EQ (microphone, codec)",
+    )
+    p.add_argument(
         "--augment-from-epoch",
         type=int,
         default=1,
@@ -288,7 +294,11 @@ def main(argv: list[str] | None = None) -> None:
     env.barrier()
     tokenizer = prepare(args, out, texts, env)
     token_ids = [tokenizer.encode(t) for t in texts]
-    augment = None if args.no_augment else AugmentConfig(vtlp_prob=args.vtlp_prob)
+    augment = (
+        None
+        if args.no_augment
+        else AugmentConfig(vtlp_prob=args.vtlp_prob, eq_prob=args.eq_prob)
+    )
     dataset = AsrDataset(
         train,
         token_ids,
