@@ -61,6 +61,42 @@ def test_seen_words_outrank_unseen_and_oov_scores_as_unk(lm) -> None:
     )
 
 
+def test_lexicon_words_share_the_floor_and_unk_sits_below(tmp_path) -> None:
+    sentences = [s.split() for s in SENTENCES]
+    plain = NgramLM.estimate(sentences, order=3)
+    lexed = NgramLM.estimate(
+        sentences, order=3, lexicon=["zebra", "cat", "<s>"], unk_penalty=3.0
+    )
+    vocabulary = _vocabulary(lexed)
+    assert set(vocabulary) == set(_vocabulary(plain)) | {"zebra"}
+    for history in [("<s>",), ("the",), ("thus", "i"), ()]:
+        state = history if history in lexed.entries else ()
+        total = sum(math.exp(lexed.score(state, w)[0]) for w in vocabulary)
+        assert total == pytest.approx(1.0, abs=1e-6)
+    state = lexed.score(lexed.begin(), "the")[1]
+    zebra, unk = lexed.score(state, "zebra")[0], lexed.score(state, "yak")[0]
+    assert unk == pytest.approx(zebra - 3.0 * math.log(10))
+    assert lexed.score(state, "cat")[0] > zebra  # seen words outrank it
+    # from the command line: a word list, normalised to transcript form
+    words = tmp_path / "words"
+    words.write_text("Zebra\nYak's\nnew york\n\n", encoding="utf-8")
+    text = tmp_path / "text.txt"
+    text.write_text("".join(f"{s.capitalize()}.\n" for s in SENTENCES), "utf-8")
+    out = tmp_path / "lm.arpa"
+    subprocess.run(
+        [sys.executable, "-m", "recipes.asr.train_lm", "--text-file", str(text),
+         "--min-words", "1", "--lexicon", str(words), "--unk-penalty", "2",
+         "--out", str(out)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    built = NgramLM.load(out)
+    assert {"zebra", "yak's"} <= set(_vocabulary(built))
+    assert "new" not in _vocabulary(built)
+    assert built.score((), UNK)[0] == pytest.approx(
+        built.score((), "zebra")[0] - 2.0 * math.log(10), abs=1e-4
+    )
+
+
 def test_backoff_follows_arpa_semantics(tmp_path) -> None:
     arpa = tmp_path / "tiny.arpa"
     arpa.write_text(

@@ -57,6 +57,20 @@ def lm_sentences(args: argparse.Namespace) -> list[list[str]]:
     return kept
 
 
+def lexicon_words(paths: list[Path]) -> set[str]:
+    """The single words of word lists, in transcript form (one per line;
+    entries that normalise to several words or none are left out)."""
+    words: set[str] = set()
+    for path in paths:
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            transcript = asr_transcript(line.strip())
+            if transcript and " " not in transcript:
+                words.add(transcript)
+    if paths:
+        logger.info("%d lexicon words from %s", len(words), ", ".join(map(str, paths)))
+    return words
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -70,13 +84,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--min-words", type=int, default=3)
     p.add_argument("--max-words", type=int, default=30)
     p.add_argument("--order", type=int, default=3)
+    p.add_argument(
+        "--lexicon",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="word lists (one word per line, e.g. /usr/share/dict/"
+        "american-english-large): words the LM knows without example sentences",
+    )
+    p.add_argument(
+        "--unk-penalty",
+        type=float,
+        default=0.0,
+        help="log10 by which <unk> sits below the lexicon's words",
+    )
     p.add_argument("--out", type=Path, required=True, help="ARPA file (.gz: gzip)")
     args = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     sentences = lm_sentences(args)
-    lm = NgramLM.estimate(sentences, args.order)
+    lexicon = lexicon_words(args.lexicon)
+    lm = NgramLM.estimate(sentences, args.order, lexicon, args.unk_penalty)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     lm.save(args.out)
     counts = {n: 0 for n in range(1, lm.order + 1)}

@@ -48,9 +48,10 @@ __all__ = [
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 # Fusion defaults, tuned on the shipped model's dev set (training voices,
-# unseen sentences): beam 16, weight 0.3-0.8 x bonus 1-3.5, best at 0.5 / 2.
+# unseen sentences) with its lexicon LM: beam 16, weight 0.3-0.8 x bonus 1-2,
+# best at 0.5 / 1 (benchmarks/asr_lm_sweep.py).
 DEFAULT_LM_WEIGHT = 0.5
-DEFAULT_WORD_BONUS = 2.0
+DEFAULT_WORD_BONUS = 1.0
 _LN10 = math.log(10.0)
 _LOG10_ZERO = -99.0  # ARPA's "never" (the probability of <s>)
 
@@ -72,8 +73,21 @@ class NgramLM:
     # ---------------------------------------------------------- estimation
 
     @classmethod
-    def estimate(cls, sentences: Iterable[Sequence[str]], order: int = 3) -> NgramLM:
-        """Interpolated Kneser-Ney model of word sequences (no <s>/</s>)."""
+    def estimate(
+        cls,
+        sentences: Iterable[Sequence[str]],
+        order: int = 3,
+        lexicon: Iterable[str] = (),
+        unk_penalty: float = 0.0,
+    ) -> NgramLM:
+        """Interpolated Kneser-Ney model of word sequences (no <s>/</s>).
+
+        ``lexicon``: more words the model should know though no sentence has
+        them (a word list); they share the unigram floor, the mass that
+        interpolation gives every word, as ``<unk>`` does. ``unk_penalty``
+        (log10) lowers ``<unk>`` below that floor: with a lexicon, a spelling
+        it does not list is more likely a misspelling than a word.
+        """
         if order < 1:
             raise ValueError(f"order must be at least 1, got {order}")
         counts: list[Counter[State]] = [Counter() for _ in range(order + 1)]
@@ -97,6 +111,8 @@ class NgramLM:
                 if gram[0] == BOS:
                     adjusted[n][gram] = c
         vocabulary = [w for (w,) in adjusted[1] if w != BOS]
+        seen = set(vocabulary)
+        extra = sorted({w for w in lexicon if w and w not in seen} - {BOS, EOS, UNK})
         entries: dict[State, tuple[float, float]] = {}
         probability: list[dict[State, float]] = [{} for _ in range(order + 1)]
         gammas: list[dict[State, float]] = [{} for _ in range(order + 1)]
@@ -109,14 +125,17 @@ class NgramLM:
                 types[gram[:-1]] += 1
             gamma = {h: discount * types[h] / totals[h] for h in totals}
             gammas[n] = gamma
-            uniform = 1.0 / (len(vocabulary) + 1)  # + <unk>
+            unk_share = 10.0**-unk_penalty  # <unk>'s weight in the floor
+            uniform = 1.0 / (len(vocabulary) + len(extra) + unk_share)
             for gram, a in adjusted[n].items():
                 h = gram[:-1]
                 # Every suffix of a seen n-gram is seen at the order below.
                 lower = uniform if n == 1 else probability[n - 1][gram[1:]]
                 probability[n][gram] = (a - discount) / totals[h] + gamma[h] * lower
             if n == 1:
-                probability[1][(UNK,)] = gamma[()] * uniform
+                for word in extra:
+                    probability[1][(word,)] = gamma[()] * uniform
+                probability[1][(UNK,)] = gamma[()] * uniform * unk_share
         for n in range(1, order + 1):
             for gram, p in probability[n].items():
                 entries[gram] = (math.log10(p), 0.0)
