@@ -2,10 +2,13 @@
 
     python -m recipes.asr.train_lm --min-words 1 --max-words 100 \\
         --exclude data/asr/test.jsonl data/asr/dev.jsonl \\
+        --lexicon /usr/share/dict/american-english-large --unk-penalty 3 \\
         --out speech/models/asr/lm.arpa.gz
 
-(the shipped LM: every cleaned fortunes sentence of 1-100 words; the ASR
-corpus takes those of 3-30 words).
+(the shipped LM: every cleaned fortunes sentence of 1-100 words, the ASR
+corpus takes those of 3-30 words, plus Debian's ``wamerican-large`` word
+list, so that beam search can spell words no sentence has and a spelling the
+list lacks scores 3 log10 below one it has).
 
 Reads sentences the way the corpus builder does (``--text-file``, or
 Debian's fortunes without one) and/or the transcripts of JSONL manifests
