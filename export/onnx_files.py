@@ -145,6 +145,7 @@ def quantize_int8(
                 dst,
                 op_types_to_quantize=["MatMul", "Gemm"],
                 weight_type=QuantType.QInt8,
+                per_channel=True,
                 nodes_to_exclude=list(exclude_nodes),
                 extra_options={"MatMulConstBOnly": True},
             )
