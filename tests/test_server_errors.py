@@ -9,7 +9,6 @@ import json
 import os
 import socket
 import struct
-import time
 from pathlib import Path
 
 import numpy as np
@@ -393,8 +392,12 @@ def test_sessions_are_freed_without_the_cycle_collector(serve, speech_file) -> N
     try:
         asyncio.run(run())
         assert wait_until(lambda: not server.hub.sessions)
-        time.sleep(0.3)  # the batchers' last passes
-        live = [type(o).__name__ for o in gc.get_objects() if type(o) in types]
-        assert live == []
+
+        def live() -> list[str]:
+            return [type(o).__name__ for o in gc.get_objects() if type(o) in types]
+
+        # the batchers' and handlers' last passes may take a moment on a
+        # loaded machine; with the collector off, only refcounting frees
+        assert wait_until(lambda: not live(), timeout=5.0), live()
     finally:
         gc.enable()
