@@ -150,6 +150,51 @@ def test_festival_voices_follow_rate_and_pitch() -> None:
     assert len(odd) / 16000 > 1.0
 
 
+def test_one_festival_process_speaks_like_one_run_per_utterance(
+    tmp_path: Path,
+) -> None:
+    from recipes.data import voices
+
+    # voices and prosodies in turn: nothing one utterance sets leaks into the
+    # next, so the long-lived process writes exactly what `festival -b` does
+    turns = [
+        ("kal_diphone", 150, 30),
+        ("cmu_us_slt_arctic_hts", 140, 50),
+        ("ked_diphone", 200, 70),
+        ("kal_diphone", 175, 50),
+        ("cmu_us_slt_arctic_hts", 200, 60),
+        ("ked_diphone", 175, 50),
+    ]
+    process = voices.FestivalProcess()
+    try:
+        for name, rate, pitch in turns:
+            samples, sample_rate = process.speak(SENTENCES[1], name, rate, pitch)
+            wav = tmp_path / f"{name}-{rate}-{pitch}.wav"
+            synthesis = (
+                "(utt.save.wave (utt.synth (Utterance Text "
+                f"{voices.scheme_string(SENTENCES[1])})) "
+                f"{voices.scheme_string(str(wav))} 'riff)"
+            )
+            settings = voices.festival_settings(name, rate, pitch)
+            subprocess.run(["festival", "-b", *settings, synthesis], check=True)
+            once, once_rate = read_wav(wav)
+            assert sample_rate == once_rate
+            np.testing.assert_array_equal(samples, once)
+        # a dead process is reported and replaced
+        assert process._proc is not None
+        process._proc.kill()
+        process._proc.wait()
+        again, _ = process.speak(SENTENCES[1], "kal_diphone", 175, 50)
+        assert len(again) > 16000
+        # an unknown voice fails this utterance with a clear error, not the
+        # ones after it
+        with pytest.raises(RuntimeError, match="festival failed"):
+            process.speak(SENTENCES[1], "no_such_voice", 175, 50)
+        assert len(process.speak(SENTENCES[1], "ked_diphone", 175, 50)[0]) > 16000
+    finally:
+        process.close()
+
+
 def test_engine_shares(tmp_path: Path) -> None:
     sentences = prepare_sentences(SENTENCES)
     train = [

@@ -36,16 +36,19 @@ factor and keeps its own pitch.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import numpy as np
 
@@ -294,19 +297,131 @@ def scheme_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _festival(text: str, name: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
-    settings = festival_settings(name, rate, pitch)
+def _festival_synthesis(text: str, path: str) -> str:
+    # the text goes in as an escaped string literal, never as code
+    return (
+        f"(utt.save.wave (utt.synth (Utterance Text {scheme_string(text)})) "
+        f"{scheme_string(path)} 'riff)"
+    )
 
-    def command(path: str) -> list[str]:
-        # batch mode: each argument in brackets is evaluated in order; the
-        # text goes in as an escaped string literal, never as code
-        synthesis = (
-            f"(utt.save.wave (utt.synth (Utterance Text {scheme_string(text)})) "
-            f"{scheme_string(path)} 'riff)"
+
+class FestivalProcess:
+    """A long-lived ``festival --pipe`` that reads one utterance after another.
+
+    Starting Festival and loading a voice costs about 0.14 s, most of a short
+    utterance's time; one process per corpus worker pays it once (about 2.7x
+    faster than a ``festival -b`` run per utterance, and bit-identical to it:
+    each utterance selects its voice afresh, which resets the voice's
+    parameters). Pipe mode prints
+    nothing, so each utterance's WAV is written under a temporary name and
+    renamed by Festival itself when complete; the caller waits for the name.
+    A crash or a hung utterance (``timeout`` seconds) raises ``RuntimeError``
+    and the next call starts a new process.
+    """
+
+    def __init__(self, timeout: float = 120.0) -> None:
+        self.timeout = timeout
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def speak(
+        self, text: str, name: str, rate: int, pitch: int
+    ) -> tuple[np.ndarray, int]:
+        proc = self._start()
+        assert proc.stdin is not None
+        folder = Path(tempfile.mkdtemp(prefix="festival-"))
+        part, done = folder / "speech.part", folder / "speech.wav"
+        failed = folder / "failed"
+        rename = f"mv {shlex.quote(str(part))} {shlex.quote(str(done))}"
+        # one form: an error anywhere (a voice that does not exist) skips the
+        # rest of it and marks the utterance failed instead
+        command = (
+            "(unwind-protect (begin "
+            + " ".join(festival_settings(name, rate, pitch))
+            + f" {_festival_synthesis(text, str(part))}"
+            + f" (system {scheme_string(rename)})) "
+            + f"(system {scheme_string('touch ' + shlex.quote(str(failed)))}))"
         )
-        return [_festival_program(), "-b", *settings, synthesis]
+        try:
+            proc.stdin.write(command.encode() + b"\n")
+            proc.stdin.flush()
+            deadline = time.monotonic() + self.timeout
+            while not done.exists():
+                if failed.exists():
+                    raise RuntimeError(f"festival failed: {self._last_error()}")
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"festival failed: {self._failure()}")
+                time.sleep(0.002)
+            samples, rate_hz = read_wav(done)
+            if len(samples) == 0:
+                raise RuntimeError("festival wrote an empty WAV")
+            return samples, rate_hz
+        except (OSError, ValueError) as error:
+            raise RuntimeError(f"festival failed: {error}; {self._failure()}") from None
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
-    return _synthesize_to_file("festival", command)
+    def close(self) -> None:
+        if self._proc is not None:
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        self.close()
+        self._log = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(
+            [_festival_program(), "--pipe"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
+        return self._proc
+
+    def _last_error(self) -> str:
+        """The last line Festival wrote to stderr (its error message)."""
+        if self._log is None:
+            return "no output"
+        self._log.seek(0)
+        lines = self._log.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else "no output"
+
+    def _failure(self) -> str:
+        """Stop the process; the end of what it wrote to stderr."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        status = proc.returncode if proc is not None else "?"
+        message = f"exit status {status}: {self._last_error()}"
+        self.close()
+        return message
+
+
+_festival_process: tuple[int, FestivalProcess] | None = None
+
+
+def _festival_persistent(
+    text: str, name: str, rate: int, pitch: int
+) -> tuple[np.ndarray, int]:
+    """``FestivalProcess.speak`` with one process per OS process (a forked
+    worker never writes to its parent's pipe)."""
+    global _festival_process
+    if _festival_process is None or _festival_process[0] != os.getpid():
+        process = FestivalProcess()
+        atexit.register(process.close)
+        _festival_process = (os.getpid(), process)
+    return _festival_process[1].speak(text, name, rate, pitch)
 
 
 def speak(voice: Voice, text: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
@@ -318,6 +433,6 @@ def speak(voice: Voice, text: str, rate: int, pitch: int) -> tuple[np.ndarray, i
     if voice.engine == "flite":
         return _flite(text, voice.name, rate, pitch)
     if voice.engine == "festival":
-        return _festival(text, voice.name, rate, pitch)
+        return _festival_persistent(text, voice.name, rate, pitch)
     samples, sample_rate = espeak.synthesize(text, voice.name, rate=rate, pitch=pitch)
     return samples.astype(np.float32) / 32768.0, sample_rate
