@@ -183,8 +183,11 @@ def _festival_program() -> str:
 
 @functools.cache
 def _festival_voices() -> frozenset[str]:
+    # asked the way the corpus workers talk to Festival (``--pipe``, see
+    # ``FestivalProcess``), so that a check that passes means they can run
     result = subprocess.run(
-        [_festival_program(), "-b", "(print (voice.list))"],
+        [_festival_program(), "--pipe"],
+        input="(print (voice.list))\n",
         capture_output=True,
         text=True,
         timeout=60,
