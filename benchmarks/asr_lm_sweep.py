@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from recipes.common import read_manifest  # noqa: E402
 from speech.asr.config import ChunkGeometry  # noqa: E402
 from speech.asr.lm import NgramLM  # noqa: E402
-from speech.asr.metrics import word_errors  # noqa: E402
+from speech.asr.metrics import word_error_rate  # noqa: E402
 from speech.asr.recognizer import Recognizer, load_recognizer  # noqa: E402
 from speech.audio import load_audio  # noqa: E402
 from speech.text.normalize import asr_transcript  # noqa: E402
@@ -95,14 +95,13 @@ def main() -> None:
     lms = {path: NgramLM.load(path) for path in args.lm}
 
     def wer(recognizer: Recognizer, name: str) -> float:
-        errors = words = 0
-        for (log_probs, seconds), reference in zip(
-            encoded[name], references, strict=True
-        ):
-            text = asr_transcript(recognizer.decode(log_probs, seconds).text)
-            e, w = word_errors(reference, text)
-            errors, words = errors + e, words + w
-        return round(100 * errors / max(words, 1), 2)
+        pairs = (
+            (reference, asr_transcript(recognizer.decode(log_probs, seconds).text))
+            for (log_probs, seconds), reference in zip(
+                encoded[name], references, strict=True
+            )
+        )
+        return round(word_error_rate(pairs), 2)
 
     points = [("greedy", None, 1, None, None)]
     points += [("beam, no LM", None, b, None, None) for b in args.beams]

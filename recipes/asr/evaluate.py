@@ -22,7 +22,7 @@ import numpy as np
 
 from recipes.common import Utterance, read_manifest
 from speech.asr.config import ChunkGeometry
-from speech.asr.metrics import word_errors
+from speech.asr.metrics import word_error_rate, word_errors
 from speech.asr.recognizer import (
     Recognizer,
     load_recognizer,
@@ -66,6 +66,14 @@ def sentence_pieces(
     return pieces
 
 
+def _wer(pairs) -> float:
+    """Corpus WER (percent, 2 decimals) of (reference, hypothesis) texts,
+    both normalised to transcript form."""
+    return round(
+        word_error_rate((asr_transcript(r), asr_transcript(h)) for r, h in pairs), 2
+    )
+
+
 STREAM_PIECE_SECONDS = 0.5  # audio per accept_waveform call when streaming
 
 
@@ -93,20 +101,13 @@ def stream_rows(
     ``segments``, of its sentences streamed one by one (and the live text
     as ``stream_text``)."""
     text = _streamed(recognizer, samples)
-    errors, words = word_errors(asr_transcript(item.text), asr_transcript(text))
-    row["stream_wer"] = round(100 * errors / max(words, 1), 2)
+    row["stream_wer"] = _wer([(item.text, text)])
     row["stream_text"] = text
     if segments:
-        errors = words = 0
-        for piece, reference in sentence_pieces(
-            samples, segments, recognizer.sample_rate
-        ):
-            e, w = word_errors(
-                asr_transcript(reference),
-                asr_transcript(_streamed(recognizer, piece)),
-            )
-            errors, words = errors + e, words + w
-        row["stream_sentence_wer"] = round(100 * errors / max(words, 1), 2)
+        pieces = sentence_pieces(samples, segments, recognizer.sample_rate)
+        row["stream_sentence_wer"] = _wer(
+            (reference, _streamed(recognizer, piece)) for piece, reference in pieces
+        )
 
 
 def identical_share(report: dict, other_file: str) -> tuple[int, int]:
@@ -171,14 +172,11 @@ def evaluate(args: argparse.Namespace) -> dict:
             result = recognizer.transcribe(item.audio, config.offline)
             elapsed = time.monotonic() - started
             hypotheses[item.audio]["long_form"] = result.text
-            errors, words = word_errors(
-                asr_transcript(item.text), asr_transcript(result.text)
-            )
             row = {
                 "audio": Path(item.audio).name,
                 "speaker": item.speaker,
                 "minutes": round(result.duration / 60, 1),
-                "wer": round(100 * errors / max(words, 1), 2),
+                "wer": _wer([(item.text, result.text)]),
                 "rtf": round(elapsed / max(result.duration, 1e-9), 4),
             }
             spans = segments.get(item.audio)
@@ -187,13 +185,11 @@ def evaluate(args: argparse.Namespace) -> dict:
             if spans:
                 # The same sentences, cut from the same audio and decoded one
                 # by one: the long-form path's own cost, voice and text equal.
-                errors = words = 0
                 pieces = sentence_pieces(samples, spans, recognizer.sample_rate)
-                for piece_samples, text in pieces:
-                    piece = recognizer.transcribe(piece_samples, config.offline)
-                    e, w = word_errors(asr_transcript(text), asr_transcript(piece.text))
-                    errors, words = errors + e, words + w
-                row["sentence_wer"] = round(100 * errors / max(words, 1), 2)
+                row["sentence_wer"] = _wer(
+                    (text, recognizer.transcribe(piece, config.offline).text)
+                    for piece, text in pieces
+                )
             if args.stream_long_form:
                 stream_rows(recognizer, item, samples, spans, row)
                 hypotheses[item.audio]["long_form_stream"] = row.pop("stream_text")

@@ -10,9 +10,9 @@ A voice is written ``engine:name``:
   American men, 16 kHz) and ``festival:cmu_us_slt_arctic_hts`` (an HTS
   statistical voice, 32 kHz) - the ``festival`` program and its voice
   packages (``festvox-kdlpc16k``, ``festvox-kallpc16k``,
-  ``festvox-us-slt-hts``), run in batch mode. ``ked`` is a
-  speaker no other engine has; the other two are known speakers through a
-  different synthesiser.
+  ``festvox-us-slt-hts``), one long-lived ``festival --pipe`` per process
+  (``FestivalProcess``). ``ked`` is a speaker no other engine has; the
+  other two are known speakers through a different synthesiser.
 * ``espeak:<language>[+<variant>]`` - libespeak-ng from the ``espeakng-loader``
   wheel through ctypes, 22.05 kHz: ``espeak:en-us+f3``, ``espeak:en+m1``
   (``en`` is British English), ``espeak:en-gb-scotland+klatt3``.
@@ -312,10 +312,10 @@ class FestivalProcess:
     """A long-lived ``festival --pipe`` that reads one utterance after another.
 
     Starting Festival and loading a voice costs about 0.14 s, most of a short
-    utterance's time; one process per corpus worker pays it once (about 2.7x
-    faster than a ``festival -b`` run per utterance, and bit-identical to it:
-    each utterance selects its voice afresh, which resets the voice's
-    parameters). Pipe mode prints
+    utterance's time; one process per corpus worker pays it once (41 instead
+    of 186 ms per corpus utterance on the dev machine), and its WAVs are
+    bit-identical to a ``festival -b`` run's: each utterance selects its
+    voice afresh, which resets the voice's parameters. Pipe mode prints
     nothing, so each utterance's WAV is written under a temporary name and
     renamed by Festival itself when complete; the caller waits for the name.
     A crash or a hung utterance (``timeout`` seconds) raises ``RuntimeError``

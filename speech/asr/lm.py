@@ -113,6 +113,8 @@ class NgramLM:
         vocabulary = [w for (w,) in adjusted[1] if w != BOS]
         seen = set(vocabulary)
         extra = sorted({w for w in lexicon if w and w not in seen} - {BOS, EOS, UNK})
+        unk_share = 10.0**-unk_penalty  # <unk>'s weight in the unigram floor
+        uniform = 1.0 / (len(vocabulary) + len(extra) + unk_share)
         entries: dict[State, tuple[float, float]] = {}
         probability: list[dict[State, float]] = [{} for _ in range(order + 1)]
         gammas: list[dict[State, float]] = [{} for _ in range(order + 1)]
@@ -125,8 +127,6 @@ class NgramLM:
                 types[gram[:-1]] += 1
             gamma = {h: discount * types[h] / totals[h] for h in totals}
             gammas[n] = gamma
-            unk_share = 10.0**-unk_penalty  # <unk>'s weight in the floor
-            uniform = 1.0 / (len(vocabulary) + len(extra) + unk_share)
             for gram, a in adjusted[n].items():
                 h = gram[:-1]
                 # Every suffix of a seen n-gram is seen at the order below.
