@@ -9,6 +9,7 @@
 #   bash recipes/train_default_models.sh evaluate        # there: ASR WER table
 #   bash recipes/train_default_models.sh collect OUTDIR  # there: results
 #
+# CORPUS_JOBS (default 16) synthesis processes build the ASR corpus.
 # WORK (default /tmp/work) holds corpora, runs and logs; MINUTES (default 18)
 # is each training's wall-clock budget. Rerunning `start` resumes every run
 # from its checkpoint (the corpora are rebuilt identically from the seed if
@@ -35,7 +36,7 @@ start() {
   export PYTHONUNBUFFERED=1
   if [[ ! -f $WORK/asr/test.jsonl ]]; then
     python -m recipes.data.build_corpus --out "$WORK/asr" --text-file .carry/sentences.txt \
-      --jobs 16 --train-utts "${ASR_UTTS:-36000}" --dev-utts 500 --test-utts 800 --long-form 2 \
+      --jobs "${CORPUS_JOBS:-16}" --train-utts "${ASR_UTTS:-36000}" --dev-utts 500 --test-utts 800 --long-form 2 \
       ${ASR_CORPUS_EXTRA:-} > "$WORK/corpus_asr.log" 2>&1
   fi
   if (wants fastpitch || wants vocoder) && [[ ! -f $WORK/tts/metadata.csv ]]; then

@@ -14,13 +14,17 @@ Splits (deterministic given ``--seed``):
 
 Sentences are shuffled with the seed; the first ``--test-utts`` are the test
 sentences, the next ``--dev-utts`` the dev sentences, and training cycles
-through the rest. Held-out voices (``--heldout-voices``, see
-``recipes.data.voices``) never appear in train or dev; with the default
+through the rest, followed by the sentences of ``--extra-train-text`` files
+(training only, shuffled with the seed; any that a dev or test sentence also
+has is dropped), so more text never changes the evaluation sets. Held-out
+voices (``--heldout-voices``, see ``recipes.data.voices``) never appear in
+train or dev; with the default
 training voices their espeak-ng variants are left out of training altogether.
 Training utterances are shared out evenly between voices, with a fraction
-``--flite-fraction`` going to the flite voices and ``--festival-fraction`` to
-the Festival voices (there are few of them, and they are built from recordings
-of people, so they sound the most natural); espeak-ng voices read the rest.
+``--flite-fraction`` going to the flite voices, ``--festival-fraction`` to
+the Festival voices and ``--pico-fraction`` to the Pico voices (there are few
+of them, and they are built from recordings of people, so they sound the most
+natural); espeak-ng voices read the rest.
 Each utterance gets its own rate (130..210 words per minute) and pitch
 (30..70) unless ``--prosody fixed``
 (175 / 50, the default for ``--layout ljspeech``).
@@ -61,6 +65,7 @@ from recipes.data.voices import (
     check_voice,
     default_training_voices,
 )
+from speech.text.normalize import asr_transcript
 
 __all__ = ["CorpusConfig", "build_corpus", "main", "plan_jobs"]
 
@@ -84,7 +89,9 @@ class CorpusConfig:
     prosody: str = "varied"  # or "fixed"
     flite_fraction: float = 0.4
     festival_fraction: float = 0.15
+    pico_fraction: float = 0.1
     text_file: Path | None = None
+    extra_train_text: tuple[Path, ...] = ()
     fortunes_dir: Path = FORTUNES_DIR
     min_words: int = 3
     max_words: int = 30
@@ -154,18 +161,36 @@ def plan_jobs(
     heldout_voices: Sequence[Voice],
     config: CorpusConfig,
     planner: PathPlanner,
+    extra_train: Sequence[Sentence] = (),
 ) -> tuple[list[Job], list[Sentence]]:
-    """All utterances of the three splits and the test sentence pool."""
+    """All utterances of the three splits and the test sentence pool.
+
+    ``extra_train`` sentences are read after the training share of
+    ``sentences``, never by dev or test voices."""
     pool = shuffled(list(sentences), config.seed)
     test_pool = pool[: config.test_utts]
     dev_pool = pool[config.test_utts : config.test_utts + config.dev_utts]
     train_pool = pool[config.test_utts + config.dev_utts :]
+    if extra_train:
+        held = {asr_transcript(s.text) for s in [*test_pool, *dev_pool]}
+        known = held | {asr_transcript(s.text) for s in train_pool}
+        extra = [s for s in extra_train if asr_transcript(s.text) not in known]
+        train_pool += shuffled(extra, config.seed)
+        logger.info(
+            "%d extra training sentences (%d already in the main text)",
+            len(extra),
+            len(extra_train) - len(extra),
+        )
     if config.train_utts and not train_pool:
         raise ValueError(
             f"{len(pool)} sentences leave none for training after "
             f"{config.test_utts} test and {config.dev_utts} dev sentences"
         )
-    shares = {"flite": config.flite_fraction, "festival": config.festival_fraction}
+    shares = {
+        "flite": config.flite_fraction,
+        "festival": config.festival_fraction,
+        "pico": config.pico_fraction,
+    }
     plans = {
         "train": (train_voices, train_pool, config.train_utts, shares),
         "dev": (train_voices, dev_pool, len(dev_pool), shares),
@@ -254,6 +279,14 @@ def _report_failures(results: Sequence[Result]) -> int:
     return len(failures)
 
 
+def _jsonable(value: object) -> object:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
 def build_corpus(config: CorpusConfig) -> dict:
     """Build the corpus described by ``config``; returns the ``corpus.json`` data."""
     start = time.perf_counter()
@@ -275,8 +308,15 @@ def build_corpus(config: CorpusConfig) -> dict:
     sentences = load_sentences(
         config.text_file, config.fortunes_dir, config.min_words, config.max_words
     )
+    extra_train = [
+        sentence
+        for path in config.extra_train_text
+        for sentence in load_sentences(
+            path, config.fortunes_dir, config.min_words, config.max_words
+        )
+    ]
     planner = PathPlanner(config.layout, [v.spec for v in [*train, *heldout]])
-    jobs, test_pool = plan_jobs(sentences, train, heldout, config, planner)
+    jobs, test_pool = plan_jobs(sentences, train, heldout, config, planner, extra_train)
     logger.info(
         "%d utterances, %d training and %d held-out voices, %d jobs",
         len(jobs),
@@ -300,9 +340,7 @@ def build_corpus(config: CorpusConfig) -> dict:
         config.jobs,
     )
     summary = {
-        "config": {
-            k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()
-        },
+        "config": {k: _jsonable(v) for k, v in asdict(config).items()},
         "counts": counts,
         "failed": failed,
         "hours": {
@@ -335,6 +373,15 @@ def _parser() -> argparse.ArgumentParser:
         "--text-file", type=Path, help="one sentence per line (else fortunes)"
     )
     p.add_argument("--fortunes-dir", type=Path, default=FORTUNES_DIR)
+    p.add_argument(
+        "--extra-train-text",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="more sentences for training only, one per line (.gz too), e.g. "
+        "python -m recipes.data.sentences --source wordnet",
+    )
     p.add_argument(
         "--voices",
         nargs="+",
@@ -376,7 +423,13 @@ def _parser() -> argparse.ArgumentParser:
         "--festival-fraction",
         type=float,
         default=0.15,
-        help="share read by Festival voices (default 0.15); espeak-ng reads the rest",
+        help="share read by Festival voices (default 0.15)",
+    )
+    p.add_argument(
+        "--pico-fraction",
+        type=float,
+        default=0.1,
+        help="share read by Pico voices (default 0.1); espeak-ng reads the rest",
     )
     p.add_argument("--min-words", type=int, default=3)
     p.add_argument("--max-words", type=int, default=30)
@@ -403,10 +456,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
-    fractions = (args.flite_fraction, args.festival_fraction)
+    fractions = (args.flite_fraction, args.festival_fraction, args.pico_fraction)
     if min(fractions) < 0 or sum(fractions) > 1:
         parser.error(
-            "--flite-fraction and --festival-fraction must be >= 0 and sum to <= 1"
+            "--flite-fraction, --festival-fraction and --pico-fraction must be "
+            ">= 0 and sum to <= 1"
         )
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
@@ -425,7 +479,9 @@ def main(argv: list[str] | None = None) -> None:
         prosody=prosody,
         flite_fraction=args.flite_fraction,
         festival_fraction=args.festival_fraction,
+        pico_fraction=args.pico_fraction,
         text_file=args.text_file,
+        extra_train_text=tuple(args.extra_train_text),
         fortunes_dir=args.fortunes_dir,
         min_words=args.min_words,
         max_words=args.max_words,

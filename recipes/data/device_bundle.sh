@@ -3,11 +3,16 @@
 #   .carry/deb/            flite, libflite1, libasound2, festival, libestools2.5 and
 #                          Festival's lexicons and English voices (.deb, unpacked there
 #                          with dpkg -x)
+#   .carry/picodeb/        SVOX Pico (pico2wave, its library, its voice data and libpopt0),
+#                          from Debian's non-free section, read through a private apt
+#                          list so this machine's sources stay as they are
 #   .carry/festdeb/        the shared libraries Festival links to (.deb); unpacked apart
 #                          and seen by festival alone, through a wrapper
 #   .carry/whl/            espeakng-loader for CPython 3.12 manylinux x86_64, with the
 #                          non-English espeak-ng dictionaries removed (10 MB -> ~2 MB)
 #   .carry/sentences.txt   the cleaned fortunes sentences (the GPU machine has no fortunes)
+#   .carry/wordnet.txt.gz  WordNet's definitions and examples as sentences, for
+#                          build_corpus --extra-train-text (needs wordnet-base here)
 #   .carry/srvwhl/         the server's pure wheels (starlette, uvicorn, websockets, ...)
 #                          for benchmarks/server_load.py on the GPU machine; the
 #                          setup script installs them into /tmp/site too
@@ -36,6 +41,19 @@ mkdir -p "$carry/festdeb"
     liblzma5 libmd0 libmp3lame0 libmpg123-0 libogg0 libopus0 libpulse0 \
     libsndfile1 libsystemd0 libtinfo6 libvorbis0a libvorbisenc2 libx11-6 \
     libx11-xcb1 libxau6 libxcb1 libxdmcp6 libzstd1)
+
+# SVOX Pico lives in Debian's non-free section: fetch it with a private package
+# list (nothing here is installed or reconfigured).
+lists="$(mktemp -d)"
+mkdir -p "$lists/lists/partial" "$lists/cache/archives/partial"
+echo "deb http://deb.debian.org/debian bookworm main non-free" > "$lists/sources.list"
+apt_private=(-o "Dir::Etc::sourcelist=$lists/sources.list" -o "Dir::Etc::sourceparts=-"
+    -o "Dir::State::Lists=$lists/lists" -o "Dir::Cache=$lists/cache")
+apt-get "${apt_private[@]}" update -qq
+mkdir -p "$carry/picodeb"
+(cd "$carry/picodeb" && rm -f ./*.deb && apt-get "${apt_private[@]}" download \
+    libttspico-utils libttspico0 libttspico-data libpopt0)
+rm -rf "$lists"
 
 # Wheels for the GPU machine's Python (3.12); it lacks soundfile, librosa, soxr,
 # websockets and jiwer, none of which the corpus builder uses.
@@ -78,8 +96,11 @@ EOF
 
 # The sentence list (built from /usr/share/games/fortunes on this machine).
 (cd "$root" && "$python" -m recipes.data.sentences --out "$carry/sentences.txt")
+(cd "$root" && "$python" -m recipes.data.sentences --source wordnet \
+    --out "$carry/wordnet.txt.gz")
 
-du -sh "$carry"/deb "$carry"/festdeb "$carry"/whl "$carry"/sentences.txt
+du -sh "$carry"/deb "$carry"/festdeb "$carry"/picodeb "$carry"/whl "$carry"/sentences.txt \
+    "$carry"/wordnet.txt.gz
 du -sh "$carry"
 
 # The server's dependencies at the versions installed here (GPU benchmarks of

@@ -64,6 +64,19 @@ if [ -x /tmp/debs/usr/bin/festival ]; then
         || echo "device_setup: festival does not run" >&2
     unset _libs _share
 fi
+# Pico: pico2wave reads its voices from /usr/share/pico/lang, a path built
+# into it; a link there points at the unpacked data (the machine's own
+# /usr/share/pico, if it has one, is left alone).
+if ls "$_carry"/picodeb/*.deb >/dev/null 2>&1; then
+    for _deb in "$_carry"/picodeb/*.deb; do
+        dpkg -x "$_deb" /tmp/debs || echo "device_setup: cannot unpack $_deb" >&2
+    done
+    [ -e /usr/share/pico ] || ln -s /tmp/debs/usr/share/pico /usr/share/pico \
+        || echo "device_setup: cannot link /usr/share/pico" >&2
+    pico2wave -l en-US -w /tmp/pico-check.wav "check" 2>/dev/null \
+        || echo "device_setup: pico2wave does not run" >&2
+    rm -f /tmp/pico-check.wav
+fi
 flite -lv >/dev/null 2>&1 || echo "device_setup: flite does not run" >&2
 python3 -c "import espeakng_loader" 2>/dev/null \
     || echo "device_setup: espeakng_loader is not importable" >&2

@@ -13,6 +13,10 @@ A voice is written ``engine:name``:
   ``festvox-us-slt-hts``), one long-lived ``festival --pipe`` per process
   (``FestivalProcess``). ``ked`` is a speaker no other engine has; the
   other two are known speakers through a different synthesiser.
+* ``pico:en-US``, ``pico:en-GB`` - SVOX Pico's two English voices (women,
+  16 kHz) through ``pico2wave`` (package ``libttspico-utils``, Debian
+  non-free: Apache-2.0 code and voice data that comes without its sources).
+  A third synthesiser type, and the most natural-sounding of the free ones.
 * ``espeak:<language>[+<variant>]`` - libespeak-ng from the ``espeakng-loader``
   wheel through ctypes, 22.05 kHz: ``espeak:en-us+f3``, ``espeak:en+m1``
   (``en`` is British English), ``espeak:en-gb-scotland+klatt3``.
@@ -31,7 +35,8 @@ voice's natural median (``FLITE_NATURAL_F0``), which gives the few flite
 voices more speaker variety. Festival's diphone voices take the same pitch
 mapping through their intonation targets (``int_lr_params``) and the rate as
 ``Duration_Stretch``; its HTS voice takes the rate as the engine's speed
-factor and keeps its own pitch.
+factor and keeps its own pitch. Pico takes both as percentages in its
+markup (``<speed level>``, ``<pitch level>``), mapped the same way.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ __all__ = [
     "ESPEAK_TRAIN_VARIANTS",
     "FESTIVAL_TRAIN_VOICES",
     "FLITE_TRAIN_VOICES",
+    "PICO_TRAIN_VOICES",
     "Voice",
     "VoiceError",
     "check_voice",
@@ -69,11 +75,12 @@ __all__ = [
     "speak",
 ]
 
-Engine = Literal["flite", "festival", "espeak"]
-ENGINES: tuple[Engine, ...] = ("flite", "festival", "espeak")
+Engine = Literal["flite", "festival", "pico", "espeak"]
+ENGINES: tuple[Engine, ...] = ("flite", "festival", "pico", "espeak")
 
 FLITE_TRAIN_VOICES = ("kal16", "awb", "slt")
 FESTIVAL_TRAIN_VOICES = ("ked_diphone", "kal_diphone", "cmu_us_slt_arctic_hts")
+PICO_TRAIN_VOICES = ("en-US", "en-GB")
 ESPEAK_LANGUAGES = (
     "en-us",
     "en",
@@ -144,13 +151,14 @@ class Voice:
 def default_training_voices(heldout: list[Voice]) -> list[Voice]:
     """The default training grid minus held-out voices and their variants.
 
-    3 flite voices, 3 Festival voices and 8 English accents x 30 espeak-ng
-    variants; any variant of a held-out espeak voice is dropped from every
+    3 flite voices, 3 Festival voices, 2 Pico voices and 8 English accents x
+    30 espeak-ng variants; any variant of a held-out espeak voice is dropped from every
     accent, so a held-out timbre is never heard in training.
     """
     held_variants = {v.variant for v in heldout if v.variant}
     voices = [Voice("flite", name) for name in FLITE_TRAIN_VOICES]
     voices += [Voice("festival", name) for name in FESTIVAL_TRAIN_VOICES]
+    voices += [Voice("pico", name) for name in PICO_TRAIN_VOICES]
     voices += [
         Voice("espeak", f"{language}+{variant}")
         for language in ESPEAK_LANGUAGES
@@ -198,13 +206,35 @@ def _festival_voices() -> frozenset[str]:
     return frozenset(result.stdout.strip().strip("()").split())
 
 
+PICO_LANG_DIR = Path("/usr/share/pico/lang")  # where pico2wave looks
+
+
+@functools.cache
+def _pico_voices() -> frozenset[str]:
+    if shutil.which("pico2wave") is None:
+        raise VoiceError(
+            "the pico2wave program is not on PATH (apt-get install "
+            "libttspico-utils, from Debian's non-free section)"
+        )
+    # pico2wave reads its voice data from a fixed folder, one pair of files
+    # (text analysis, signal generation) per language
+    if not PICO_LANG_DIR.is_dir():
+        return frozenset()
+    names = {path.name.partition("_")[0] for path in PICO_LANG_DIR.glob("*_ta.bin")}
+    return frozenset(n for n in names if any(PICO_LANG_DIR.glob(f"{n}_*_sg.bin")))
+
+
 def check_voice(voice: Voice) -> None:
     """Raise ``VoiceError`` unless the voice can be synthesised here."""
     if voice.engine == "espeak":
         if not espeak.has_voice(voice.name):
             raise VoiceError(f"{voice}: espeak-ng has no voice {voice.name!r}")
         return
-    listing = _flite_voices if voice.engine == "flite" else _festival_voices
+    listing = {
+        "flite": _flite_voices,
+        "festival": _festival_voices,
+        "pico": _pico_voices,
+    }[voice.engine]
     try:
         available = listing()
     except VoiceError as error:
@@ -264,6 +294,27 @@ def _flite(text: str, name: str, rate: int, pitch: int) -> tuple[np.ndarray, int
     if f0 is not None:
         command += ["--setf", f"int_f0_target_mean={f0:.1f}"]
     return _synthesize_to_file("flite", lambda path: [*command, "-t", text, "-o", path])
+
+
+_PICO_MARKUP = re.compile(r"[<>&]")
+
+
+def pico_markup(text: str, rate: int, pitch: int) -> str:
+    """``text`` wrapped in Pico's speed and pitch markup (percent levels).
+
+    Pico reads ``<...>`` as markup, so the three markup characters become
+    spaces (normalised corpus text has none of them anyway)."""
+    speed = round(100 * rate / FLITE_NORMAL_RATE)
+    level = round(100 * pitch_factor(pitch))
+    plain = _PICO_MARKUP.sub(" ", text)
+    return f'<speed level="{speed}"><pitch level="{level}">{plain}</pitch></speed>'
+
+
+def _pico(text: str, name: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
+    markup = pico_markup(text, rate, pitch)
+    return _synthesize_to_file(
+        "pico", lambda path: ["pico2wave", "-l", name, "-w", path, markup]
+    )
 
 
 # Intonation targets (mean, standard deviation, Hz) of Festival's diphone
@@ -430,12 +481,14 @@ def _festival_persistent(
 def speak(voice: Voice, text: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
     """Float32 mono samples of ``text`` and their sample rate.
 
-    ``rate`` is in words per minute, ``pitch`` 0..100 (50 is a flite or
-    Festival diphone voice's own pitch).
+    ``rate`` is in words per minute, ``pitch`` 0..100 (50 is a flite,
+    Festival diphone or Pico voice's own pitch).
     """
     if voice.engine == "flite":
         return _flite(text, voice.name, rate, pitch)
     if voice.engine == "festival":
         return _festival_persistent(text, voice.name, rate, pitch)
+    if voice.engine == "pico":
+        return _pico(text, voice.name, rate, pitch)
     samples, sample_rate = espeak.synthesize(text, voice.name, rate=rate, pitch=pitch)
     return samples.astype(np.float32) / 32768.0, sample_rate
