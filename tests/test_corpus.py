@@ -19,8 +19,10 @@ from recipes.data.build_corpus import CorpusConfig, build_corpus, plan_jobs
 from recipes.data.layouts import PathPlanner
 from recipes.data.sentences import (
     fortune_sentences,
+    load_sentences,
     prepare_sentences,
     shuffled,
+    wordnet_sentences,
 )
 from recipes.data.voices import (
     DEFAULT_HELDOUT_VOICES,
@@ -28,6 +30,7 @@ from recipes.data.voices import (
     VoiceError,
     check_voice,
     default_training_voices,
+    pico_markup,
     speak,
 )
 from speech.text.normalize import asr_transcript
@@ -80,6 +83,136 @@ def test_fortune_cleaning(tmp_path: Path) -> None:
     numbers = prepare_sentences(["I was born in 1984, at 3:30 pm."])
     assert numbers[0].text == "I was born in nineteen eighty four, at three thirty p m."
     assert shuffled(sentences, 1) == shuffled(sentences, 1)
+
+
+def test_wordnet_glosses_become_sentences(tmp_path: Path) -> None:
+    root = tmp_path / "wordnet"
+    root.mkdir()
+    header = "  1 This software and database is being provided to you\n"
+    (root / "data.noun").write_text(
+        header + "02084071 05 n 01 dog 0 001 @ 02083346 n 0000 | a member of the genus "
+        'Canis that has been domesticated by man; "the dog barked all night"\n'
+        "02121620 05 n 01 cat 0 000 | feline mammal usually having thick soft fur; "
+        '"the cat sat; then it slept"; "NASA cats"\n'
+    )
+    (root / "data.verb").write_text(
+        header + "01926311 38 v 01 run 0 000 | move fast by using one's feet; \"Don't "
+        "run--you'll be late\"\n"
+    )
+    (root / "data.adj").write_text(header)
+    (root / "data.adv").write_text(header)
+    raw = list(wordnet_sentences(root))
+    assert raw == [
+        "A member of the genus Canis that has been domesticated by man.",
+        "The dog barked all night.",
+        "Feline mammal usually having thick soft fur.",
+        "The cat sat; then it slept.",  # a semicolon inside quotes stays
+        "NASA cats.",
+        "Move fast by using one's feet.",
+        "Don't run--you'll be late.",
+    ]
+    kept = [s.raw for s in prepare_sentences(raw)]
+    assert "NASA cats." not in kept  # spelled-out capitals are filtered as ever
+    assert "The dog barked all night." in kept
+    # the command line writes them gzipped, and corpora read them back
+    out = tmp_path / "wordnet.txt.gz"
+    result = subprocess.run(
+        [sys.executable, "-m", "recipes.data.sentences", "--source", "wordnet",
+         "--wordnet-dir", str(root), "--out", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [s.raw for s in load_sentences(out)] == kept
+    (root / "data.adv").unlink()
+    result = subprocess.run(
+        [sys.executable, "-m", "recipes.data.sentences", "--source", "wordnet",
+         "--wordnet-dir", str(root), "--out", str(tmp_path / "x.txt")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "data.adv not found: install the wordnet-base package" in result.stderr
+    assert not (tmp_path / "x.txt").exists()
+
+
+def test_extra_training_text_never_reaches_dev_or_test() -> None:
+    sentences = prepare_sentences(SENTENCES)
+    extra = prepare_sentences(
+        [f"Extra sentence number {w} is here." for w in ("one", "two", "three")]
+        + [SENTENCES[0], SENTENCES[2]]  # also in the main text
+    )
+    train = [Voice.parse("flite:slt"), Voice.parse("espeak:en-us+m1")]
+    heldout = [Voice.parse("flite:awb")]
+    config = CorpusConfig(out=Path("unused"), train_utts=20, dev_utts=2, test_utts=2)
+    planner = PathPlanner("flat", [v.spec for v in train + heldout])
+    plain = plan_jobs(sentences, train, heldout, config, planner)[0]
+    jobs = plan_jobs(sentences, train, heldout, config, planner, extra)[0]
+    assert [j for j in jobs if j.split != "train"] == [
+        j for j in plain if j.split != "train"
+    ]
+    main_train = {j.text for j in plain if j.split == "train"}
+    texts = [j.text for j in jobs if j.split == "train"]
+    assert len(texts) == 20
+    # the four main training sentences come first, then the three new ones,
+    # each read once before any is read again; repeats of the main text and
+    # of held-out sentences are dropped
+    assert set(texts[:4]) == main_train
+    assert {t for t in texts[4:7]} == {s.text for s in extra[:3]}
+    held = {j.text for j in jobs if j.split != "train"}
+    assert not set(texts) & held
+    assert set(texts) == main_train | {s.text for s in extra[:3]}
+
+
+def test_pico_voices(tmp_path: Path) -> None:
+    markup = pico_markup("Fish & chips <now>", 210, 70)
+    assert markup == (
+        '<speed level="120"><pitch level="126">Fish   chips  now </pitch></speed>'
+    )
+    assert pico_markup("Hello there.", 175, 50) == (
+        '<speed level="100"><pitch level="100">Hello there.</pitch></speed>'
+    )
+    voice = Voice.parse("pico:en-US")
+    if shutil.which("pico2wave") is None:  # Debian non-free, not installed here
+        with pytest.raises(VoiceError, match="pico2wave program is not on PATH"):
+            check_voice(voice)
+        return
+    import librosa
+
+    check_voice(voice)
+    check_voice(Voice.parse("pico:en-GB"))
+    with pytest.raises(VoiceError, match="has no voice"):
+        check_voice(Voice.parse("pico:xx-XX"))
+
+    def measure(rate: int, pitch: int) -> tuple[float, float]:
+        samples, sample_rate = speak(voice, SENTENCES[0], rate, pitch)
+        assert sample_rate == 16000
+        f0, _, _ = librosa.pyin(samples, fmin=60, fmax=400, sr=sample_rate)
+        return len(samples) / sample_rate, float(np.nanmedian(f0))
+
+    (own_length, own_f0), (fast, high) = measure(175, 50), measure(210, 70)
+    assert 140 < own_f0 < 200  # a woman's voice
+    assert 0.75 < fast / own_length < 0.92 and 1.15 < high / own_f0 < 1.4
+    # a corpus opts in to Pico with --pico-fraction
+    text_file = tmp_path / "sentences.txt"
+    text_file.write_text("\n".join(SENTENCES) + "\n")
+    config = CorpusConfig(
+        out=tmp_path / "corpus",
+        heldout_voices=("flite:awb",),
+        train_utts=10,
+        dev_utts=0,
+        test_utts=1,
+        pico_fraction=0.4,
+        flite_fraction=0.2,
+        festival_fraction=0.0,
+        text_file=text_file,
+        jobs=2,
+    )
+    summary = build_corpus(config)
+    speakers = [
+        json.loads(line)["speaker"]
+        for line in (config.out / "train.jsonl").read_text().splitlines()
+    ]
+    assert sum(s.startswith("pico:") for s in speakers) == 4
+    assert summary["engines"]["pico"]["utterances"] == 4
 
 
 def test_voices_and_defaults() -> None:
@@ -206,6 +339,8 @@ def test_engine_shares(tmp_path: Path) -> None:
     engines = [j.voice.partition(":")[0] for j in jobs if j.split == "train"]
     # flite 40 %, Festival 15 %, espeak-ng the rest
     assert [engines.count(e) for e in ("flite", "festival", "espeak")] == [8, 3, 9]
+    # Pico voices join the default training voices only when asked for
+    assert "pico:en-US" in {v.spec for v in default_training_voices([])}
     result = subprocess.run(
         [sys.executable, "-m", "recipes.data.build_corpus", "--out", str(tmp_path),
          "--flite-fraction", "0.9", "--festival-fraction", "0.2"],
@@ -244,6 +379,8 @@ def test_default_voices_skip_an_engine_that_is_not_installed(
         for line in (config.out / "train.jsonl").read_text().splitlines()
     ]
     assert not [s for s in speakers if s.startswith("festival:")]
+    # Pico is opt-in (--pico-fraction): the default voices leave it out
+    assert not [s for s in speakers if s.startswith("pico:")]
     # the flite share (40 %) stays; espeak-ng takes Festival's
     assert sum(s.startswith("flite:") for s in speakers) == 2
 

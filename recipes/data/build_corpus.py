@@ -22,9 +22,10 @@ train or dev; with the default
 training voices their espeak-ng variants are left out of training altogether.
 Training utterances are shared out evenly between voices, with a fraction
 ``--flite-fraction`` going to the flite voices, ``--festival-fraction`` to
-the Festival voices and ``--pico-fraction`` to the Pico voices (there are few
-of them, and they are built from recordings of people, so they sound the most
-natural); espeak-ng voices read the rest.
+the Festival voices and ``--pico-fraction`` (default 0: opt-in, Pico is in
+Debian's non-free section) to the Pico voices (there are few of them, and
+they are built from recordings of people, so they sound the most natural);
+espeak-ng voices read the rest.
 Each utterance gets its own rate (130..210 words per minute) and pitch
 (30..70) unless ``--prosody fixed``
 (175 / 50, the default for ``--layout ljspeech``).
@@ -89,7 +90,7 @@ class CorpusConfig:
     prosody: str = "varied"  # or "fixed"
     flite_fraction: float = 0.4
     festival_fraction: float = 0.15
-    pico_fraction: float = 0.1
+    pico_fraction: float = 0.0  # Pico is opt-in (Debian non-free)
     text_file: Path | None = None
     extra_train_text: tuple[Path, ...] = ()
     fortunes_dir: Path = FORTUNES_DIR
@@ -299,6 +300,8 @@ def build_corpus(config: CorpusConfig) -> dict:
         defaults = default_training_voices(
             [Voice.parse(s) for s in config.heldout_voices]
         )
+        if config.pico_fraction == 0:
+            defaults = [v for v in defaults if v.engine != "pico"]
         train = _usable([v.spec for v in defaults], "training")
     overlap = sorted({v.spec for v in train} & {v.spec for v in heldout})
     if overlap:
@@ -428,8 +431,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pico-fraction",
         type=float,
-        default=0.1,
-        help="share read by Pico voices (default 0.1); espeak-ng reads the rest",
+        default=0.0,
+        help="share read by Pico voices (default 0: none; they join the default "
+        "voices when this is above 0); espeak-ng reads the rest",
     )
     p.add_argument("--min-words", type=int, default=3)
     p.add_argument("--max-words", type=int, default=30)
