@@ -45,9 +45,10 @@ def corpus(tmp_path_factory) -> Path:
     return root / "train.jsonl"
 
 
-def _run(manifest: Path, out: Path, max_steps: int) -> None:
+def _run(manifest: Path, out: Path, max_steps: int, *extra: str) -> None:
     train.main(
         [
+            *extra,
             "--train",
             str(manifest),
             "--out",
@@ -100,6 +101,24 @@ def test_resume_is_exact(corpus, tmp_path) -> None:
     # the exported model folder loads on its own and decodes something
     model = load_model(tmp_path / "resumed" / "model")
     assert model.tokenizer is not None and model.config.vocab_size == 40
+
+
+def test_init_from_a_sharded_model_folder(corpus, tmp_path) -> None:
+    """--init-from reads a model folder whose weights are split into shards;
+    at learning rate 0 the run's model is the folder's model."""
+    from speech.asr.model import save_model
+
+    _run(corpus, tmp_path / "first", 2)
+    start = load_model(tmp_path / "first" / "model")
+    sharded = tmp_path / "sharded"
+    save_model(start, sharded, max_shard_bytes=20_000)
+    assert len(list(sharded.glob("model-*-of-*.pt"))) > 1
+    _run(corpus, tmp_path / "second", 1, "--init-from", str(sharded), "--lr", "0")
+    finished = load_model(tmp_path / "second" / "model")
+    for name, value in start.state_dict().items():
+        torch.testing.assert_close(
+            finished.state_dict()[name], value, rtol=0, atol=0, msg=name
+        )
 
 
 def test_export_checkpoint_writes_the_run_model(corpus, tmp_path) -> None:

@@ -4,12 +4,15 @@ give clear errors without stopping a batch."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from speech.asr.config import ChunkGeometry
-from speech.asr.model import load_model
+from speech.asr.model import load_model, load_state, save_model
 from speech.asr.recognizer import Recognizer, transcript_from_events
 from speech.asr.torch_backend import TorchBackend
 from speech.errors import AudioError
@@ -26,6 +29,50 @@ def test_load_model_restores_everything(model_dir) -> None:
         8, 16, 4
     )
     assert float(model.feature_mean[0]) == 8.0
+
+
+def test_weights_split_into_shards_and_back(model_dir, tmp_path) -> None:
+    """A model too large for one weights file is written as shards of at most
+    the limit; loading them rebuilds the same model, a later save in one file
+    removes them, and broken shard sets give clear errors."""
+    model = load_model(model_dir)
+    folder = tmp_path / "m"
+    shutil.copytree(model_dir, folder)
+    (folder / "model.pt").unlink()
+    limit = 40_000
+    save_model(model, folder, half=False, max_shard_bytes=limit)
+    shards = sorted(folder.glob("model-*.pt"))
+    assert len(shards) > 2 and not (folder / "model.pt").exists()
+    assert shards[0].name == f"model-00001-of-{len(shards):05d}.pt"
+    for shard in shards:
+        part = torch.load(shard, weights_only=True)
+        assert sum(t.numel() * t.element_size() for t in part.values()) <= limit
+    again = load_model(folder)
+    for name, value in model.state_dict().items():
+        assert torch.equal(again.state_dict()[name], value), name
+    features = torch.randn(1, 200, model.config.num_mel_bins)
+    lengths = torch.tensor([200])
+    torch.testing.assert_close(
+        again(features, lengths, 8, 16, 4)[0], model(features, lengths, 8, 16, 4)[0]
+    )
+    # a missing shard, or a stray model.pt beside the shards, is an error
+    hidden = shards[1].rename(tmp_path / "hidden.pt")
+    with pytest.raises(ValueError, match="shard missing: " + shards[1].name):
+        load_state(folder)
+    hidden.rename(shards[1])
+    shutil.copy(model_dir / "model.pt", folder / "model.pt")
+    with pytest.raises(ValueError, match="both model.pt and model-"):
+        load_model(folder)
+    (folder / "model.pt").unlink()
+    # saved again in one file, the shards go
+    save_model(model, folder, half=False)
+    assert not list(folder.glob("model-*.pt")) and (folder / "model.pt").is_file()
+    assert torch.equal(load_state(folder)["ctc.bias"], model.state_dict()["ctc.bias"])
+    with pytest.raises(ValueError, match="alone has"):
+        save_model(model, tmp_path / "tiny", max_shard_bytes=100)
+    (folder / "model.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        load_model(folder)
 
 
 def test_file_in_blocks_equals_array(recognizer, speech_file) -> None:

@@ -45,7 +45,7 @@ from recipes.common import (
 from speech.asr.config import AsrConfig
 from speech.asr.frontend import FbankConfig, fbank_batch, fbank_numpy, fbank_torch
 from speech.asr.metrics import word_error_rate
-from speech.asr.model import AsrModel, save_model
+from speech.asr.model import AsrModel, load_state, save_model
 from speech.asr.tokenizer import Tokenizer
 from speech.text.normalize import asr_transcript
 
@@ -140,7 +140,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--init-from",
         metavar="DIR",
         help="start from a model folder (config.json, tokenizer.model and "
-        "model.pt or model-*.pt shards): its size, tokenizer, CMVN and weights",
+        "model.pt or model-0000i-of-0000n.pt shards): its size, tokenizer, "
+        "CMVN and weights",
     )
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument(
@@ -312,13 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     config = model_config(vars(args), tokenizer.vocab_size)
     initial_state = None
     if init is not None:
-        shards = sorted(init.glob("model*.pt"))
-        initial_state = {}
-        for shard in shards:
-            initial_state.update(
-                torch.load(shard, map_location="cpu", weights_only=True)
-            )
-        initial_state = {k: v.float() for k, v in initial_state.items()}
+        initial_state = load_state(init)
     if config.vocab_size != tokenizer.vocab_size:
         raise SystemExit(
             f"vocabulary {tokenizer.vocab_size} != model's {config.vocab_size}"

@@ -2,14 +2,17 @@
 
 A model folder holds ``config.json``, ``model.pt`` (state dict, fp16 or
 fp32) and ``tokenizer.model``; ``load_model(path)`` rebuilds everything from
-that folder alone. Letters: B batch, T input frames, T' encoder frames,
-M mel bins, V vocabulary.
+that folder alone. A state dict larger than ``MAX_SHARD_BYTES`` is written
+as shards ``model-00001-of-00003.pt`` ... instead of ``model.pt``, so that
+no file of a model kept in git goes over 16 MB. Letters: B batch, T input
+frames, T' encoder frames, M mel bins, V vocabulary.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,9 +26,19 @@ from speech.asr.encoder import ChunkFormerEncoder, EncoderState
 if TYPE_CHECKING:
     from speech.asr.tokenizer import Tokenizer
 
-__all__ = ["AsrModel", "DEFAULT_MODEL_DIR", "load_model", "save_model"]
+__all__ = [
+    "AsrModel",
+    "DEFAULT_MODEL_DIR",
+    "MAX_SHARD_BYTES",
+    "load_model",
+    "load_state",
+    "save_model",
+]
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "asr"
+# tensor bytes per weights file; with pickling overhead a file stays < 16 MB
+MAX_SHARD_BYTES = 15 * 2**20
+_SHARD = re.compile(r"model-(\d{5})-of-(\d{5})\.pt")
 
 
 class AsrModel(nn.Module):
@@ -133,14 +146,50 @@ class AsrModel(nn.Module):
         return self.ctc(encoded).float().log_softmax(-1), state
 
 
+def _split_state(state: dict[str, Tensor], max_bytes: int) -> list[dict[str, Tensor]]:
+    """Consecutive groups of tensors of at most ``max_bytes`` each."""
+    shards: list[dict[str, Tensor]] = [{}]
+    size = 0
+    for name, tensor in state.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if nbytes > max_bytes:
+            raise ValueError(
+                f"tensor {name} alone has {nbytes} bytes, more than the "
+                f"{max_bytes} a weights file may hold"
+            )
+        if size + nbytes > max_bytes and shards[-1]:
+            shards.append({})
+            size = 0
+        shards[-1][name] = tensor
+        size += nbytes
+    return shards
+
+
+def _shard_names(folder: Path, count: int) -> list[Path]:
+    return [folder / f"model-{i:05d}-of-{count:05d}.pt" for i in range(1, count + 1)]
+
+
+def _weight_files(folder: Path) -> tuple[Path | None, list[Path]]:
+    """``model.pt`` (or None) and the shard files of a model folder."""
+    single = folder / "model.pt"
+    shards = sorted(p for p in folder.glob("model-*.pt") if _SHARD.fullmatch(p.name))
+    return (single if single.is_file() else None), shards
+
+
 def save_model(
     model: AsrModel,
     path: str | Path,
     half: bool = True,
     tokenizer_file: str | Path | None = None,
+    max_shard_bytes: int = MAX_SHARD_BYTES,
 ) -> None:
-    """Write config.json, model.pt and tokenizer.model into ``path``; files
-    are written to temporaries and renamed, so a crash leaves no half file."""
+    """Write config.json, the weights and tokenizer.model into ``path``.
+
+    The weights go to ``model.pt``, or to ``model-0000i-of-0000n.pt`` shards
+    of at most ``max_shard_bytes`` tensor bytes when they are larger; weight
+    files of an earlier save that the new one does not use are removed
+    afterwards. Every file is written to a temporary and renamed, so a crash
+    leaves no half file."""
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     state = {
@@ -151,7 +200,17 @@ def save_model(
         )
         for k, v in model.state_dict().items()
     }
-    _atomic(out / "model.pt", lambda f: torch.save(state, f))
+    shards = _split_state(state, max_shard_bytes)
+    old_single, old_shards = _weight_files(out)
+    if len(shards) == 1:
+        written = [out / "model.pt"]
+    else:
+        written = _shard_names(out, len(shards))
+    for target, shard in zip(written, shards, strict=True):
+        _atomic(target, lambda f, shard=shard: torch.save(shard, f))
+    for stale in [old_single, *old_shards]:
+        if stale is not None and stale not in written:
+            stale.unlink(missing_ok=True)
     config_text = json.dumps(model.config.to_dict(), indent=2) + "\n"
     _atomic(out / "config.json", lambda f: f.write(config_text.encode()))
     source = tokenizer_file or (model.tokenizer.path if model.tokenizer else None)
@@ -176,6 +235,37 @@ def _atomic(target: Path, write) -> None:  # type: ignore[no-untyped-def]
         raise
 
 
+def load_state(folder: str | Path) -> dict[str, Tensor]:
+    """The float32 weights of a model folder: ``model.pt`` or all its shards.
+
+    A folder with both, with shards of different counts or with a shard
+    missing raises ``ValueError``; one with neither ``FileNotFoundError``."""
+    folder = Path(folder)
+    single, shards = _weight_files(folder)
+    if single is None and not shards:
+        raise FileNotFoundError(
+            f"{folder}: no weights (model.pt or model-00001-of-0000N.pt shards)"
+        )
+    if single is not None and shards:
+        raise ValueError(
+            f"{folder}: holds both model.pt and model-*-of-*.pt shards; "
+            "remove the stale ones"
+        )
+    if shards:
+        counts = {int(p.name[-8:-3]) for p in shards}  # "...-of-00003.pt"
+        if len(counts) != 1:
+            raise ValueError(f"{folder}: shards of different sets ({sorted(counts)})")
+        expected = _shard_names(folder, counts.pop())
+        missing = [p.name for p in expected if p not in shards]
+        if missing:
+            raise ValueError(f"{folder}: shard missing: {', '.join(missing)}")
+    state: dict[str, Tensor] = {}
+    for file in [single] if single is not None else shards:
+        part = torch.load(file, map_location="cpu", weights_only=True)
+        state.update({k: v.float() for k, v in part.items()})
+    return state
+
+
 def load_model(
     path: str | Path | None = None, device: str | torch.device = "cpu"
 ) -> AsrModel:
@@ -187,8 +277,7 @@ def load_model(
         raise FileNotFoundError(f"{folder}: not a model folder (no config.json)")
     config = AsrConfig.load(config_file)
     model = AsrModel(config)
-    state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-    model.load_state_dict({k: v.float() for k, v in state.items()})
+    model.load_state_dict(load_state(folder))
     tokenizer_file = folder / "tokenizer.model"
     if tokenizer_file.is_file():
         from speech.asr.tokenizer import Tokenizer
