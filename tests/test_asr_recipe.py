@@ -48,7 +48,6 @@ def corpus(tmp_path_factory) -> Path:
 def _run(manifest: Path, out: Path, max_steps: int, *extra: str) -> None:
     train.main(
         [
-            *extra,
             "--train",
             str(manifest),
             "--out",
@@ -82,20 +81,26 @@ def _run(manifest: Path, out: Path, max_steps: int, *extra: str) -> None:
             "--deterministic",
             "--join-fraction",
             "0.5",
+            *extra,  # later options win
         ]
     )
 
 
 @pytest.mark.slow
-def test_resume_is_exact(corpus, tmp_path) -> None:
-    _run(corpus, tmp_path / "straight", 6)
-    _run(corpus, tmp_path / "resumed", 3)
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_resume_is_exact(corpus, tmp_path, workers) -> None:
+    # with loader workers (kept for the whole run), across an epoch boundary
+    steps = 6 if workers == "0" else 10
+    _run(corpus, tmp_path / "straight", steps, "--workers", workers)
+    _run(corpus, tmp_path / "resumed", 3, "--workers", workers)
     first = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
     assert first["step"] == 3
-    _run(corpus, tmp_path / "resumed", 6)
+    _run(corpus, tmp_path / "resumed", steps, "--workers", workers)
     a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
     b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
-    assert a["step"] == b["step"] == 6
+    assert a["step"] == b["step"] == steps
+    if workers != "0":
+        assert a["epoch"] == b["epoch"] >= 1
     for name, value in a["model"].items():
         torch.testing.assert_close(value, b["model"][name], rtol=0, atol=0, msg=name)
     # the exported model folder loads on its own and decodes something

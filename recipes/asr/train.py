@@ -436,17 +436,24 @@ def main(argv: list[str] | None = None) -> None:
     audio_seconds, started, steps_this_run = 0.0, time.monotonic(), 0
     model.train()
     done = step >= stop_step
+    # Items are (epoch, index) keys that the sampler, in this process, hands
+    # out, so the workers hold no per-epoch state and live for the whole run:
+    # starting a few dozen of them at every epoch stalled 4-GPU runs for
+    # seconds at each epoch boundary.
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=args.workers,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if args.workers else None,
+        persistent_workers=args.workers > 0,
+        # its own generator: starting the workers must not draw from the
+        # global RNG, which the checkpoint restores for SpecAugment
+        generator=torch.Generator().manual_seed(args.seed),
+    )
     while not done:
         sampler.epoch, sampler.start = epoch, position
-        loader = DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            num_workers=args.workers,
-            collate_fn=collate,
-            pin_memory=device.type == "cuda",
-            prefetch_factor=4 if args.workers else None,
-            generator=torch.Generator().manual_seed(args.seed + epoch),
-        )
         for batch in loader:
             warp = None
             if (
