@@ -184,6 +184,27 @@ class Distributed:
         dist.all_reduce(value)
         return bool(value.item() > 0)
 
+    def check_in_sync(self, module: torch.nn.Module) -> None:
+        """Raise ``RuntimeError`` unless every rank holds bit-identical
+        parameters (DDP keeps them so; a rank that drifted would make the
+        saved rank-0 model one that saw only its own share of the data)."""
+        if self.world_size == 1:
+            return
+        values = [p.detach().double().flatten() for p in module.parameters()]
+        flat = torch.cat(values)
+        positions = torch.arange(1, flat.numel() + 1, dtype=torch.float64)
+        digest = torch.stack(
+            [flat.sum(), (flat * flat).sum(), (flat * positions.to(flat)).sum()]
+        ).to(self.device)
+        digests = [torch.empty_like(digest) for _ in range(self.world_size)]
+        dist.all_gather(digests, digest)
+        drifted = [r for r, d in enumerate(digests) if not torch.equal(d, digests[0])]
+        if drifted:
+            raise RuntimeError(
+                f"ranks {drifted} hold other parameters than rank 0: "
+                "data-parallel training is out of sync"
+            )
+
     def close(self) -> None:
         if self.world_size > 1:
             dist.destroy_process_group()

@@ -208,3 +208,88 @@ def test_evaluate_reports_long_form_against_its_sentences(
     capsys.readouterr()
     evaluate.main([*argv, "--compare", str(report_file)])
     assert "5 of 5 transcripts identical" in capsys.readouterr().out
+
+
+def _torchrun(manifest: Path, out: Path, max_steps: int) -> None:
+    """Two CPU processes under torchrun (gloo), as on two GPUs."""
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone",
+         "--nproc_per_node", "2", "-m", "recipes.asr.train",
+         "--train", str(manifest), "--out", str(out), "--device", "cpu",
+         "--vocab-size", "40", "--d-model", "32", "--num-heads", "2",
+         "--ffn-dim", "48", "--num-layers", "2", "--total-steps", "8",
+         "--max-steps", str(max_steps), "--batch-seconds", "5", "--workers", "1",
+         "--save-every", "100", "--warmup", "2", "--deterministic",
+         "--join-fraction", "0.5"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_data_parallel_run_resumes_exactly(corpus, tmp_path) -> None:
+    """The same script on two processes (DDP over gloo): the ranks stay in
+    sync (checked at every checkpoint), a resumed run ends where an
+    uninterrupted one does, and rank 0 exports a model that loads."""
+    _torchrun(corpus, tmp_path / "straight", 6)
+    _torchrun(corpus, tmp_path / "resumed", 3)
+    _torchrun(corpus, tmp_path / "resumed", 6)
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
+    assert a["step"] == b["step"] == 6 and len(a["rng"]) == 2
+    for name, value in a["model"].items():
+        torch.testing.assert_close(value, b["model"][name], rtol=0, atol=0, msg=name)
+    model = load_model(tmp_path / "resumed" / "model")
+    assert model.config.vocab_size == 40
+
+
+def _drift_worker(rank: int, address: str, drift: bool, errors) -> None:
+    import os
+
+    from recipes.common import Distributed
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=address, WORLD_SIZE="2", RANK=str(rank)
+    )
+    env = Distributed("cpu")
+    torch.manual_seed(0)
+    module = torch.nn.Linear(4, 3)
+    if drift and rank == 1:
+        with torch.no_grad():
+            module.bias[2] += 1e-6
+    try:
+        env.check_in_sync(module)
+        errors.put((rank, ""))
+    except RuntimeError as error:
+        errors.put((rank, str(error)))
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("drift", [False, True])
+def test_ranks_out_of_sync_are_caught(drift) -> None:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    context = mp.get_context("spawn")
+    errors = context.Queue()
+    workers = [
+        context.Process(target=_drift_worker, args=(r, port, drift, errors))
+        for r in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    results = dict(errors.get(timeout=10) for _ in range(2))
+    if drift:
+        for message in results.values():
+            assert message.startswith("ranks [1] hold other parameters than rank 0")
+    else:
+        assert results == {0: "", 1: ""}

@@ -408,6 +408,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     def checkpoint_now() -> None:
+        env.check_in_sync(model)
         rngs = [None] * env.world_size
         state = capture_rng()
         if env.world_size > 1:

@@ -488,6 +488,7 @@ def main(argv: list[str] | None = None) -> None:
     lengths = train.frame_lengths()
 
     def checkpoint_now() -> None:
+        env.check_in_sync(model)
         rngs: list[Any] = [None] * env.world_size
         state = capture_rng()
         if env.world_size > 1:

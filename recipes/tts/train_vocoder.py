@@ -395,6 +395,8 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     def checkpoint_now() -> None:
+        env.check_in_sync(generator)
+        env.check_in_sync(discriminators)
         rngs: list[Any] = [None] * env.world_size
         state = capture_rng()
         if env.world_size > 1:
