@@ -12,7 +12,7 @@
 #                          non-English espeak-ng dictionaries removed (10 MB -> ~2 MB)
 #   .carry/sentences.txt   the cleaned fortunes sentences (the GPU machine has no fortunes)
 #   .carry/wordnet.txt.gz  WordNet's definitions and examples as sentences, for
-#                          build_corpus --extra-train-text (needs wordnet-base here)
+#                          build_corpus --extra-train-text (from wordnet-base)
 #   .carry/srvwhl/         the server's pure wheels (starlette, uvicorn, websockets, ...)
 #                          for benchmarks/server_load.py on the GPU machine; the
 #                          setup script installs them into /tmp/site too
@@ -96,8 +96,12 @@ EOF
 
 # The sentence list (built from /usr/share/games/fortunes on this machine).
 (cd "$root" && "$python" -m recipes.data.sentences --out "$carry/sentences.txt")
+# WordNet's data files, unpacked from Debian's wordnet-base (nothing installed).
+wordnet="$(mktemp -d)"
+(cd "$wordnet" && apt-get download wordnet-base && dpkg -x wordnet-base_*.deb .)
 (cd "$root" && "$python" -m recipes.data.sentences --source wordnet \
-    --out "$carry/wordnet.txt.gz")
+    --wordnet-dir "$wordnet/usr/share/wordnet" --out "$carry/wordnet.txt.gz")
+rm -rf "$wordnet"
 
 du -sh "$carry"/deb "$carry"/festdeb "$carry"/picodeb "$carry"/whl "$carry"/sentences.txt \
     "$carry"/wordnet.txt.gz
