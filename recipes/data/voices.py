@@ -153,8 +153,8 @@ def default_training_voices(heldout: list[Voice]) -> list[Voice]:
 
     3 flite voices, 3 Festival voices, 2 Pico voices (``build_corpus`` keeps
     them only with ``--pico-fraction`` above 0) and 8 English accents x 30
-    espeak-ng variants; any variant of a held-out espeak voice is dropped from every
-    accent, so a held-out timbre is never heard in training.
+    espeak-ng variants; any variant of a held-out espeak voice is dropped
+    from every accent, so a held-out timbre is never heard in training.
     """
     held_variants = {v.variant for v in heldout if v.variant}
     voices = [Voice("flite", name) for name in FLITE_TRAIN_VOICES]
