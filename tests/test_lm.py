@@ -124,9 +124,16 @@ def test_arpa_round_trip_plain_and_gzip(lm, tmp_path) -> None:
         again = NgramLM.load(tmp_path / name)
         assert again.order == lm.order
         for sentence in [*SENTENCES, "zebra cat went home"]:
+            # ARPA keeps five decimals of log10: at most 5e-6 per n-gram and
+            # per backoff weight, about 1.2e-5 in ln, over a handful of words
             assert again.sentence_log_prob(sentence.split()) == pytest.approx(
-                lm.sentence_log_prob(sentence.split()), abs=1e-5
+                lm.sentence_log_prob(sentence.split()), abs=1e-4
             )
+        # the table gives back exactly the values the file holds
+        reread = NgramLM.load(tmp_path / name)
+        assert dict(reread.entries.items()) == dict(again.entries.items())
+        assert len(again.entries) == len(lm.entries)
+        assert set(again.entries) == set(lm.entries)
     first = (tmp_path / "lm.arpa.gz").read_bytes()
     lm.save(tmp_path / "lm.arpa.gz")
     assert (tmp_path / "lm.arpa.gz").read_bytes() == first  # reproducible

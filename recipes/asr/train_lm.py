@@ -1,14 +1,17 @@
 """Estimate the word n-gram language model that beam search fuses in.
 
     python -m recipes.asr.train_lm --min-words 1 --max-words 100 \\
+        --extra-text .carry/wordnet.txt.gz \\
         --exclude data/asr/test.jsonl data/asr/dev.jsonl \\
         --lexicon /usr/share/dict/american-english-large --unk-penalty 3 \\
         --out speech/models/asr/lm.arpa.gz
 
 (the shipped LM: every cleaned fortunes sentence of 1-100 words, the ASR
-corpus takes those of 3-30 words, plus Debian's ``wamerican-large`` word
-list, so that beam search can spell words no sentence has and a spelling the
-list lacks scores 3 log10 below one it has).
+corpus takes those of 3-30 words, and WordNet's 164,000 definitions and
+examples (``python -m recipes.data.sentences --source wordnet``), plus
+Debian's ``wamerican-large`` word list, so that beam search can spell words
+no sentence has and a spelling the list lacks scores 3 log10 below one it
+has).
 
 Reads sentences the way the corpus builder does (``--text-file``, or
 Debian's fortunes without one) and/or the transcripts of JSONL manifests
@@ -38,6 +41,11 @@ def lm_sentences(args: argparse.Namespace) -> list[list[str]]:
     if args.text_file or not args.manifest:
         sentences = load_sentences(
             args.text_file, args.fortunes_dir, args.min_words, args.max_words
+        )
+        texts += [s.text for s in sentences]
+    for extra in args.extra_text:
+        sentences = load_sentences(
+            extra, args.fortunes_dir, args.min_words, args.max_words
         )
         texts += [s.text for s in sentences]
     for manifest in args.manifest:
@@ -80,6 +88,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--text-file", type=Path, help="sentences, one per line")
     p.add_argument("--fortunes-dir", type=Path, default=FORTUNES_DIR)
+    p.add_argument(
+        "--extra-text",
+        type=Path,
+        nargs="*",
+        default=[],
+        metavar="FILE",
+        help="more sentences beside --text-file or the fortunes (.gz too), "
+        "e.g. python -m recipes.data.sentences --source wordnet",
+    )
     p.add_argument("--manifest", nargs="*", default=[], help="JSONL manifests")
     p.add_argument(
         "--exclude", nargs="*", default=[], help="manifests whose text is left out"

@@ -18,6 +18,11 @@ which holds the unigram discount's share of one uniform word.
 Queries follow ARPA backoff semantics, with states kept as the shortest
 history the model can still tell apart (KenLM's state minimisation), which
 makes the memo of ``score`` small.
+
+The n-grams live in ``NgramTable``: words as integer ids, each n-gram packed
+into one integer, one sorted numpy array of keys and two of values per
+order, searched by bisection. Two million n-grams take about 50 MB instead of
+the 500 MB of a dict of tuples.
 """
 
 from __future__ import annotations
@@ -28,10 +33,13 @@ import io
 import math
 import os
 import tempfile
+from array import array
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
+
+import numpy as np
 
 from speech.asr.tokenizer import WORD_START
 
@@ -44,26 +52,128 @@ __all__ = [
     "FusionNode",
     "LmFusion",
     "NgramLM",
+    "NgramTable",
 ]
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 # Fusion defaults, tuned on the shipped model's dev set (training voices,
-# unseen sentences) with its lexicon LM: beam 16, weight 0.3-0.8 x bonus 1-2,
-# best at 0.5 / 1 (benchmarks/asr_lm_sweep.py).
+# unseen sentences) with its LM (fortunes + WordNet sentences + lexicon):
+# beam 16, weight 0.4-0.6 x bonus 1-2, best at 0.5 / 1.5
+# (benchmarks/asr_lm_sweep.py).
 DEFAULT_LM_WEIGHT = 0.5
-DEFAULT_WORD_BONUS = 1.0
+DEFAULT_WORD_BONUS = 1.5
 _LN10 = math.log(10.0)
 _LOG10_ZERO = -99.0  # ARPA's "never" (the probability of <s>)
 
 State = tuple[str, ...]
 
+_ID_BITS = 21  # bits per word id in a packed n-gram key
+
+
+class NgramTable(Mapping[State, tuple[float, float]]):
+    """n-gram -> (log10 p, log10 backoff), compact and read-only.
+
+    Words get ids from 1 in order of first appearance; an n-gram's key packs
+    its ids ``_ID_BITS`` bits apart. Per order the keys sit sorted in a numpy
+    array (int64, or Python ints when an order's keys outgrow 63 bits) with
+    float64 values beside them, so a lookup is one bisection and the values
+    are exactly those given."""
+
+    def __init__(self, grams: Iterable[tuple[State, float, float]]) -> None:
+        self._ids: dict[str, int] = {}
+        self._words: list[str] = [""]
+        keys: dict[int, list[int]] = defaultdict(list)
+        probs: dict[int, array] = defaultdict(lambda: array("d"))
+        bows: dict[int, array] = defaultdict(lambda: array("d"))
+        for gram, log_p, bow in grams:
+            key = 0
+            for word in gram:
+                index = self._ids.get(word)
+                if index is None:
+                    index = len(self._words)
+                    if index >= 1 << _ID_BITS:
+                        raise ValueError("more than two million words")
+                    self._ids[word] = index
+                    self._words.append(word)
+                key = (key << _ID_BITS) | index
+            keys[len(gram)].append(key)
+            probs[len(gram)].append(log_p)
+            bows[len(gram)].append(bow)
+        self._tables: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for n, order_keys in keys.items():
+            dtype = np.int64 if n * _ID_BITS <= 63 else object
+            packed = np.array(order_keys, dtype=dtype)
+            del order_keys[:]
+            order = np.argsort(packed, kind="stable")
+            packed = packed[order]
+            if len(packed) > 1 and (packed[1:] == packed[:-1]).any():
+                raise ValueError(f"an {n}-gram is listed twice")
+            self._tables[n] = (
+                packed,
+                np.frombuffer(probs[n], dtype=np.float64)[order],
+                np.frombuffer(bows[n], dtype=np.float64)[order],
+            )
+
+    def _index(self, gram: State) -> tuple[int, int]:
+        """(order, position) of ``gram``, or (0, -1) when absent."""
+        table = self._tables.get(len(gram))
+        if table is None:
+            return 0, -1
+        key = 0
+        for word in gram:
+            index = self._ids.get(word)
+            if index is None:
+                return 0, -1
+            key = (key << _ID_BITS) | index
+        packed = table[0]
+        position = int(packed.searchsorted(key))
+        if position < len(packed) and packed.item(position) == key:
+            return len(gram), position
+        return 0, -1
+
+    def get(self, gram: State, default=None):  # type: ignore[no-untyped-def,override]
+        n, position = self._index(gram)
+        if position < 0:
+            return default
+        _, probs, bows = self._tables[n]
+        return probs.item(position), bows.item(position)
+
+    def __getitem__(self, gram: State) -> tuple[float, float]:
+        value = self.get(gram)
+        if value is None:
+            raise KeyError(gram)
+        return value
+
+    def __contains__(self, gram: object) -> bool:
+        return isinstance(gram, tuple) and self._index(gram)[1] >= 0
+
+    def __len__(self) -> int:
+        return sum(len(table[0]) for table in self._tables.values())
+
+    def __iter__(self) -> Iterator[State]:
+        mask = (1 << _ID_BITS) - 1
+        for n in sorted(self._tables):
+            for key in self._tables[n][0]:
+                key = int(key)
+                ids = [(key >> (_ID_BITS * (n - 1 - j))) & mask for j in range(n)]
+                yield tuple(self._words[i] for i in ids)
+
+    def words(self) -> list[str]:
+        """Every word the table knows (each appears in some n-gram)."""
+        return self._words[1:]
+
 
 class NgramLM:
-    """A backoff word n-gram model: ``entries[ngram] = (log10 p, log10 bow)``."""
+    """A backoff word n-gram model: ``entries[ngram] = (log10 p, log10 bow)``
+    (an ``NgramTable``; a plain mapping given here is converted)."""
 
-    def __init__(self, order: int, entries: dict[State, tuple[float, float]]) -> None:
+    def __init__(
+        self, order: int, entries: Mapping[State, tuple[float, float]]
+    ) -> None:
         if order < 1:
             raise ValueError(f"order must be at least 1, got {order}")
+        if not isinstance(entries, NgramTable):
+            entries = NgramTable((g, p, b) for g, (p, b) in entries.items())
         if (UNK,) not in entries:
             raise ValueError("the model has no <unk> unigram")
         self.order = order
@@ -153,35 +263,42 @@ class NgramLM:
         """An ARPA file, gzip-compressed when its name ends in ``.gz``."""
         path = Path(path)
         opener = gzip.open if path.suffix == ".gz" else open
-        entries: dict[State, tuple[float, float]] = {}
         order = 0
-        section = 0
-        with opener(path, "rt", encoding="utf-8") as file:
-            for number, line in enumerate(file, 1):
-                line = line.strip()
-                if not line or line.startswith("ngram ") or line == "\\data\\":
-                    continue
-                if line.startswith("\\") and line.endswith("-grams:"):
-                    section = int(line[1:].split("-")[0])
-                    order = max(order, section)
-                    continue
-                if line == "\\end\\":
-                    break
-                fields = line.split()
-                if section == 0 or len(fields) < section + 1:
-                    raise ValueError(f"{path}:{number}: not an ARPA n-gram line")
-                try:
-                    log_p = float(fields[0])
-                    words = tuple(fields[1 : section + 1])
-                    bow = float(fields[section + 1]) if len(fields) > section + 1 else 0
-                except ValueError:
-                    raise ValueError(
-                        f"{path}:{number}: not an ARPA n-gram line"
-                    ) from None
-                entries[words] = (log_p, bow)
-        if not entries:
+
+        def grams() -> Iterator[tuple[State, float, float]]:
+            nonlocal order
+            section = 0
+            with opener(path, "rt", encoding="utf-8") as file:
+                for number, line in enumerate(file, 1):
+                    line = line.strip()
+                    if not line or line.startswith("ngram ") or line == "\\data\\":
+                        continue
+                    if line.startswith("\\") and line.endswith("-grams:"):
+                        section = int(line[1:].split("-")[0])
+                        order = max(order, section)
+                        continue
+                    if line == "\\end\\":
+                        break
+                    fields = line.split()
+                    if section == 0 or len(fields) < section + 1:
+                        raise ValueError(f"{path}:{number}: not an ARPA n-gram line")
+                    try:
+                        log_p = float(fields[0])
+                        bow = (
+                            float(fields[section + 1])
+                            if len(fields) > section + 1
+                            else 0.0
+                        )
+                    except ValueError:
+                        raise ValueError(
+                            f"{path}:{number}: not an ARPA n-gram line"
+                        ) from None
+                    yield tuple(fields[1 : section + 1]), log_p, bow
+
+        table = NgramTable(grams())
+        if not len(table):
             raise ValueError(f"{path}: no n-grams (not an ARPA file?)")
-        return cls(order, entries)
+        return cls(order, table)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Writes ARPA (gzip when the name ends in ``.gz``), atomically."""
@@ -205,9 +322,12 @@ class NgramLM:
                     file.write(f"\n\\{n}-grams:\n")
                     for gram in sorted(by_order[n]):
                         log_p, bow = self.entries[gram]
-                        line = f"{log_p:.6f}\t{' '.join(gram)}"
+                        # five decimals: 1e-5 log10 is far below what a
+                        # count-based estimate can tell, and the file is
+                        # 7 % smaller than with six
+                        line = f"{log_p:.5f}\t{' '.join(gram)}"
                         if n < self.order and bow != 0.0:
-                            line += f"\t{bow:.6f}"
+                            line += f"\t{bow:.5f}"
                         file.write(line + "\n")
                 file.write("\n\\end\\\n")
             os.replace(tmp, path)
@@ -298,10 +418,7 @@ class LmFusion:
         self.weight = weight
         self.word_bonus = word_bonus
         self.prefixes = {
-            gram[0][:i]
-            for gram in lm.entries
-            if len(gram) == 1
-            for i in range(1, len(gram[0]) + 1)
+            word[:i] for word in lm.entries.words() for i in range(1, len(word) + 1)
         }
 
     def root(self) -> FusionNode:
