@@ -22,7 +22,7 @@ makes the memo of ``score`` small.
 The n-grams live in ``NgramTable``: words as integer ids, each n-gram packed
 into one integer, one sorted numpy array of keys and two of values per
 order, searched by bisection. Two million n-grams take about 50 MB instead of
-the 500 MB of a dict of tuples.
+the 600 MB of a dict of tuples.
 """
 
 from __future__ import annotations
