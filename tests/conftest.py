@@ -3,7 +3,11 @@ model folder, and real speech made with flite."""
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +18,12 @@ import torch
 from speech.asr.config import AsrConfig, ChunkGeometry
 from speech.asr.model import AsrModel, save_model
 from speech.asr.tokenizer import Tokenizer
+
+# parsed-LM cache (speech.asr.lm) of this session, servers started by the
+# tests included, kept out of the user's ~/.cache
+_cache = tempfile.mkdtemp(prefix="speech-test-cache-")
+os.environ["SPEECH_CACHE_DIR"] = _cache
+atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
 TEXTS = [
     "the quick brown fox jumps over the lazy dog",

@@ -118,6 +118,49 @@ def test_backoff_follows_arpa_semantics(tmp_path) -> None:
     assert model.score(("zebra",), "a")[1] == ("a",)
 
 
+def test_parsed_lm_cache(lm, tmp_path, monkeypatch) -> None:
+    """A second load of the same ARPA file reads the cached arrays; a broken
+    cache is parsed around and rewritten; no cache directory, or one that
+    cannot be written, changes nothing but the speed."""
+    arpa = tmp_path / "lm.arpa.gz"
+    lm.save(arpa)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SPEECH_CACHE_DIR", str(cache))
+    parsed = NgramLM.load(arpa)
+    files = list(cache.glob("lm-*.npz"))
+    assert len(files) == 1
+
+    def no_parsing(cls, path):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"{path} parsed again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(NgramLM, "_parse", classmethod(no_parsing))
+        cached = NgramLM.load(arpa)
+    assert cached.order == parsed.order
+    assert dict(cached.entries.items()) == dict(parsed.entries.items())
+    for sentence in SENTENCES:
+        assert cached.sentence_log_prob(sentence.split()) == parsed.sentence_log_prob(
+            sentence.split()
+        )
+    files[0].write_bytes(b"not a cache")
+    again = NgramLM.load(arpa)
+    assert dict(again.entries.items()) == dict(parsed.entries.items())
+    assert files[0].read_bytes()[:2] == b"PK"  # rewritten as a zip of arrays
+    # another ARPA file gets its own entry
+    NgramLM.estimate([["other", "words", "here"]]).save(tmp_path / "other.arpa")
+    NgramLM.load(tmp_path / "other.arpa")
+    assert len(list(cache.glob("lm-*.npz"))) == 2
+    monkeypatch.setenv("SPEECH_CACHE_DIR", "")
+    for file in cache.iterdir():
+        file.unlink()
+    NgramLM.load(arpa)
+    assert not list(cache.iterdir())
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("SPEECH_CACHE_DIR", str(blocked))
+    assert dict(NgramLM.load(arpa).entries.items()) == dict(parsed.entries.items())
+
+
 def test_arpa_round_trip_plain_and_gzip(lm, tmp_path) -> None:
     for name in ("lm.arpa", "lm.arpa.gz"):
         lm.save(tmp_path / name)

@@ -22,17 +22,25 @@ makes the memo of ``score`` small.
 The n-grams live in ``NgramTable``: words as integer ids, each n-gram packed
 into one integer, one sorted numpy array of keys and two of values per
 order, searched by bisection. Two million n-grams take about 50 MB instead of
-the 600 MB of a dict of tuples.
+the 600 MB of a dict of tuples. Parsing a large ARPA file takes seconds, so
+``NgramLM.load`` keeps the parsed arrays in a cache file named by the ARPA
+file's SHA-256 (``$SPEECH_CACHE_DIR``, else ``$XDG_CACHE_HOME/speech`` or
+``~/.cache/speech``; ``SPEECH_CACHE_DIR=""`` turns it off): later loads of
+the same file read the arrays instead. A cache that cannot be written or
+read is skipped with a log line, never an error.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
+import logging
 import math
 import os
 import tempfile
+import zipfile
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -68,6 +76,18 @@ _LOG10_ZERO = -99.0  # ARPA's "never" (the probability of <s>)
 State = tuple[str, ...]
 
 _ID_BITS = 21  # bits per word id in a packed n-gram key
+_CACHE_VERSION = 1  # bump when the cached arrays change meaning
+
+logger = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path | None:
+    """Where parsed LMs are cached (None: caching is off)."""
+    configured = os.environ.get("SPEECH_CACHE_DIR")
+    if configured is not None:
+        return Path(configured) if configured else None
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "speech"
 
 
 class NgramTable(Mapping[State, tuple[float, float]]):
@@ -161,6 +181,41 @@ class NgramTable(Mapping[State, tuple[float, float]]):
     def words(self) -> list[str]:
         """Every word the table knows (each appears in some n-gram)."""
         return self._words[1:]
+
+    def to_arrays(self) -> dict[str, np.ndarray] | None:
+        """The table as plain arrays (None when an order's keys are Python
+        ints, which only a pickle could store)."""
+        arrays = {
+            "words": np.frombuffer(
+                "\n".join(self._words[1:]).encode("utf-8"), dtype=np.uint8
+            )
+        }
+        for n, (keys, probs, bows) in self._tables.items():
+            if keys.dtype == object:
+                return None
+            arrays[f"keys{n}"], arrays[f"probs{n}"], arrays[f"bows{n}"] = (
+                keys,
+                probs,
+                bows,
+            )
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> NgramTable:
+        table = cls(())
+        words = bytes(arrays["words"]).decode("utf-8").split("\n")
+        table._words = ["", *words] if words != [""] else [""]
+        table._ids = {w: i for i, w in enumerate(table._words) if i}
+        for name in arrays:
+            if name.startswith("keys"):
+                n = int(name[4:])
+                keys = np.asarray(arrays[name], dtype=np.int64)
+                probs = np.asarray(arrays[f"probs{n}"], dtype=np.float64)
+                bows = np.asarray(arrays[f"bows{n}"], dtype=np.float64)
+                if not len(keys) == len(probs) == len(bows):
+                    raise ValueError(f"order {n}: arrays of different lengths")
+                table._tables[n] = (keys, probs, bows)
+        return table
 
 
 class NgramLM:
@@ -259,9 +314,55 @@ class NgramLM:
     # ---------------------------------------------------------------- ARPA
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> NgramLM:
-        """An ARPA file, gzip-compressed when its name ends in ``.gz``."""
+    def load(cls, path: str | os.PathLike[str], cache: bool = True) -> NgramLM:
+        """An ARPA file, gzip-compressed when its name ends in ``.gz``; with
+        ``cache``, through the parsed-arrays cache (module docstring)."""
         path = Path(path)
+        folder = cache_dir() if cache else None
+        cached = None
+        if folder is not None:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+            cached = folder / f"lm-{digest}-v{_CACHE_VERSION}.npz"
+            lm = cls._from_cache(cached)
+            if lm is not None:
+                return lm
+        lm = cls._parse(path)
+        if cached is not None:
+            lm._to_cache(cached)
+        return lm
+
+    @classmethod
+    def _from_cache(cls, cached: Path) -> NgramLM | None:
+        if not cached.is_file():
+            return None
+        try:
+            with np.load(cached, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+            order = int(arrays.pop("order"))
+            return cls(order, NgramTable.from_arrays(arrays))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            logger.info("LM cache %s unreadable (%s); parsing the ARPA", cached, error)
+            return None
+
+    def _to_cache(self, cached: Path) -> None:
+        arrays = self.entries.to_arrays()
+        if arrays is None:
+            return
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=f".{cached.name}.")
+            try:
+                with os.fdopen(fd, "wb") as file:
+                    np.savez(file, order=np.array(self.order), **arrays)
+                os.replace(tmp, cached)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as error:
+            logger.info("LM cache %s not written (%s)", cached, error)
+
+    @classmethod
+    def _parse(cls, path: Path) -> NgramLM:
         opener = gzip.open if path.suffix == ".gz" else open
         order = 0
 
