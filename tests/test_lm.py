@@ -155,6 +155,13 @@ def test_parsed_lm_cache(lm, tmp_path, monkeypatch) -> None:
         file.unlink()
     NgramLM.load(arpa)
     assert not list(cache.iterdir())
+    twice = tmp_path / "twice.arpa"
+    twice.write_text(
+        "\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0\t<unk>\n-0.5\tcat\n-0.7\tcat\n"
+        "\n\\end\\\n"
+    )
+    with pytest.raises(ValueError, match="twice.arpa: the n-gram 'cat' is listed"):
+        NgramLM.load(twice)
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the cache folder would go")
     monkeypatch.setenv("SPEECH_CACHE_DIR", str(blocked))

@@ -126,8 +126,10 @@ class NgramTable(Mapping[State, tuple[float, float]]):
             del order_keys[:]
             order = np.argsort(packed, kind="stable")
             packed = packed[order]
-            if len(packed) > 1 and (packed[1:] == packed[:-1]).any():
-                raise ValueError(f"an {n}-gram is listed twice")
+            repeated = np.flatnonzero(packed[1:] == packed[:-1])
+            if len(repeated):
+                gram = self._decode(int(packed[repeated[0]]), n)
+                raise ValueError(f"the n-gram {' '.join(gram)!r} is listed twice")
             self._tables[n] = (
                 packed,
                 np.frombuffer(probs[n], dtype=np.float64)[order],
@@ -170,13 +172,15 @@ class NgramTable(Mapping[State, tuple[float, float]]):
     def __len__(self) -> int:
         return sum(len(table[0]) for table in self._tables.values())
 
-    def __iter__(self) -> Iterator[State]:
+    def _decode(self, key: int, n: int) -> State:
         mask = (1 << _ID_BITS) - 1
+        ids = [(key >> (_ID_BITS * (n - 1 - j))) & mask for j in range(n)]
+        return tuple(self._words[i] for i in ids)
+
+    def __iter__(self) -> Iterator[State]:
         for n in sorted(self._tables):
             for key in self._tables[n][0]:
-                key = int(key)
-                ids = [(key >> (_ID_BITS * (n - 1 - j))) & mask for j in range(n)]
-                yield tuple(self._words[i] for i in ids)
+                yield self._decode(int(key), n)
 
     def words(self) -> list[str]:
         """Every word the table knows (each appears in some n-gram)."""
@@ -396,7 +400,12 @@ class NgramLM:
                         ) from None
                     yield tuple(fields[1 : section + 1]), log_p, bow
 
-        table = NgramTable(grams())
+        try:
+            table = NgramTable(grams())
+        except ValueError as error:
+            if str(error).startswith(str(path)):
+                raise
+            raise ValueError(f"{path}: {error} (not a valid ARPA file)") from None
         if not len(table):
             raise ValueError(f"{path}: no n-grams (not an ARPA file?)")
         return cls(order, table)
