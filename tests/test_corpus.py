@@ -132,6 +132,22 @@ def test_wordnet_glosses_become_sentences(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "data.adv not found: install the wordnet-base package" in result.stderr
     assert not (tmp_path / "x.txt").exists()
+    # a broken extra text file stops the build with one line naming it
+    broken = tmp_path / "broken.txt.gz"
+    broken.write_bytes(b"not gzip")
+    result = subprocess.run(
+        [sys.executable, "-m", "recipes.data.build_corpus", "--out",
+         str(tmp_path / "c"), "--text-file", str(out), "--extra-train-text",
+         str(broken), "--voices", "espeak:en-us+m1", "--heldout-voices",
+         "espeak:en+m1", "--train-utts", "2", "--dev-utts", "0", "--test-utts", "1"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: {broken}: not a readable text file")
+    )
 
 
 def test_extra_training_text_never_reaches_dev_or_test() -> None:

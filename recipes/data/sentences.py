@@ -29,7 +29,7 @@ with ``--text-file``.
 The fortunes give about 21,000 sentences: a model that hears them dozens of
 times learns them by heart (its WER on new sentences read by its training
 voices stays near its WER on new voices). WordNet (Debian's
-``wordnet-base``, a permissive licence) adds about 150,000 more: the
+``wordnet-base``, a permissive licence) adds about 164,000 more: the
 definitions and usage examples of its synsets, each made a sentence
 (capitalised, full stop), through the same filters:
 
@@ -66,8 +66,8 @@ __all__ = [
     "prepare_sentences",
     "read_fortunes",
     "read_text_lines",
-    "wordnet_sentences",
     "shuffled",
+    "wordnet_sentences",
 ]
 
 logger = logging.getLogger(__name__)
@@ -176,11 +176,18 @@ def wordnet_sentences(root: Path = WORDNET_DIR) -> Iterator[str]:
 
 
 def read_text_lines(path: Path) -> list[str]:
-    """The lines of a text file, gunzipped when its name ends in ``.gz``."""
-    if path.suffix == ".gz":
-        with gzip.open(path, "rt", encoding="utf-8") as file:
-            return file.read().splitlines()
-    return path.read_text(encoding="utf-8").splitlines()
+    """The lines of a text file, gunzipped when its name ends in ``.gz``; a
+    file that is not UTF-8 text (or not gzip, for ``.gz``) raises
+    ``ValueError`` naming it."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8") as file:
+                return file.read().splitlines()
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such text file") from None
+    except (OSError, EOFError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a readable text file ({error})") from None
 
 
 def _speakable(raw: str, text: str, min_words: int, max_words: int) -> bool:
