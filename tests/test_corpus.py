@@ -56,6 +56,28 @@ def wav_info(path: Path) -> tuple[int, int, int, float]:
         return rate, file.getnchannels(), file.getsampwidth(), frames / rate
 
 
+def small_corpus(tmp_path: Path, **settings: object) -> tuple[dict, list[str]]:
+    """Build a tiny corpus of SENTENCES with the default training voices and
+    flite:awb held out; its summary and the training speakers."""
+    text_file = tmp_path / "sentences.txt"
+    text_file.write_text("\n".join(SENTENCES) + "\n")
+    config = CorpusConfig(
+        out=tmp_path / "corpus",
+        heldout_voices=("flite:awb",),
+        dev_utts=0,
+        test_utts=1,
+        text_file=text_file,
+        jobs=2,
+        **settings,
+    )
+    summary = build_corpus(config)
+    speakers = [
+        json.loads(line)["speaker"]
+        for line in (config.out / "train.jsonl").read_text().splitlines()
+    ]
+    return summary, speakers
+
+
 def test_fortune_cleaning(tmp_path: Path) -> None:
     root = tmp_path / "fortunes"
     (root / "off").mkdir(parents=True)
@@ -208,25 +230,13 @@ def test_pico_voices(tmp_path: Path) -> None:
     assert 140 < own_f0 < 200  # a woman's voice
     assert 0.75 < fast / own_length < 0.92 and 1.15 < high / own_f0 < 1.4
     # a corpus opts in to Pico with --pico-fraction
-    text_file = tmp_path / "sentences.txt"
-    text_file.write_text("\n".join(SENTENCES) + "\n")
-    config = CorpusConfig(
-        out=tmp_path / "corpus",
-        heldout_voices=("flite:awb",),
+    summary, speakers = small_corpus(
+        tmp_path,
         train_utts=10,
-        dev_utts=0,
-        test_utts=1,
         pico_fraction=0.4,
         flite_fraction=0.2,
         festival_fraction=0.0,
-        text_file=text_file,
-        jobs=2,
     )
-    summary = build_corpus(config)
-    speakers = [
-        json.loads(line)["speaker"]
-        for line in (config.out / "train.jsonl").read_text().splitlines()
-    ]
     assert sum(s.startswith("pico:") for s in speakers) == 4
     assert summary["engines"]["pico"]["utterances"] == 4
 
@@ -375,25 +385,10 @@ def test_default_voices_skip_an_engine_that_is_not_installed(
         raise VoiceError("the festival program is not on PATH")
 
     monkeypatch.setattr(voices, "_festival_voices", no_festival)
-    text_file = tmp_path / "sentences.txt"
-    text_file.write_text("\n".join(SENTENCES) + "\n")
-    config = CorpusConfig(
-        out=tmp_path / "corpus",
-        heldout_voices=("flite:awb",),
-        train_utts=5,
-        dev_utts=0,
-        test_utts=1,
-        text_file=text_file,
-        jobs=2,
-    )
     with caplog.at_level(logging.WARNING):
-        summary = build_corpus(config)
+        summary, speakers = small_corpus(tmp_path, train_utts=5)
     assert "festival:ked_diphone: the festival program is not on PATH" in caplog.text
     assert summary["failed"] == 0 and summary["counts"]["train"] == 5
-    speakers = [
-        json.loads(line)["speaker"]
-        for line in (config.out / "train.jsonl").read_text().splitlines()
-    ]
     assert not [s for s in speakers if s.startswith("festival:")]
     # Pico is opt-in (--pico-fraction): the default voices leave it out
     assert not [s for s in speakers if s.startswith("pico:")]

@@ -128,9 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     lm = NgramLM.estimate(sentences, args.order, lexicon, args.unk_penalty)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     lm.save(args.out)
-    counts = {n: 0 for n in range(1, lm.order + 1)}
-    for gram in lm.entries:
-        counts[len(gram)] += 1
+    counts = lm.entries.counts()
     print(json.dumps({"out": str(args.out), "order": lm.order, "ngrams": counts}))
 
 

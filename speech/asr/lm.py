@@ -170,7 +170,11 @@ class NgramTable(Mapping[State, tuple[float, float]]):
         return isinstance(gram, tuple) and self._index(gram)[1] >= 0
 
     def __len__(self) -> int:
-        return sum(len(table[0]) for table in self._tables.values())
+        return sum(self.counts().values())
+
+    def counts(self) -> dict[int, int]:
+        """How many n-grams of each order the table holds."""
+        return {n: len(self._tables[n][0]) for n in sorted(self._tables)}
 
     def _decode(self, key: int, n: int) -> State:
         mask = (1 << _ID_BITS) - 1
@@ -197,11 +201,7 @@ class NgramTable(Mapping[State, tuple[float, float]]):
         for n, (keys, probs, bows) in self._tables.items():
             if keys.dtype == object:
                 return None
-            arrays[f"keys{n}"], arrays[f"probs{n}"], arrays[f"bows{n}"] = (
-                keys,
-                probs,
-                bows,
-            )
+            arrays.update({f"keys{n}": keys, f"probs{n}": probs, f"bows{n}": bows})
         return arrays
 
     @classmethod

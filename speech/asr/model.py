@@ -252,7 +252,7 @@ def load_state(folder: str | Path) -> dict[str, Tensor]:
             "remove the stale ones"
         )
     if shards:
-        counts = {int(p.name[-8:-3]) for p in shards}  # "...-of-00003.pt"
+        counts = {int(_SHARD.fullmatch(p.name)[2]) for p in shards}  # type: ignore[index]
         if len(counts) != 1:
             raise ValueError(f"{folder}: shards of different sets ({sorted(counts)})")
         expected = _shard_names(folder, counts.pop())

@@ -173,7 +173,8 @@ class Recognizer:
     @property
     def fusion(self) -> LmFusion | None:
         """The LM fusion beam search uses; the LM file is read on first use
-        (about 0.9 s and 230 MB for the shipped lexicon trigram)."""
+        (shipped LM: 3 s and 161 MB the first time, 0.1 s and 103 MB once
+        its parsed arrays are cached, see ``speech.asr.lm``)."""
         if self._fusion is None and self.lm_source is not None:
             lm = self.lm_source
             if not isinstance(lm, NgramLM):
