@@ -173,8 +173,9 @@ class Recognizer:
     @property
     def fusion(self) -> LmFusion | None:
         """The LM fusion beam search uses; the LM file is read on first use
-        (shipped LM: 3 s and 161 MB the first time, 0.1 s and 103 MB once
-        its parsed arrays are cached, see ``speech.asr.lm``)."""
+        (shipped LM: about 2.7 s the first time, 0.11 s once its parsed
+        arrays are cached, see ``speech.asr.lm`` and
+        ``benchmarks/lm_load.py``)."""
         if self._fusion is None and self.lm_source is not None:
             lm = self.lm_source
             if not isinstance(lm, NgramLM):
