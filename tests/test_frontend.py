@@ -241,3 +241,64 @@ def test_random_eq_colours_bands_within_its_bounds():
     # the two bands move independently and by audible amounts
     assert np.std(gains[:, 0] - gains[:, 1]) > 3.0
     assert np.abs(gains).mean() > 2.0
+
+
+def test_augmentation_ffts_at_fast_lengths_match_direct_computation():
+    from recipes.asr import augment
+
+    def smooth(n: int) -> bool:
+        for p in (2, 3, 5):
+            while n % p == 0:
+                n //= p
+        return n == 1
+
+    for n in [*range(1, 400), 56789, 65537, 160001]:
+        size = augment.fft_size(n)
+        assert size >= n and smooth(size)
+        assert not any(smooth(k) for k in range(n, min(size, n + 2000)))
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(16007).astype(np.float32)  # 16007 is prime
+    h = rng.standard_normal(801).astype(np.float32)
+    np.testing.assert_allclose(
+        augment._convolve(x, h), np.convolve(x, h)[: len(x)], atol=2e-3
+    )
+    # the random EQ at a 5-smooth length with 1/16 s of padding equals the
+    # same curve applied with generous padding (no wrap-around)
+    rate = 16000
+    for seed in range(5):
+        out = augment.random_eq(x, np.random.default_rng(seed), rate, 8.0)
+        draws = np.random.default_rng(seed)
+        knots = np.geomspace(100.0, rate / 2, 6)
+        gains_db = draws.uniform(-8.0, 8.0, len(knots))
+        tilt_db = draws.uniform(-8.0, 8.0) * np.log2(knots / 1000.0) / 4
+        size = 4 * 16384
+        freqs = np.fft.rfftfreq(size, 1.0 / rate)
+        curve = np.interp(
+            np.log(np.maximum(freqs, 1.0)), np.log(knots), gains_db + tilt_db
+        )
+        spectrum = np.fft.rfft(x.astype(np.float64), size) * 10 ** (curve / 20)
+        reference = np.fft.irfft(spectrum, size)[: len(x)]
+        error = np.sqrt(np.mean((out - reference) ** 2) / np.mean(reference**2))
+        assert error < 1e-3
+    # hum drawn over one period and tiled equals the sines written out
+    draws = np.random.default_rng(3)
+    hum = augment._hum(np.random.default_rng(3), 50000, rate)
+    base = draws.choice([50, 60])
+    t = np.arange(50000) / rate
+    reference = sum(
+        draws.uniform(0.2, 1.0)
+        / k
+        * np.sin(2 * np.pi * base * k * t + draws.uniform(0, 6.3))
+        for k in range(1, 6)
+    )
+    np.testing.assert_allclose(hum, reference, atol=1e-4)
+    # pink and brown noise keep their slopes (3 and 6 dB per octave)
+    for exponent, slope in ((1.0, 3.01), (2.0, 6.02)):
+        noise = augment._colored_noise(np.random.default_rng(1), 56789, exponent)
+        assert noise.shape == (56789,) and noise.dtype == np.float32
+        power = np.abs(np.fft.rfft(noise)) ** 2
+        freqs = np.fft.rfftfreq(len(noise), 1.0 / rate)
+        low = power[(freqs > 200) & (freqs < 400)].mean()
+        high = power[(freqs > 3200) & (freqs < 6400)].mean()
+        assert 10 * np.log10(low / high) == pytest.approx(4 * slope, abs=1.0)

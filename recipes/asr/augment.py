@@ -44,22 +44,45 @@ class AugmentConfig:
     eq_db: float = 8.0  # largest boost or cut of one band
 
 
+def fft_size(n: int) -> int:
+    """The smallest length >= ``n`` whose only prime factors are 2, 3 and 5:
+    FFTs of such lengths are fast, while a length with a large prime factor
+    takes several times longer (and a power of two pads up to twice)."""
+    best = 1 << max(0, int(n - 1).bit_length())
+    five = 1
+    while five < best:
+        three = five
+        while three < best:
+            size = three
+            while size < n:
+                size *= 2
+            best = min(best, size)
+            three *= 3
+        five *= 5
+    return best
+
+
 def _colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
-    noise = np.fft.irfft(spectrum / freqs ** (exponent / 2.0), n)
+    size = fft_size(n)
+    spectrum = np.fft.rfft(rng.standard_normal(size, dtype=np.float32))
+    freqs = np.maximum(np.fft.rfftfreq(size), 1.0 / size).astype(np.float32)
+    noise = np.fft.irfft(spectrum / freqs ** (exponent / 2.0), size)[:n]
     return noise.astype(np.float32)
 
 
 def _hum(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
-    base = rng.choice([50.0, 60.0])
-    t = np.arange(n) / sample_rate
-    return sum(
+    base = int(rng.choice([50, 60]))
+    # mains hum repeats every sample_rate / gcd(sample_rate, base) samples:
+    # one period is drawn and tiled
+    period = sample_rate // np.gcd(sample_rate, base)
+    t = np.arange(period) / sample_rate
+    cycle = sum(
         rng.uniform(0.2, 1.0)
         / k
         * np.sin(2 * np.pi * base * k * t + rng.uniform(0, 6.3))
         for k in range(1, 6)
-    ).astype(np.float32)
+    )
+    return np.resize(cycle.astype(np.float32), n)
 
 
 def _room_response(
@@ -89,8 +112,9 @@ def random_eq(
     n = len(samples)
     if n < 2:
         return samples
-    size = 1 << int(np.ceil(np.log2(n)))
-    spectrum = np.fft.rfft(samples, size)
+    # padded by 1/16 s so that the filter's short response does not wrap
+    size = fft_size(n + sample_rate // 16)
+    spectrum = np.fft.rfft(samples.astype(np.float32, copy=False), size)
     freqs = np.fft.rfftfreq(size, 1.0 / sample_rate)
     knots = np.geomspace(100.0, sample_rate / 2, 6)
     gains_db = rng.uniform(-max_db, max_db, len(knots))
@@ -98,12 +122,14 @@ def random_eq(
     curve_db = np.interp(
         np.log(np.maximum(freqs, 1.0)), np.log(knots), gains_db + tilt_db
     )
-    shaped = np.fft.irfft(spectrum * 10 ** (curve_db / 20), size)[:n]
+    gains = (10 ** (curve_db / 20)).astype(np.float32)
+    shaped = np.fft.irfft(spectrum * gains, size)[:n]
     return shaped.astype(np.float32)
 
 
 def _convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
-    size = 1 << int(np.ceil(np.log2(len(x) + len(h) - 1)))
+    size = fft_size(len(x) + len(h) - 1)
+    x, h = x.astype(np.float32, copy=False), h.astype(np.float32, copy=False)
     y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(h, size), size)
     return y[: len(x)].astype(np.float32)
 
