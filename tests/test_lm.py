@@ -280,6 +280,64 @@ def test_streaming_with_lm_equals_offline(lm, cuts, seed) -> None:
     assert [h.score for h in streamed] == pytest.approx([h.score for h in offline])
 
 
+def test_max_log_prob_bounds_every_score(lm) -> None:
+    bound = lm.max_log_prob()
+    words = [*_vocabulary(lm), "zebra", EOS]
+    states = [lm.begin(), (), ("the",), ("thus", "i"), ("sat", "on"), ("zebra",)]
+    scores = [lm.score(state, word)[0] for state in states for word in words]
+    assert max(scores) <= bound <= 0.0
+    # a backoff above 0 (legal in ARPA) raises the bound by as much per level
+    entries = {**dict(lm.entries.items()), ("the",): (-1.0, 0.5)}
+    top = max(log_p for log_p, _ in entries.values())
+    lifted = NgramLM(lm.order, entries)
+    assert lifted.max_log_prob() == pytest.approx((top + 2 * 0.5) * math.log(10))
+    assert lifted.score(("the",), "zebra")[0] <= lifted.max_log_prob()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    beam=st.integers(1, 8),
+    bonus=st.sampled_from([-1.0, 0.0, 1.5, 4.0]),
+)
+def test_fusion_scores_only_prefixes_that_can_make_the_beam(
+    lm, seed, beam, bonus
+) -> None:
+    """Prefixes whose bound cannot reach the beam get no LM node; the beam
+    search gives exactly what scoring every prefix gives."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(40, len(PIECES))) * 3
+    logits[:, 0] += 2.0
+    log_probs = (logits - np.log(np.exp(logits).sum(1, keepdims=True))).astype(
+        np.float32
+    )
+
+    class EveryPrefix(LmFusion):
+        max_gain = math.inf  # every prefix scored, as before the bound
+
+    lazy = LmFusion(lm, PIECES, weight=0.5, word_bonus=bonus)
+    eager = EveryPrefix(lm, PIECES, weight=0.5, word_bonus=bonus)
+    calls = {"lazy": 0, "eager": 0}
+
+    def counted(fusion, name):
+        extend = fusion.extend
+
+        def wrapper(parent, token):
+            calls[name] += 1
+            return extend(parent, token)
+
+        fusion.extend = wrapper
+
+    counted(lazy, "lazy")
+    counted(eager, "eager")
+    got = ctc_prefix_beam_search(log_probs, beam_size=beam, fusion=lazy)
+    want = ctc_prefix_beam_search(log_probs, beam_size=beam, fusion=eager)
+    assert [h.tokens for h in got] == [h.tokens for h in want]
+    assert [h.score for h in got] == [h.score for h in want]
+    assert [h.hits for h in got] == [h.hits for h in want]
+    assert calls["lazy"] <= calls["eager"]
+
+
 def test_fusion_needs_beam_search(lm) -> None:
     with pytest.raises(ValueError, match="needs beam search"):
         StreamingCtcDecoder("greedy", fusion=LmFusion(lm, PIECES))

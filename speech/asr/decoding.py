@@ -20,6 +20,7 @@ tokens, blank at id 0 unless told otherwise.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -264,6 +265,11 @@ class _PrefixBeamSearch:
         # reaches one of them merges with it instead of duplicating it.
         nodes = {(node.parent, node.token): node for node in beam}
         new_beam: dict[_Node, _PrefixState] = {}
+        # With an LM, new prefixes wait for their LM node until every CTC
+        # score of the frame is known; only those that can make the beam get
+        # one (``_fuse_pending``).
+        lazy = self.fusion is not None and self.fusion.max_gain < math.inf
+        pending: list[_Node] = []
         for node, old in beam.items():
             total = old.total
             best_v, best_align = old.best_alignment()
@@ -297,20 +303,66 @@ class _PrefixBeamSearch:
                     continue
                 child = nodes.get((node, token))
                 if child is None:
-                    lm = (
-                        None
-                        if self.fusion is None
-                        else self.fusion.extend(node.lm, token)
-                    )
-                    child = nodes[(node, token)] = _Node(node, token, lm)
+                    if lazy:
+                        child = _Node(node, token)
+                        pending.append(child)
+                    else:
+                        lm = (
+                            None
+                            if self.fusion is None
+                            else self.fusion.extend(node.lm, token)
+                        )
+                        child = _Node(node, token, lm)
+                    nodes[(node, token)] = child
                 new = new_beam.get(child) or new_beam.setdefault(child, _PrefixState())
                 new.p_nb = _log_add(new.p_nb, source_p + log_prob)
                 if source_v + log_prob > new.v_nb:
                     new.v_nb = source_v + log_prob
                     new.align_nb = (source_align, token, t, t, log_prob)
 
-        ranked = sorted(new_beam.items(), key=self._rank, reverse=True)
+        items = new_beam.items()
+        if pending:
+            self._fuse_pending(new_beam, pending)
+            items = [item for item in items if item[0].lm is not None]
+        ranked = sorted(items, key=self._rank, reverse=True)
         return dict(ranked[: self.beam_size])
+
+    def _fuse_pending(
+        self, new_beam: dict[_Node, _PrefixState], pending: list[_Node]
+    ) -> None:
+        """Gives LM nodes to the new prefixes that may make the beam, best
+        bound first: a prefix's rank is at most its CTC score plus its
+        parent's fused score plus ``LmFusion.max_gain``, so once that bound
+        falls below the ``beam_size``-th best rank known, no later prefix
+        can make the beam. The others keep no LM node and are dropped, which
+        leaves the beam exactly as if every prefix had been scored."""
+        fusion = self.fusion
+        assert fusion is not None
+        best: list[float] = []  # min-heap of the beam_size best ranks so far
+        for node, state in new_beam.items():
+            if node.lm is not None:
+                rank = state.total + node.lm.score
+                if len(best) < self.beam_size:
+                    heapq.heappush(best, rank)
+                elif rank > best[0]:
+                    heapq.heapreplace(best, rank)
+        bounds = sorted(
+            (
+                (new_beam[child].total + child.parent.lm.score, index)  # type: ignore[union-attr]
+                for index, child in enumerate(pending)
+            ),
+            reverse=True,
+        )
+        for bound, index in bounds:
+            if len(best) == self.beam_size and bound + fusion.max_gain < best[0]:
+                break
+            child = pending[index]
+            child.lm = fusion.extend(child.parent.lm, child.token)  # type: ignore[union-attr]
+            rank = new_beam[child].total + child.lm.score
+            if len(best) < self.beam_size:
+                heapq.heappush(best, rank)
+            elif rank > best[0]:
+                heapq.heapreplace(best, rank)
 
     def _rank(self, item: tuple[_Node, _PrefixState]) -> float:
         """A prefix's score in the beam: CTC, plus its words' fused LM score."""

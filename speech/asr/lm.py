@@ -176,6 +176,14 @@ class NgramTable(Mapping[State, tuple[float, float]]):
         """How many n-grams of each order the table holds."""
         return {n: len(self._tables[n][0]) for n in sorted(self._tables)}
 
+    def max_values(self) -> tuple[float, float]:
+        """The largest log10 p and the largest log10 backoff of any n-gram."""
+        tables = [t for t in self._tables.values() if len(t[0])]
+        return (
+            max(float(probs.max()) for _, probs, _ in tables),
+            max(float(bows.max()) for _, _, bows in tables),
+        )
+
     def _decode(self, key: int, n: int) -> State:
         mask = (1 << _ID_BITS) - 1
         ids = [(key >> (_ID_BITS * (n - 1 - j))) & mask for j in range(n)]
@@ -477,6 +485,12 @@ class NgramLM:
         self._memo[key] = result
         return result
 
+    def max_log_prob(self) -> float:
+        """An upper bound on any ``score``: at most ``order - 1`` backoffs
+        and one n-gram's probability (0 or less for a normalised model)."""
+        log_p, bow = self.entries.max_values()
+        return (log_p + (self.order - 1) * max(bow, 0.0)) * _LN10
+
     def sentence_log_prob(self, words: Sequence[str]) -> float:
         """Natural-log probability of a whole sentence, </s> included."""
         state, total = self.begin(), 0.0
@@ -530,6 +544,17 @@ class LmFusion:
         self.prefixes = {
             word[:i] for word in lm.entries.words() for i in range(1, len(word) + 1)
         }
+        self._max_log_prob = lm.max_log_prob()
+
+    @property
+    def max_gain(self) -> float:
+        """The most one ``extend`` can add to a node's score: it scores at
+        most two words (the one a word-start piece ends, and the new one as
+        ``<unk>``). Beam search skips extensions that cannot make the beam
+        even with it."""
+        if self.weight < 0:
+            return math.inf
+        return max(0.0, 2 * (self.weight * self._max_log_prob + self.word_bonus))
 
     def root(self) -> FusionNode:
         return FusionNode(self.lm.begin(), 0.0, "", False)
