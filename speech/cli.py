@@ -20,6 +20,10 @@ from pathlib import Path
 __all__ = ["main"]
 
 FORMATS = ("txt", "json", "srt", "vtt")
+# `speech transcribe` decodes with beam search and the word LM when there is
+# one: on the held-out test set 12.2 % WER instead of greedy's 20.4 %, for
+# 1.3-2x the greedy time on a CPU (README); --beam-size 1 for greedy
+DEFAULT_LM_BEAM = 16
 
 
 def _int_at_least(minimum: int):
@@ -103,8 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--beam-size",
         type=_int_at_least(1),
-        default=1,
-        help="1: greedy; more: prefix beam search (with the model's word LM)",
+        default=None,
+        help="1: greedy; more: prefix beam search with the word LM (default: "
+        f"{DEFAULT_LM_BEAM} when there is an LM, as with the shipped model; "
+        "else 1)",
     )
     add_lm_arguments(t)
     t.add_argument(
@@ -295,14 +301,16 @@ def transcribe_command(args: argparse.Namespace) -> int:
             args.model,
             backend=args.backend,
             device=device,
-            beam_size=args.beam_size,
+            beam_size=args.beam_size or 1,
             **lm_options(args),
         )
     except (OSError, ValueError) as error:
         print(f"speech transcribe: cannot load model: {error}", file=sys.stderr)
         return 2
+    if args.beam_size is None and recognizer.lm_source is not None:
+        recognizer.beam_size = DEFAULT_LM_BEAM
     try:
-        if args.beam_size > 1:
+        if recognizer.beam_size > 1:
             _ = recognizer.fusion  # reads the LM now: a bad one fails up front
     except (OSError, ValueError, UnicodeDecodeError) as error:
         print(

@@ -392,6 +392,37 @@ def test_shipped_model_with_its_lm_transcribes_speech(tmp_path) -> None:
     assert greedy._fusion is None  # greedy decoding never reads the LM
 
 
+def test_cli_decodes_with_the_lm_by_default(tmp_path) -> None:
+    """`speech transcribe` with the shipped model (which has an LM) runs beam
+    search with it unless told otherwise; --beam-size 1 and --lm none give
+    greedy decoding."""
+    from speech.formats import to_txt
+
+    wavs = []
+    for i, text in enumerate(EVERYDAY[:4]):
+        wav = tmp_path / f"rms-{i}.wav"
+        subprocess.run(
+            ["flite", "-voice", "rms", "-t", text, "-o", str(wav)], check=True
+        )
+        wavs.append(wav)
+    fused = load_recognizer(beam_size=16)
+    greedy = load_recognizer()
+    want = {w.stem: to_txt(fused.transcribe(w)) for w in wavs}
+    plain = {w.stem: to_txt(greedy.transcribe(w)) for w in wavs}
+    assert want != plain  # the held-out voice gives the LM work to do
+    for name, extra in (("default", []), ("greedy", ["--beam-size", "1"]),
+                        ("no-lm", ["--lm", "none"])):  # fmt: skip
+        out = tmp_path / name
+        done = subprocess.run(
+            [sys.executable, "-m", "speech.cli", "transcribe", *map(str, wavs),
+             "--output-dir", str(out), "--quiet", *extra],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        got = {p.stem: p.read_text() for p in out.glob("*.txt")}
+        assert got == (want if name == "default" else plain), name
+
+
 def test_cli_lm_options(speech_file, tmp_path) -> None:
     run = [sys.executable, "-m", "speech.cli", "transcribe", str(speech_file)]
     with_lm = subprocess.run(
