@@ -572,3 +572,23 @@ assert "torch" not in sys.modules, "torch was imported"
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert len((tmp_path / "out" / "train.jsonl").read_text().splitlines()) == 2
+
+
+def test_parallel_normalisation_keeps_order_and_first_occurrences(monkeypatch):
+    import recipes.data.sentences as sentences_module
+
+    raw = []
+    for i in range(120):
+        raw += [
+            f"I was born in {1900 + i}, at {i % 12 + 1}:30 pm.",
+            "The cat sat on the mat today.",  # repeated across every chunk
+            "",
+            "NASA cats.",  # not speakable
+            f"Chapter {i} begins with {i * 7} quiet words here.",
+        ]
+    one = prepare_sentences(raw)
+    monkeypatch.setattr(sentences_module, "PARALLEL_MIN_SENTENCES", 10)
+    two = prepare_sentences(raw, jobs=3)
+    assert two == one
+    assert [s.raw for s in one].count("The cat sat on the mat today.") == 1
+    assert len(one) == 1 + 2 * 120

@@ -309,13 +309,17 @@ def build_corpus(config: CorpusConfig) -> dict:
     if config.layout == "ljspeech" and len(train) != 1:
         raise ValueError("--layout ljspeech is for one training voice (--voices)")
     sentences = load_sentences(
-        config.text_file, config.fortunes_dir, config.min_words, config.max_words
+        config.text_file,
+        config.fortunes_dir,
+        config.min_words,
+        config.max_words,
+        config.jobs,
     )
     extra_train = [
         sentence
         for path in config.extra_train_text
         for sentence in load_sentences(
-            path, config.fortunes_dir, config.min_words, config.max_words
+            path, config.fortunes_dir, config.min_words, config.max_words, config.jobs
         )
     ]
     planner = PathPlanner(config.layout, [v.spec for v in [*train, *heldout]])

@@ -47,6 +47,7 @@ import logging
 import random
 import re
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,24 +210,53 @@ def _speakable(raw: str, text: str, min_words: int, max_words: int) -> bool:
     return True
 
 
+def _normalise(
+    raws: list[str], min_words: int, max_words: int
+) -> list[tuple[str, str, str] | None]:
+    """(raw, text, de-duplication key) of each sentence, None where it is
+    empty or not speakable."""
+    out: list[tuple[str, str, str] | None] = []
+    for raw in raws:
+        raw = " ".join(raw.split())
+        text = normalize_text(raw) if raw else ""
+        if not raw or not _speakable(raw, text, min_words, max_words):
+            out.append(None)
+        else:
+            out.append((raw, text, asr_transcript(text)))
+    return out
+
+
+PARALLEL_MIN_SENTENCES = 20_000  # below this, worker start-up is not worth it
+
+
 def prepare_sentences(
-    raw_sentences: Iterable[str], min_words: int = 3, max_words: int = 30
+    raw_sentences: Iterable[str],
+    min_words: int = 3,
+    max_words: int = 30,
+    jobs: int = 1,
 ) -> list[Sentence]:
-    """Normalise, filter and de-duplicate sentences (first occurrence kept)."""
+    """Normalise, filter and de-duplicate sentences (first occurrence kept).
+
+    With ``jobs`` > 1 a large text is normalised by that many processes, in
+    order: the result is the same as with one."""
+    raws = list(raw_sentences)
+    if jobs > 1 and len(raws) >= PARALLEL_MIN_SENTENCES:
+        size = -(-len(raws) // (4 * jobs))
+        chunks = [raws[i : i + size] for i in range(0, len(raws), size)]
+        with ProcessPoolExecutor(jobs) as pool:
+            parts = pool.map(
+                _normalise, chunks, [min_words] * len(chunks), [max_words] * len(chunks)
+            )
+            normalised = [item for part in parts for item in part]
+    else:
+        normalised = _normalise(raws, min_words, max_words)
     seen: set[str] = set()
     kept: list[Sentence] = []
-    for raw in raw_sentences:
-        raw = " ".join(raw.split())
-        if not raw:
+    for item in normalised:
+        if item is None or item[2] in seen:
             continue
-        text = normalize_text(raw)
-        if not _speakable(raw, text, min_words, max_words):
-            continue
-        key = asr_transcript(text)
-        if key in seen:
-            continue
-        seen.add(key)
-        kept.append(Sentence(raw, text))
+        seen.add(item[2])
+        kept.append(Sentence(item[0], item[1]))
     return kept
 
 
@@ -235,11 +265,13 @@ def load_sentences(
     fortunes_dir: Path = FORTUNES_DIR,
     min_words: int = 3,
     max_words: int = 30,
+    jobs: int = 1,
 ) -> list[Sentence]:
-    """Sentences of a text file (one per line) or, without one, the fortunes."""
+    """Sentences of a text file (one per line) or, without one, the fortunes
+    (``jobs``: see ``prepare_sentences``)."""
     if text_file is not None:
         lines = read_text_lines(text_file)
-        sentences = prepare_sentences(lines, min_words, max_words)
+        sentences = prepare_sentences(lines, min_words, max_words, jobs)
         source = str(text_file)
     else:
         if not fortunes_dir.is_dir():
@@ -248,7 +280,7 @@ def load_sentences(
                 "--text-file (see python -m recipes.data.sentences)"
             )
         sentences = prepare_sentences(
-            fortune_sentences(fortunes_dir), min_words, max_words
+            fortune_sentences(fortunes_dir), min_words, max_words, jobs
         )
         source = str(fortunes_dir)
     logger.info("%d sentences from %s", len(sentences), source)
