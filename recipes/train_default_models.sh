@@ -12,8 +12,9 @@
 # CORPUS_JOBS (default 16) synthesis processes build the ASR corpus.
 # WORK (default /tmp/work) holds corpora, runs and logs; MINUTES (default 18)
 # is each training's wall-clock budget. Rerunning `start` resumes every run
-# from its checkpoint (the corpora are rebuilt identically from the seed if
-# they are gone).
+# from its checkpoint (corpora that are gone are rebuilt from the seed: the
+# same sentences, voices and prosody; espeak-ng's audio varies by a few
+# samples between identical calls, so not bit for bit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${WORK:-/tmp/work}
