@@ -37,23 +37,22 @@ logger = logging.getLogger("recipes.asr.train_lm")
 
 
 def lm_sentences(args: argparse.Namespace) -> list[list[str]]:
-    texts: list[str] = []
+    transcripts: list[str] = []
     if args.text_file or not args.manifest:
         sentences = load_sentences(
             args.text_file, args.fortunes_dir, args.min_words, args.max_words
         )
-        texts += [s.text for s in sentences]
+        transcripts += [s.key for s in sentences]
     for extra in args.extra_text:
         sentences = load_sentences(
             extra, args.fortunes_dir, args.min_words, args.max_words
         )
-        texts += [s.text for s in sentences]
+        transcripts += [s.key for s in sentences]
     for manifest in args.manifest:
-        texts += [u.text for u in read_manifest(manifest)]
+        transcripts += [asr_transcript(u.text) for u in read_manifest(manifest)]
     excluded = {asr_transcript(u.text) for m in args.exclude for u in read_manifest(m)}
     kept, seen, dropped = [], set(), 0
-    for text in texts:
-        transcript = asr_transcript(text)
+    for transcript in transcripts:
         if transcript in excluded:
             dropped += 1
         elif transcript and transcript not in seen:

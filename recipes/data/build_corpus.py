@@ -66,7 +66,6 @@ from recipes.data.voices import (
     check_voice,
     default_training_voices,
 )
-from speech.text.normalize import asr_transcript
 
 __all__ = ["CorpusConfig", "build_corpus", "main", "plan_jobs"]
 
@@ -173,9 +172,8 @@ def plan_jobs(
     dev_pool = pool[config.test_utts : config.test_utts + config.dev_utts]
     train_pool = pool[config.test_utts + config.dev_utts :]
     if extra_train:
-        held = {asr_transcript(s.text) for s in [*test_pool, *dev_pool]}
-        known = held | {asr_transcript(s.text) for s in train_pool}
-        extra = [s for s in extra_train if asr_transcript(s.text) not in known]
+        known = {s.key for s in pool}
+        extra = [s for s in extra_train if s.key not in known]
         train_pool += shuffled(extra, config.seed)
         logger.info(
             "%d extra training sentences (%d already in the main text)",

@@ -99,6 +99,7 @@ _WORD = re.compile(r"[A-Za-z']+")
 class Sentence:
     raw: str  # as written (cleaned)
     text: str  # normalize_text(raw): what is spoken and transcribed
+    key: str  # asr_transcript(text): what de-duplication compares
 
 
 def _fortune_files(root: Path) -> list[Path]:
@@ -256,7 +257,7 @@ def prepare_sentences(
         if item is None or item[2] in seen:
             continue
         seen.add(item[2])
-        kept.append(Sentence(item[0], item[1]))
+        kept.append(Sentence(*item))
     return kept
 
 

@@ -268,7 +268,8 @@ class _PrefixBeamSearch:
         # With an LM, new prefixes wait for their LM node until every CTC
         # score of the frame is known; only those that can make the beam get
         # one (``_fuse_pending``).
-        lazy = self.fusion is not None and self.fusion.max_gain < math.inf
+        gain = math.inf if self.fusion is None else self.fusion.max_gain
+        lazy = gain < math.inf
         pending: list[_Node] = []
         for node, old in beam.items():
             total = old.total
@@ -322,30 +323,33 @@ class _PrefixBeamSearch:
 
         items = new_beam.items()
         if pending:
-            self._fuse_pending(new_beam, pending)
+            self._fuse_pending(new_beam, pending, gain)
             items = [item for item in items if item[0].lm is not None]
         ranked = sorted(items, key=self._rank, reverse=True)
         return dict(ranked[: self.beam_size])
 
     def _fuse_pending(
-        self, new_beam: dict[_Node, _PrefixState], pending: list[_Node]
+        self, new_beam: dict[_Node, _PrefixState], pending: list[_Node], gain: float
     ) -> None:
         """Gives LM nodes to the new prefixes that may make the beam, best
         bound first: a prefix's rank is at most its CTC score plus its
-        parent's fused score plus ``LmFusion.max_gain``, so once that bound
-        falls below the ``beam_size``-th best rank known, no later prefix
-        can make the beam. The others keep no LM node and are dropped, which
-        leaves the beam exactly as if every prefix had been scored."""
+        parent's fused score plus ``gain`` (``LmFusion.max_gain``), so once
+        that bound falls below the ``beam_size``-th best rank known, no later
+        prefix can make the beam. The others keep no LM node and are dropped,
+        which leaves the beam exactly as if every prefix had been scored."""
         fusion = self.fusion
         assert fusion is not None
         best: list[float] = []  # min-heap of the beam_size best ranks so far
+
+        def note(rank: float) -> None:
+            if len(best) < self.beam_size:
+                heapq.heappush(best, rank)
+            elif rank > best[0]:
+                heapq.heapreplace(best, rank)
+
         for node, state in new_beam.items():
             if node.lm is not None:
-                rank = state.total + node.lm.score
-                if len(best) < self.beam_size:
-                    heapq.heappush(best, rank)
-                elif rank > best[0]:
-                    heapq.heapreplace(best, rank)
+                note(state.total + node.lm.score)
         bounds = sorted(
             (
                 (new_beam[child].total + child.parent.lm.score, index)  # type: ignore[union-attr]
@@ -354,15 +358,11 @@ class _PrefixBeamSearch:
             reverse=True,
         )
         for bound, index in bounds:
-            if len(best) == self.beam_size and bound + fusion.max_gain < best[0]:
+            if len(best) == self.beam_size and bound + gain < best[0]:
                 break
             child = pending[index]
             child.lm = fusion.extend(child.parent.lm, child.token)  # type: ignore[union-attr]
-            rank = new_beam[child].total + child.lm.score
-            if len(best) < self.beam_size:
-                heapq.heappush(best, rank)
-            elif rank > best[0]:
-                heapq.heapreplace(best, rank)
+            note(new_beam[child].total + child.lm.score)
 
     def _rank(self, item: tuple[_Node, _PrefixState]) -> float:
         """A prefix's score in the beam: CTC, plus its words' fused LM score."""
