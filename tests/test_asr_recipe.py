@@ -126,6 +126,30 @@ def test_init_from_a_sharded_model_folder(corpus, tmp_path) -> None:
         )
 
 
+def test_profiled_run_reports_operators_and_trains_the_same(
+    corpus, tmp_path, caplog, capfd
+) -> None:
+    """--profile-steps logs the top operators and writes a Chrome trace; the
+    profiled run's weights equal those of the same run unprofiled."""
+    steps = train.PROFILE_WAIT + train.PROFILE_WARMUP + 2
+    _run(corpus, tmp_path / "plain", steps)
+    capfd.readouterr()
+    with caplog.at_level("INFO", logger="recipes.asr.train"):
+        _run(corpus, tmp_path / "profiled", steps, "--profile-steps", "2")
+    report = next(r.getMessage() for r in caplog.records if "profile, by" in r.message)
+    assert "self_cpu_time_total" in report and "aten::" in report
+    assert "Optimizer.step" in report
+    trace = json.loads((tmp_path / "profiled" / "profile" / "trace.json").read_text())
+    names = [event.get("name", "") for event in trace["traceEvents"]]
+    assert any(name.startswith("ProfilerStep") for name in names)
+    summary = capfd.readouterr().out
+    assert f"step {steps}:" in summary and "waiting for the data loader" in summary
+    a = torch.load(tmp_path / "plain" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "profiled" / "checkpoint.pt", weights_only=False)
+    for name, value in a["model"].items():
+        torch.testing.assert_close(value, b["model"][name], rtol=0, atol=0, msg=name)
+
+
 def test_export_checkpoint_writes_the_run_model(corpus, tmp_path) -> None:
     """A stopped run's checkpoint becomes the same model folder the run
     writes at its end."""

@@ -150,7 +150,59 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="deterministic kernels (bitwise-reproducible runs and resumes; slower)",
     )
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument(
+        "--profile-steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="profile N training steps (after 10 steps of warm-up) with "
+        "torch.profiler: the operators with the most device and CPU time go "
+        "to the log, a Chrome trace to OUT/profile/",
+    )
     return p.parse_args(argv)
+
+
+PROFILE_WAIT, PROFILE_WARMUP = 10, 2
+
+
+def start_profiler(steps: int, device: torch.device) -> torch.profiler.profile | None:
+    """A ``torch.profiler`` session over ``steps`` training steps, after
+    ``PROFILE_WAIT`` steps (workers starting, kernels tuning) and
+    ``PROFILE_WARMUP`` more; ``None`` when ``steps`` is 0."""
+    if steps <= 0:
+        return None
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    profiler = torch.profiler.profile(
+        activities=activities,
+        schedule=torch.profiler.schedule(
+            wait=PROFILE_WAIT, warmup=PROFILE_WARMUP, active=steps, repeat=1
+        ),
+        acc_events=True,  # one cycle; keeps torch from warning it clears events
+    )
+    profiler.start()
+    return profiler
+
+
+def report_profile(
+    profiler: torch.profiler.profile, device: torch.device, folder: Path
+) -> None:
+    """Stop ``profiler``, log its top operators (by device time on a GPU,
+    and by CPU time) and write its Chrome trace into ``folder``."""
+    profiler.stop()
+    table = profiler.key_averages()
+    sorts = ["self_cpu_time_total"]
+    if device.type == "cuda":
+        sorts.insert(0, "self_device_time_total")
+    for sort in sorts:
+        logger.info(
+            "profile, by %s:\n%s", sort, table.table(sort_by=sort, row_limit=25)
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    trace = folder / "trace.json"
+    profiler.export_chrome_trace(str(trace))
+    logger.info("profile trace: %s", trace)
 
 
 def draw_geometry(
@@ -453,9 +505,12 @@ def main(argv: list[str] | None = None) -> None:
         # global RNG, which the checkpoint restores for SpecAugment
         generator=torch.Generator().manual_seed(args.seed),
     )
+    profiler = start_profiler(args.profile_steps, device) if env.is_main else None
+    loader_wait, fetch_started = 0.0, time.monotonic()
     while not done:
         sampler.epoch, sampler.start = epoch, position
         for batch in loader:
+            loader_wait += time.monotonic() - fetch_started
             warp = None
             if (
                 augment is not None
@@ -545,13 +600,21 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 for name, value in wers.items():
                     writer.add_scalar(f"dev/wer_{name}", value, step)
+            if profiler is not None:
+                profiler.step()
+                if steps_this_run == PROFILE_WAIT + PROFILE_WARMUP + args.profile_steps:
+                    report_profile(profiler, device, out / "profile")
+                    profiler = None
             if env.any(clock.up() or step >= stop_step):
                 done = True
                 break
+            fetch_started = time.monotonic()
         else:
             epoch += 1
             position = 0
     progress.close()
+    if profiler is not None:  # the run ended before the profiled steps did
+        report_profile(profiler, device, out / "profile")
     checkpoint_now()
     if env.is_main:
         elapsed = time.monotonic() - started
@@ -569,7 +632,9 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"step {step}: {steps_this_run / max(elapsed, 1e-9):.2f} steps/s, "
             f"{audio_seconds * env.world_size / max(elapsed, 1e-9):.0f} audio s/s over "
-            f"{env.world_size} process(es), {elapsed:.0f} s",
+            f"{env.world_size} process(es), {elapsed:.0f} s, "
+            f"{100 * loader_wait / max(elapsed, 1e-9):.0f} % of it waiting for "
+            "the data loader",
             flush=True,
         )
         writer.close()
