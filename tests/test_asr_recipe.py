@@ -150,6 +150,35 @@ def test_profiled_run_reports_operators_and_trains_the_same(
         torch.testing.assert_close(value, b["model"][name], rtol=0, atol=0, msg=name)
 
 
+def test_read_pcm16_matches_the_float_reader(tmp_path) -> None:
+    """The trainer's int16 reader gives what rounding ``read_wav`` gives: as
+    stored for 16-bit mono at the rate, converted for everything else."""
+    import soundfile
+
+    from recipes.common import read_pcm16, read_wav
+
+    rng = np.random.default_rng(0)
+    pcm = rng.integers(-32768, 32768, size=(8000, 2), dtype=np.int16)
+    cases = {
+        "mono16k.wav": (pcm[:, 0], 16000, "PCM_16"),
+        "stereo16k.wav": (pcm, 16000, "PCM_16"),
+        "mono22k.wav": (pcm[:, 0], 22050, "PCM_16"),
+        "float16k.wav": (pcm[:, 0] / 40000.0, 16000, "FLOAT"),
+    }
+    for name, (data, rate, subtype) in cases.items():
+        path = str(tmp_path / name)
+        soundfile.write(path, data, rate, subtype=subtype)
+        got = read_pcm16(path, 16000)
+        want = np.clip(np.round(read_wav(path, 16000) * 32768.0), -32768, 32767)
+        assert got.dtype == np.int16, name
+        np.testing.assert_array_equal(got, want.astype(np.int16), err_msg=name)
+    np.testing.assert_array_equal(
+        read_pcm16(str(tmp_path / "mono16k.wav"), 16000), pcm[:, 0]
+    )
+    with pytest.raises(FileNotFoundError):
+        read_pcm16(str(tmp_path / "missing.wav"), 16000)
+
+
 def test_export_checkpoint_writes_the_run_model(corpus, tmp_path) -> None:
     """A stopped run's checkpoint becomes the same model folder the run
     writes at its end."""

@@ -21,12 +21,14 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from recipes.asr.augment import AugmentConfig, augment_waveform
-from recipes.common import Utterance, read_wav
+from recipes.common import Utterance, read_pcm16
 from speech.asr.frontend import FbankConfig
 
 __all__ = ["AsrDataset", "BucketBatchSampler", "collate"]
 
 logger = logging.getLogger(__name__)
+
+LOAD_GROUP = 256  # files per loading task
 
 
 class AsrDataset(Dataset):
@@ -52,14 +54,19 @@ class AsrDataset(Dataset):
         self.augment_from_epoch = augment_from_epoch
         self.seed = seed
         self.fbank = FbankConfig(sample_rate=sample_rate)
+        # int16 keeps hours of audio in a few GB; files are read in groups,
+        # so that handing out 100,000 single-file tasks does not cost more
+        # than the reading
+        paths = [u.audio for u in self.utterances]
+        groups = [paths[i : i + LOAD_GROUP] for i in range(0, len(paths), LOAD_GROUP)]
         with ThreadPoolExecutor(load_threads) as pool:
-            audio = list(
-                pool.map(lambda u: read_wav(u.audio, sample_rate), self.utterances)
-            )
-        # int16 keeps hours of audio in a few GB
-        self.audio = [
-            np.clip(a * 32768.0, -32768, 32767).astype(np.int16) for a in audio
-        ]
+            self.audio = [
+                samples
+                for group in pool.map(
+                    lambda group: [read_pcm16(p, sample_rate) for p in group], groups
+                )
+                for samples in group
+            ]
         self.durations = np.array([len(a) / sample_rate for a in self.audio])
         logger.info(
             "loaded %d utterances, %.1f hours",
