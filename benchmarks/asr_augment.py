@@ -3,12 +3,18 @@ audio one loader worker (one thread) turns into training items per second of
 CPU time, for the default augmentation and for each part of it alone.
 
     python benchmarks/asr_augment.py --manifest data/asr/dev.jsonl --limit 300
+    python benchmarks/asr_augment.py --manifest data/asr/dev.jsonl --loader-workers 2
 
 On a GPU machine the loader workers do this work for every batch, so their
 rate, times the number of workers, bounds the trainer's audio seconds per
 second (the trainer logs that figure at the end of a run). Items are read as
 the trainer reads them (``AsrDataset``, joined utterances included); the
 first pass warms caches and is not timed.
+
+With ``--loader-workers N`` it instead measures the whole input pipeline as
+the trainer runs it (``DataLoader`` with N persistent workers, the trainer's
+batch sampler and collation, default augmentation): audio seconds per wall
+second, per pass.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from recipes.asr.augment import AugmentConfig  # noqa: E402
-from recipes.asr.data import AsrDataset  # noqa: E402
+from recipes.asr.data import AsrDataset, BucketBatchSampler, collate  # noqa: E402
 from recipes.common import read_manifest  # noqa: E402
 
 OFF = {"speeds": (1.0,), "eq_prob": 0.0, "reverb_prob": 0.0, "noise_prob": 0.0}
@@ -52,6 +58,32 @@ def rate(dataset: AsrDataset, epochs: int) -> tuple[float, float]:
     return audio / cpu, 1000 * cpu / (epochs * len(dataset))
 
 
+def loader_rates(
+    dataset: AsrDataset, workers: int, batch_seconds: float, passes: int
+) -> list[float]:
+    """Audio seconds per wall second that the trainer's ``DataLoader``
+    delivers with ``workers`` persistent workers, for each of ``passes``
+    passes over ``dataset`` after one untimed pass (workers starting)."""
+    sampler = BucketBatchSampler(dataset.durations, batch_seconds, 0, 0, 1)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        prefetch_factor=4 if workers else None,
+        persistent_workers=workers > 0,
+    )
+    rates = []
+    for epoch in range(1, passes + 2):  # epoch 0 would skip augmentation
+        sampler.epoch, sampler.start = epoch, 0
+        started, audio = time.monotonic(), 0.0
+        for batch in loader:
+            audio += float(batch["samples"].sum()) / dataset.sample_rate
+        if epoch > 1:
+            rates.append(audio / (time.monotonic() - started))
+    return rates
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--manifest", type=Path, required=True, help="JSONL manifest")
@@ -59,9 +91,36 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=2, help="timed passes")
     p.add_argument("--join-fraction", type=float, default=0.3)
     p.add_argument("--json", type=Path)
+    p.add_argument(
+        "--loader-workers",
+        type=int,
+        metavar="N",
+        help="time the trainer's DataLoader with N workers instead",
+    )
+    p.add_argument("--batch-seconds", type=float, default=100.0)
     args = p.parse_args()
     torch.set_num_threads(1)  # as in a DataLoader worker
     utterances = read_manifest(args.manifest)[: args.limit]
+    if args.loader_workers is not None:
+        dataset = AsrDataset(
+            utterances,
+            [[1]] * len(utterances),
+            augment=AugmentConfig(),
+            join_fraction=args.join_fraction,
+        )
+        rates = loader_rates(
+            dataset, args.loader_workers, args.batch_seconds, args.epochs
+        )
+        print(
+            f"{len(utterances)} utterances of {args.manifest}, join fraction "
+            f"{args.join_fraction}, {args.loader_workers} loader workers, "
+            f"batches of {args.batch_seconds:g} s: "
+            + ", ".join(f"{r:.0f}" for r in rates)
+            + " audio s per wall s (one figure per pass)"
+        )
+        if args.json:
+            args.json.write_text(json.dumps({"rates": rates}, indent=1))
+        return
     rows = []
     for name, change in PARTS.items():
         config = dataclasses.replace(AugmentConfig(), **change)
