@@ -32,7 +32,11 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from recipes.asr.augment import AugmentConfig  # noqa: E402
-from recipes.asr.data import AsrDataset, BucketBatchSampler, collate  # noqa: E402
+from recipes.asr.data import (  # noqa: E402
+    AsrDataset,
+    BucketBatchSampler,
+    training_loader,
+)
 from recipes.common import read_manifest  # noqa: E402
 
 OFF = {"speeds": (1.0,), "eq_prob": 0.0, "reverb_prob": 0.0, "noise_prob": 0.0}
@@ -65,14 +69,7 @@ def loader_rates(
     delivers with ``workers`` persistent workers, for each of ``passes``
     passes over ``dataset`` after one untimed pass (workers starting)."""
     sampler = BucketBatchSampler(dataset.durations, batch_seconds, 0, 0, 1)
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=workers,
-        collate_fn=collate,
-        prefetch_factor=4 if workers else None,
-        persistent_workers=workers > 0,
-    )
+    loader = training_loader(dataset, sampler, workers)
     rates = []
     for epoch in range(1, passes + 2):  # epoch 0 would skip augmentation
         sampler.epoch, sampler.start = epoch, 0

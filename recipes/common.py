@@ -88,17 +88,29 @@ def _read_librispeech(root: Path) -> list[Utterance]:
     return items
 
 
-def read_wav(path: str, sample_rate: int) -> np.ndarray:
-    """Float32 mono samples at ``sample_rate``: 16-bit PCM WAV through the
-    standard library, anything else through soundfile when it is installed."""
+def _wav_pcm16(path: str) -> tuple[np.ndarray, int] | None:
+    """The (frames, channels) int16 samples and the rate of a 16-bit PCM
+    WAV, read by the standard library; None for any other file."""
     try:
         with wave.open(path, "rb") as w:
             if w.getsampwidth() != 2:
-                raise wave.Error("not 16-bit")
+                return None
             rate, channels = w.getframerate(), w.getnchannels()
             data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-        samples = data.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768.0
     except (wave.Error, EOFError):
+        return None
+    return data.reshape(-1, channels), rate
+
+
+def _float_mono(
+    path: str, pcm: tuple[np.ndarray, int] | None, sample_rate: int
+) -> np.ndarray:
+    """``read_wav``'s samples, from ``_wav_pcm16(path)`` when it read the
+    file, else through soundfile."""
+    if pcm is not None:
+        data, rate = pcm
+        samples = data.mean(axis=1).astype(np.float32) / 32768.0
+    else:
         import soundfile
 
         samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
@@ -110,27 +122,24 @@ def read_wav(path: str, sample_rate: int) -> np.ndarray:
     return samples
 
 
+def read_wav(path: str, sample_rate: int) -> np.ndarray:
+    """Float32 mono samples at ``sample_rate``: 16-bit PCM WAV through the
+    standard library, anything else through soundfile when it is installed."""
+    return _float_mono(path, _wav_pcm16(path), sample_rate)
+
+
 def read_pcm16(path: str, sample_rate: int) -> np.ndarray:
     """Mono int16 samples at ``sample_rate``, as the ASR trainer keeps them
     in memory. A 16-bit mono WAV at that rate (what the corpus builder
     writes) is taken as it is, without the float round trip of
     ``read_wav`` (that round trip, with one loading task per file, made the
     trainer's start on a 42-hour manifest 41 s instead of 14 s on two CPU
-    cores). Anything else goes through ``read_wav`` and is rounded to 16
-    bits; both ways give the same samples for the same file."""
-    try:
-        with wave.open(path, "rb") as w:
-            if (
-                w.getsampwidth() == 2
-                and w.getnchannels() == 1
-                and w.getframerate() == sample_rate
-            ):
-                return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(
-                    np.int16
-                )
-    except (wave.Error, EOFError):
-        pass
-    samples = read_wav(path, sample_rate)
+    cores). Anything else is ``read_wav``'s samples rounded to 16 bits; both
+    ways give the same samples for the same file."""
+    pcm = _wav_pcm16(path)
+    if pcm is not None and pcm[0].shape[1] == 1 and pcm[1] == sample_rate:
+        return pcm[0][:, 0].astype(np.int16)
+    samples = _float_mono(path, pcm, sample_rate)
     return np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
 
 

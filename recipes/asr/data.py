@@ -18,13 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from recipes.asr.augment import AugmentConfig, augment_waveform
 from recipes.common import Utterance, read_pcm16
 from speech.asr.frontend import FbankConfig
 
-__all__ = ["AsrDataset", "BucketBatchSampler", "collate"]
+__all__ = ["AsrDataset", "BucketBatchSampler", "collate", "training_loader"]
 
 logger = logging.getLogger(__name__)
 
@@ -224,3 +224,28 @@ class BucketBatchSampler:
         for position in range(self.start, len(batches) // self.world_size):
             batch = batches[position * self.world_size + self.rank]
             yield [(self.epoch, i) for i in batch]
+
+
+def training_loader(
+    dataset: AsrDataset,
+    sampler: BucketBatchSampler,
+    workers: int,
+    pin_memory: bool = False,
+    seed: int = 0,
+) -> DataLoader:
+    """The trainer's ``DataLoader``. Items are (epoch, index) keys that the
+    sampler, in this process, hands out, so the workers hold no per-epoch
+    state and live for the whole run: starting a few dozen of them at every
+    epoch stalled 4-GPU runs for seconds at each epoch boundary."""
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if workers else None,
+        persistent_workers=workers > 0,
+        # its own generator: starting the workers must not draw from the
+        # global RNG, which the checkpoint restores for SpecAugment
+        generator=torch.Generator().manual_seed(seed),
+    )

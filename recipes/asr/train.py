@@ -27,12 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from recipes.asr.augment import AugmentConfig, spec_augment, vtlp_factors
-from recipes.asr.data import AsrDataset, BucketBatchSampler, collate
+from recipes.asr.data import AsrDataset, BucketBatchSampler, training_loader
 from recipes.common import (
     Distributed,
     WallClock,
@@ -489,21 +488,8 @@ def main(argv: list[str] | None = None) -> None:
     audio_seconds, started, steps_this_run = 0.0, time.monotonic(), 0
     model.train()
     done = step >= stop_step
-    # Items are (epoch, index) keys that the sampler, in this process, hands
-    # out, so the workers hold no per-epoch state and live for the whole run:
-    # starting a few dozen of them at every epoch stalled 4-GPU runs for
-    # seconds at each epoch boundary.
-    loader = DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=args.workers,
-        collate_fn=collate,
-        pin_memory=device.type == "cuda",
-        prefetch_factor=4 if args.workers else None,
-        persistent_workers=args.workers > 0,
-        # its own generator: starting the workers must not draw from the
-        # global RNG, which the checkpoint restores for SpecAugment
-        generator=torch.Generator().manual_seed(args.seed),
+    loader = training_loader(
+        dataset, sampler, args.workers, pin_memory=device.type == "cuda", seed=args.seed
     )
     profiler = start_profiler(args.profile_steps, device) if env.is_main else None
     loader_wait, fetch_started = 0.0, time.monotonic()

@@ -37,17 +37,15 @@ logger = logging.getLogger("recipes.asr.train_lm")
 
 
 def lm_sentences(args: argparse.Namespace) -> list[list[str]]:
-    transcripts: list[str] = []
-    if args.text_file or not args.manifest:
-        sentences = load_sentences(
-            args.text_file, args.fortunes_dir, args.min_words, args.max_words
+    # the text file, or the fortunes when neither it nor a manifest is given
+    main = [args.text_file] if args.text_file or not args.manifest else []
+    transcripts = [
+        sentence.key
+        for text in [*main, *args.extra_text]
+        for sentence in load_sentences(
+            text, args.fortunes_dir, args.min_words, args.max_words
         )
-        transcripts += [s.key for s in sentences]
-    for extra in args.extra_text:
-        sentences = load_sentences(
-            extra, args.fortunes_dir, args.min_words, args.max_words
-        )
-        transcripts += [s.key for s in sentences]
+    ]
     for manifest in args.manifest:
         transcripts += [asr_transcript(u.text) for u in read_manifest(manifest)]
     excluded = {asr_transcript(u.text) for m in args.exclude for u in read_manifest(m)}

@@ -331,14 +331,15 @@ class NgramLM:
         ``cache``, through the parsed-arrays cache (module docstring)."""
         path = Path(path)
         folder = cache_dir() if cache else None
-        cached = None
+        cached, data = None, None
         if folder is not None:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+            data = path.read_bytes()  # hashed, then parsed on a cache miss
+            digest = hashlib.sha256(data).hexdigest()[:32]
             cached = folder / f"lm-{digest}-v{_CACHE_VERSION}.npz"
             lm = cls._from_cache(cached)
             if lm is not None:
                 return lm
-        lm = cls._parse(path)
+        lm = cls._parse(path, data)
         if cached is not None:
             lm._to_cache(cached)
         return lm
@@ -374,14 +375,22 @@ class NgramLM:
             logger.info("LM cache %s not written (%s)", cached, error)
 
     @classmethod
-    def _parse(cls, path: Path) -> NgramLM:
-        opener = gzip.open if path.suffix == ".gz" else open
+    def _parse(cls, path: Path, data: bytes | None = None) -> NgramLM:
+        """Parses the ARPA file ``path``, or its ``data`` when already read."""
         order = 0
 
         def grams() -> Iterator[tuple[State, float, float]]:
             nonlocal order
             section = 0
-            with opener(path, "rt", encoding="utf-8") as file:
+            raw = open(path, "rb") if data is None else io.BytesIO(data)
+            with (
+                raw,
+                (
+                    gzip.open(raw, "rt", encoding="utf-8")
+                    if path.suffix == ".gz"
+                    else io.TextIOWrapper(raw, encoding="utf-8")
+                ) as file,
+            ):
                 for number, line in enumerate(file, 1):
                     line = line.strip()
                     if not line or line.startswith("ngram ") or line == "\\data\\":
