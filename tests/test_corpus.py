@@ -241,6 +241,42 @@ def test_pico_voices(tmp_path: Path) -> None:
     assert summary["engines"]["pico"]["utterances"] == 4
 
 
+def test_mbrola_voices(tmp_path: Path) -> None:
+    voice = Voice.parse("mbrola:us2")
+    with pytest.raises(VoiceError, match="not a Festival voice name"):
+        Voice.parse('mbrola:us2") (system "true')  # the name goes into Scheme
+    if shutil.which("mbrola") is None:  # Debian contrib/non-free, not installed
+        with pytest.raises(VoiceError, match="mbrola program is not on PATH"):
+            check_voice(voice)
+        return
+    import librosa
+
+    for name in ("us1", "us2", "us3", "en1"):
+        check_voice(Voice.parse(f"mbrola:{name}"))
+    with pytest.raises(VoiceError, match="mbrola has no voice 'xx9'"):
+        check_voice(Voice.parse("mbrola:xx9"))
+
+    def measure(rate: int, pitch: int) -> tuple[float, float]:
+        samples, sample_rate = speak(voice, SENTENCES[0], rate, pitch)
+        assert sample_rate == 16000
+        f0, _, _ = librosa.pyin(samples, fmin=50, fmax=400, sr=sample_rate)
+        return len(samples) / sample_rate, float(np.nanmedian(f0))
+
+    (own_length, own_f0), (fast, high) = measure(175, 50), measure(210, 70)
+    assert 70 < own_f0 < 120  # us2 is a man
+    assert 0.7 < fast / own_length < 0.92 and 1.15 < high / own_f0 < 1.45
+    # a corpus opts in to MBROLA with --mbrola-fraction; the default leaves it out
+    summary, speakers = small_corpus(
+        tmp_path,
+        train_utts=10,
+        mbrola_fraction=0.4,
+        flite_fraction=0.2,
+        festival_fraction=0.0,
+    )
+    assert sum(s.startswith("mbrola:") for s in speakers) == 4
+    assert summary["engines"]["mbrola"]["utterances"] == 4
+
+
 def test_voices_and_defaults() -> None:
     heldout = [Voice.parse(s) for s in DEFAULT_HELDOUT_VOICES]
     training = default_training_voices(heldout)
@@ -366,10 +402,12 @@ def test_engine_shares(tmp_path: Path) -> None:
     # flite 40 %, Festival 15 %, espeak-ng the rest
     assert [engines.count(e) for e in ("flite", "festival", "espeak")] == [8, 3, 9]
     # Pico voices join the default training voices only when asked for
-    assert "pico:en-US" in {v.spec for v in default_training_voices([])}
+    defaults = {v.spec for v in default_training_voices([])}
+    assert {"pico:en-US", "mbrola:us2"} <= defaults
     result = subprocess.run(
         [sys.executable, "-m", "recipes.data.build_corpus", "--out", str(tmp_path),
-         "--flite-fraction", "0.9", "--festival-fraction", "0.2"],
+         "--flite-fraction", "0.5", "--festival-fraction", "0.2",
+         "--mbrola-fraction", "0.4"],
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 2

@@ -22,10 +22,11 @@ train or dev; with the default
 training voices their espeak-ng variants are left out of training altogether.
 Training utterances are shared out evenly between voices, with a fraction
 ``--flite-fraction`` going to the flite voices, ``--festival-fraction`` to
-the Festival voices and ``--pico-fraction`` (default 0: opt-in, Pico is in
+the Festival voices, ``--pico-fraction`` (default 0: opt-in, Pico is in
 Debian's non-free section) to the Pico voices (there are few of them, and
-they are built from recordings of people, so they sound the most natural);
-espeak-ng voices read the rest.
+they are built from recordings of people, so they sound the most natural)
+and ``--mbrola-fraction`` (default 0: opt-in, contrib and non-free) to the
+MBROLA voices; espeak-ng voices read the rest.
 Each utterance gets its own rate (130..210 words per minute) and pitch
 (30..70) unless ``--prosody fixed``
 (175 / 50, the default for ``--layout ljspeech``).
@@ -90,6 +91,7 @@ class CorpusConfig:
     flite_fraction: float = 0.4
     festival_fraction: float = 0.15
     pico_fraction: float = 0.0  # Pico is opt-in (Debian non-free)
+    mbrola_fraction: float = 0.0  # so is MBROLA (contrib and non-free)
     text_file: Path | None = None
     extra_train_text: tuple[Path, ...] = ()
     fortunes_dir: Path = FORTUNES_DIR
@@ -189,6 +191,7 @@ def plan_jobs(
         "flite": config.flite_fraction,
         "festival": config.festival_fraction,
         "pico": config.pico_fraction,
+        "mbrola": config.mbrola_fraction,
     }
     plans = {
         "train": (train_voices, train_pool, config.train_utts, shares),
@@ -298,8 +301,8 @@ def build_corpus(config: CorpusConfig) -> dict:
         defaults = default_training_voices(
             [Voice.parse(s) for s in config.heldout_voices]
         )
-        if config.pico_fraction == 0:
-            defaults = [v for v in defaults if v.engine != "pico"]
+        opt_in = {"pico": config.pico_fraction, "mbrola": config.mbrola_fraction}
+        defaults = [v for v in defaults if opt_in.get(v.engine, 1.0) > 0]
         train = _usable([v.spec for v in defaults], "training")
     overlap = sorted({v.spec for v in train} & {v.spec for v in heldout})
     if overlap:
@@ -435,7 +438,14 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="share read by Pico voices (default 0: none; they join the default "
-        "voices when this is above 0); espeak-ng reads the rest",
+        "voices when this is above 0)",
+    )
+    p.add_argument(
+        "--mbrola-fraction",
+        type=float,
+        default=0.0,
+        help="share read by MBROLA voices (default 0: none, as for Pico); "
+        "espeak-ng reads the rest",
     )
     p.add_argument("--min-words", type=int, default=3)
     p.add_argument("--max-words", type=int, default=30)
@@ -462,11 +472,16 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
-    fractions = (args.flite_fraction, args.festival_fraction, args.pico_fraction)
+    fractions = (
+        args.flite_fraction,
+        args.festival_fraction,
+        args.pico_fraction,
+        args.mbrola_fraction,
+    )
     if min(fractions) < 0 or sum(fractions) > 1:
         parser.error(
-            "--flite-fraction, --festival-fraction and --pico-fraction must be "
-            ">= 0 and sum to <= 1"
+            "--flite-fraction, --festival-fraction, --pico-fraction and "
+            "--mbrola-fraction must be >= 0 and sum to <= 1"
         )
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
@@ -486,6 +501,7 @@ def main(argv: list[str] | None = None) -> None:
         flite_fraction=args.flite_fraction,
         festival_fraction=args.festival_fraction,
         pico_fraction=args.pico_fraction,
+        mbrola_fraction=args.mbrola_fraction,
         text_file=args.text_file,
         extra_train_text=tuple(args.extra_train_text),
         fortunes_dir=args.fortunes_dir,

@@ -6,6 +6,9 @@
 #   .carry/picodeb/        SVOX Pico (pico2wave, its library, its voice data and libpopt0),
 #                          from Debian's non-free section, read through a private apt
 #                          list so this machine's sources stay as they are
+#   .carry/mbroladeb/      MBROLA, its voices us1, us2, us3, en1, Festival's voices built on
+#                          them and the festlex-oald lexicon en1 needs (contrib and
+#                          non-free, the same private apt list; unpacked with the rest)
 #   .carry/festdeb/        the shared libraries Festival links to (.deb); unpacked apart
 #                          and seen by festival alone, through a wrapper
 #   .carry/whl/            espeakng-loader for CPython 3.12 manylinux x86_64, with the
@@ -42,17 +45,21 @@ mkdir -p "$carry/festdeb"
     libsndfile1 libsystemd0 libtinfo6 libvorbis0a libvorbisenc2 libx11-6 \
     libx11-xcb1 libxau6 libxcb1 libxdmcp6 libzstd1)
 
-# SVOX Pico lives in Debian's non-free section: fetch it with a private package
+# SVOX Pico and MBROLA live in Debian's contrib and non-free sections: fetch them with a private package
 # list (nothing here is installed or reconfigured).
 lists="$(mktemp -d)"
 mkdir -p "$lists/lists/partial" "$lists/cache/archives/partial"
-echo "deb http://deb.debian.org/debian bookworm main non-free" > "$lists/sources.list"
+echo "deb http://deb.debian.org/debian bookworm main contrib non-free" > "$lists/sources.list"
 apt_private=(-o "Dir::Etc::sourcelist=$lists/sources.list" -o "Dir::Etc::sourceparts=-"
     -o "Dir::State::Lists=$lists/lists" -o "Dir::Cache=$lists/cache")
 apt-get "${apt_private[@]}" update -qq
 mkdir -p "$carry/picodeb"
 (cd "$carry/picodeb" && rm -f ./*.deb && apt-get "${apt_private[@]}" download \
     libttspico-utils libttspico0 libttspico-data libpopt0)
+mkdir -p "$carry/mbroladeb"
+(cd "$carry/mbroladeb" && rm -f ./*.deb && apt-get "${apt_private[@]}" download \
+    mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 \
+    festvox-us1 festvox-us2 festvox-us3 festvox-en1 festlex-oald)
 rm -rf "$lists"
 
 # Wheels for the GPU machine's Python (3.12); it lacks soundfile, librosa, soxr,

@@ -17,7 +17,10 @@ if [ ! -d "$_carry/deb" ] || [ ! -d "$_carry/whl" ]; then
 fi
 
 mkdir -p /tmp/debs /tmp/site
-for _deb in "$_carry"/deb/*.deb; do
+# MBROLA (optional, .carry/mbroladeb): Festival finds its voices in the same
+# tree and runs the mbrola program from PATH
+for _deb in "$_carry"/deb/*.deb "$_carry"/mbroladeb/*.deb; do
+    [ -e "$_deb" ] || continue
     dpkg -x "$_deb" /tmp/debs || echo "device_setup: cannot unpack $_deb" >&2
 done
 case ":$PATH:" in

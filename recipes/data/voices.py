@@ -17,6 +17,13 @@ A voice is written ``engine:name``:
   16 kHz) through ``pico2wave`` (package ``libttspico-utils``, Debian
   non-free: Apache-2.0 code and voice data that comes without its sources).
   A third synthesiser type, and the most natural-sounding of the free ones.
+* ``mbrola:us1``, ``mbrola:us2``, ``mbrola:us3``, ``mbrola:en1`` - MBROLA
+  diphone voices (an American woman, two American men, a British man;
+  16 kHz) driven by Festival's front end (its voices ``us1_mbrola`` etc.,
+  packages ``mbrola``, ``mbrola-us1`` ..., ``festvox-us1`` ..., and
+  ``festlex-oald`` for ``en1``; Debian contrib and non-free). A fourth
+  synthesiser type built from recordings of people: more men's voices,
+  whose timbres the model otherwise hears from few speakers.
 * ``espeak:<language>[+<variant>]`` - libespeak-ng from the ``espeakng-loader``
   wheel through ctypes, 22.05 kHz: ``espeak:en-us+f3``, ``espeak:en+m1``
   (``en`` is British English), ``espeak:en-gb-scotland+klatt3``.
@@ -67,6 +74,7 @@ __all__ = [
     "ESPEAK_TRAIN_VARIANTS",
     "FESTIVAL_TRAIN_VOICES",
     "FLITE_TRAIN_VOICES",
+    "MBROLA_TRAIN_VOICES",
     "PICO_TRAIN_VOICES",
     "Voice",
     "VoiceError",
@@ -75,12 +83,13 @@ __all__ = [
     "speak",
 ]
 
-Engine = Literal["flite", "festival", "pico", "espeak"]
-ENGINES: tuple[Engine, ...] = ("flite", "festival", "pico", "espeak")
+Engine = Literal["flite", "festival", "pico", "mbrola", "espeak"]
+ENGINES: tuple[Engine, ...] = ("flite", "festival", "pico", "mbrola", "espeak")
 
 FLITE_TRAIN_VOICES = ("kal16", "awb", "slt")
 FESTIVAL_TRAIN_VOICES = ("ked_diphone", "kal_diphone", "cmu_us_slt_arctic_hts")
 PICO_TRAIN_VOICES = ("en-US", "en-GB")
+MBROLA_TRAIN_VOICES = ("us1", "us2", "us3", "en1")
 ESPEAK_LANGUAGES = (
     "en-us",
     "en",
@@ -131,7 +140,7 @@ class Voice:
             raise VoiceError(
                 f"voice {spec!r}: engine must be one of {', '.join(ENGINES)}"
             )
-        if engine == "festival" and not _FESTIVAL_NAME.fullmatch(name):
+        if engine in ("festival", "mbrola") and not _FESTIVAL_NAME.fullmatch(name):
             raise VoiceError(f"voice {spec!r}: not a Festival voice name")
         return cls(engine, name)  # type: ignore[arg-type]
 
@@ -151,8 +160,9 @@ class Voice:
 def default_training_voices(heldout: list[Voice]) -> list[Voice]:
     """The default training grid minus held-out voices and their variants.
 
-    3 flite voices, 3 Festival voices, 2 Pico voices (``build_corpus`` keeps
-    them only with ``--pico-fraction`` above 0) and 8 English accents x 30
+    3 flite voices, 3 Festival voices, 2 Pico voices and 4 MBROLA voices
+    (``build_corpus`` keeps these two groups only with ``--pico-fraction``
+    or ``--mbrola-fraction`` above 0) and 8 English accents x 30
     espeak-ng variants; any variant of a held-out espeak voice is dropped
     from every accent, so a held-out timbre is never heard in training.
     """
@@ -160,6 +170,7 @@ def default_training_voices(heldout: list[Voice]) -> list[Voice]:
     voices = [Voice("flite", name) for name in FLITE_TRAIN_VOICES]
     voices += [Voice("festival", name) for name in FESTIVAL_TRAIN_VOICES]
     voices += [Voice("pico", name) for name in PICO_TRAIN_VOICES]
+    voices += [Voice("mbrola", name) for name in MBROLA_TRAIN_VOICES]
     voices += [
         Voice("espeak", f"{language}+{variant}")
         for language in ESPEAK_LANGUAGES
@@ -225,6 +236,24 @@ def _pico_voices() -> frozenset[str]:
     return frozenset(n for n in names if any(PICO_LANG_DIR.glob(f"{n}_*_sg.bin")))
 
 
+MBROLA_SUFFIX = "_mbrola"  # Festival's name for the voice built on a database
+
+
+@functools.cache
+def _mbrola_voices() -> frozenset[str]:
+    # Festival runs the ``mbrola`` program (on PATH) for each utterance
+    if shutil.which("mbrola") is None:
+        raise VoiceError(
+            "the mbrola program is not on PATH (apt-get install mbrola "
+            "mbrola-us1 festvox-us1 ..., from Debian's contrib and non-free)"
+        )
+    return frozenset(
+        name.removesuffix(MBROLA_SUFFIX)
+        for name in _festival_voices()
+        if name.endswith(MBROLA_SUFFIX)
+    )
+
+
 def check_voice(voice: Voice) -> None:
     """Raise ``VoiceError`` unless the voice can be synthesised here."""
     if voice.engine == "espeak":
@@ -235,6 +264,7 @@ def check_voice(voice: Voice) -> None:
         "flite": _flite_voices,
         "festival": _festival_voices,
         "pico": _pico_voices,
+        "mbrola": _mbrola_voices,
     }[voice.engine]
     try:
         available = listing()
@@ -320,7 +350,14 @@ def _pico(text: str, name: str, rate: int, pitch: int) -> tuple[np.ndarray, int]
 
 # Intonation targets (mean, standard deviation, Hz) of Festival's diphone
 # voices at their own settings; the HTS voice has no such targets.
-FESTIVAL_F0_TARGETS = {"ked_diphone": (105.0, 15.0), "kal_diphone": (105.0, 14.0)}
+FESTIVAL_F0_TARGETS = {
+    "ked_diphone": (105.0, 15.0),
+    "kal_diphone": (105.0, 14.0),
+    "us1_mbrola": (160.0, 34.0),
+    "us2_mbrola": (90.0, 15.0),
+    "us3_mbrola": (105.0, 16.0),
+    "en1_mbrola": (110.0, 15.0),
+}
 
 
 def festival_settings(name: str, rate: int, pitch: int) -> list[str]:
@@ -483,7 +520,7 @@ def speak(voice: Voice, text: str, rate: int, pitch: int) -> tuple[np.ndarray, i
     """Float32 mono samples of ``text`` and their sample rate.
 
     ``rate`` is in words per minute, ``pitch`` 0..100 (50 is a flite,
-    Festival diphone or Pico voice's own pitch).
+    Festival diphone, MBROLA or Pico voice's own pitch).
     """
     if voice.engine == "flite":
         return _flite(text, voice.name, rate, pitch)
@@ -491,5 +528,7 @@ def speak(voice: Voice, text: str, rate: int, pitch: int) -> tuple[np.ndarray, i
         return _festival_persistent(text, voice.name, rate, pitch)
     if voice.engine == "pico":
         return _pico(text, voice.name, rate, pitch)
+    if voice.engine == "mbrola":
+        return _festival_persistent(text, voice.name + MBROLA_SUFFIX, rate, pitch)
     samples, sample_rate = espeak.synthesize(text, voice.name, rate=rate, pitch=pitch)
     return samples.astype(np.float32) / 32768.0, sample_rate

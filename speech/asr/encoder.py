@@ -37,6 +37,7 @@ from speech.core import (
     gather_rows,
     padding_mask,
     relative_position_table,
+    take_rows,
 )
 
 __all__ = [
@@ -139,7 +140,8 @@ class ConformerLayer(nn.Module):
         value_cache: Tensor | None = None,
         conv_cache: Tensor | None = None,
         attention_layout: ChunkLayout | None = None,
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        caches: bool = True,
+    ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
         """Process the chunks of a flat frame sequence.
 
         Args:
@@ -149,6 +151,7 @@ class ConformerLayer(nn.Module):
             key_cache, value_cache: (B, S, D) or None; conv_cache (B, K2, D).
             attention_layout: another layout for the attention alone, e.g.
                 ``build_dense_layout`` (no caches); defaults to ``layout``.
+            caches: False skips the new caches (None), e.g. in training.
 
         Returns:
             output (Q, D) for the processed frames (stream-major), new key
@@ -158,7 +161,7 @@ class ConformerLayer(nn.Module):
         x = x + 0.5 * self.ffn_in(x)
         h = self.attention_norm(x)
         keys, values = self.attention.project_keys_values(h)  # (F, D) each
-        queries = self.attention.project_queries(h[attend_in.query_index])  # (N,C,D)
+        queries = self.attention.project_queries(take_rows(h, attend_in.query_index))
         window_keys = gather_rows(key_cache, keys, attend_in.key_index)  # (N, W, D)
         window_values = gather_rows(value_cache, values, attend_in.key_index)
         attended = self.attention.attend(
@@ -169,14 +172,17 @@ class ConformerLayer(nn.Module):
             positions,
             attend_in.attention_mask,
         )  # (N, C, D)
-        y = x[layout.query_rows] + self.dropout(
-            attended.flatten(0, 1)[attend_in.output_index]
+        y = take_rows(x, layout.query_rows) + self.dropout(
+            take_rows(attended.flatten(0, 1), attend_in.output_index)
         )  # (Q, D)
         gate = self.convolution.gate(y)  # (Q, D)
         window = gather_rows(conv_cache, gate, layout.conv_index, layout.conv_valid)
-        y = y + self.convolution.mix(window).flatten(0, 1)[layout.output_index]
+        mixed = self.convolution.mix(window).flatten(0, 1)
+        y = y + take_rows(mixed, layout.output_index)
         y = y + 0.5 * self.ffn_out(y)
         output = self.final_norm(y)
+        if not caches:
+            return output, None, None, None
         new_keys = gather_rows(key_cache, keys, layout.new_key_index)
         new_values = gather_rows(value_cache, values, layout.new_key_index)
         new_conv = gather_rows(conv_cache, gate, layout.new_conv_index)
@@ -402,7 +408,9 @@ class ChunkFormerEncoder(nn.Module):
             *geometry, self.config.d_model, device=x.device, dtype=x.dtype
         )
         for layer in self.layers:
-            x = layer(x, layout, positions, attention_layout=attention_layout)[0]
+            x = layer(
+                x, layout, positions, attention_layout=attention_layout, caches=False
+            )[0]
         return x
 
     def init_state(

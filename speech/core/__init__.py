@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from speech.core.attention import RelPositionAttention, relative_position_table
-    from speech.core.layers import ChunkConvolution, FeedForward, gather_rows
+    from speech.core.layers import (
+        ChunkConvolution,
+        FeedForward,
+        gather_rows,
+        take_rows,
+    )
     from speech.core.masks import (
         ChunkLayout,
         build_chunk_layout,
@@ -31,6 +36,7 @@ __all__ = [
     "gather_rows",
     "padding_mask",
     "relative_position_table",
+    "take_rows",
 ]
 
 _MODULES = {
@@ -39,6 +45,7 @@ _MODULES = {
     "ChunkConvolution": "layers",
     "FeedForward": "layers",
     "gather_rows": "layers",
+    "take_rows": "layers",
     "ChunkLayout": "masks",
     "build_chunk_layout": "masks",
     "build_dense_layout": "masks",

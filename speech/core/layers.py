@@ -10,7 +10,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ChunkConvolution", "FeedForward", "gather_rows"]
+__all__ = ["ChunkConvolution", "FeedForward", "gather_rows", "take_rows"]
+
+
+def take_rows(x: Tensor, index: Tensor) -> Tensor:
+    """``x[index]`` for an integer ``index`` of any shape: (..., *x.shape[1:]).
+
+    Done with ``index_select``, whose backward adds the gradient rows back in
+    place; plain advanced indexing sorts the indices to accumulate them, which
+    took 40 % of a training step's GPU time in ``torch.profiler``. ONNX
+    export keeps the plain form (one Gather with the index's own shape).
+    """
+    if torch.onnx.is_in_onnx_export():
+        return x[index]
+    return x.index_select(0, index.reshape(-1)).view(*index.shape, *x.shape[1:])
 
 
 def gather_rows(
@@ -28,7 +41,7 @@ def gather_rows(
         (..., D).
     """
     buffer = rows if cache is None else torch.cat([cache.flatten(0, 1), rows], dim=0)
-    picked = buffer[index]
+    picked = take_rows(buffer, index)
     if valid is not None:
         picked = picked * valid[..., None].to(picked.dtype)
     return picked
