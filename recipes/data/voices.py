@@ -23,7 +23,9 @@ A voice is written ``engine:name``:
   packages ``mbrola``, ``mbrola-us1`` ..., ``festvox-us1`` ..., and
   ``festlex-oald`` for ``en1``; Debian contrib and non-free). A fourth
   synthesiser type built from recordings of people: more men's voices,
-  whose timbres the model otherwise hears from few speakers.
+  whose timbres the model otherwise hears from few speakers. Opt-in: the
+  databases may not be sold or built into a sold product without their
+  owner's permission, so the shipped model is not trained on them.
 * ``espeak:<language>[+<variant>]`` - libespeak-ng from the ``espeakng-loader``
   wheel through ctypes, 22.05 kHz: ``espeak:en-us+f3``, ``espeak:en+m1``
   (``en`` is British English), ``espeak:en-gb-scotland+klatt3``.
