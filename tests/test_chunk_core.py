@@ -20,6 +20,7 @@ from speech.core import (
     chunk_attention_mask,
     padding_mask,
     relative_position_table,
+    take_rows,
 )
 
 TINY = AsrConfig(
@@ -316,3 +317,35 @@ def test_subsampling_shape_buckets_leave_the_output_unchanged(tiny_model) -> Non
             assert bucketed.shape == plain.shape
             assert plain.shape[1] == (frames - 15) // 8 + 1
             torch.testing.assert_close(bucketed, plain, atol=1e-5, rtol=1e-5)
+
+
+def test_take_rows_matches_indexing_in_values_and_gradients() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(7, 5, requires_grad=True)
+    index = torch.tensor([[0, 3, 3, 6], [2, 2, 2, 1]])  # repeated rows
+    weights = torch.randn(2, 4, 5)
+    expected = x[index]
+    (expected * weights).sum().backward()
+    plain_grad, x.grad = x.grad.clone(), None
+    picked = take_rows(x, index)
+    assert picked.shape == (2, 4, 5)
+    assert torch.equal(picked, expected)
+    (picked * weights).sum().backward()
+    # repeated rows accumulate their gradients as advanced indexing does
+    assert torch.allclose(x.grad, plain_grad, atol=1e-6)
+    assert torch.equal(take_rows(x, torch.tensor([4])), x[[4]])
+    assert take_rows(x, torch.zeros(0, 3, dtype=torch.long)).shape == (0, 3, 5)
+
+
+def test_layer_without_caches_gives_the_same_output() -> None:
+    torch.manual_seed(0)
+    layer = ConformerLayer(16, 2, 32, 5, 0.0).eval()
+    lengths = torch.tensor([9, 4])
+    layout = build_chunk_layout(lengths, lengths, torch.zeros(2, dtype=torch.long),
+                                3, 2, 1, 2, 0, 0)  # fmt: skip
+    positions = relative_position_table(3, 2, 1, 16)
+    x = torch.randn(13, 16)
+    full = layer(x, layout, positions)
+    bare = layer(x, layout, positions, caches=False)
+    assert torch.equal(full[0], bare[0])
+    assert bare[1:] == (None, None, None) and full[1] is not None

@@ -45,8 +45,8 @@ mkdir -p "$carry/festdeb"
     libsndfile1 libsystemd0 libtinfo6 libvorbis0a libvorbisenc2 libx11-6 \
     libx11-xcb1 libxau6 libxcb1 libxdmcp6 libzstd1)
 
-# SVOX Pico and MBROLA live in Debian's contrib and non-free sections: fetch them with a private package
-# list (nothing here is installed or reconfigured).
+# SVOX Pico and MBROLA live in Debian's contrib and non-free sections: fetch
+# them with a private package list (nothing here is installed or reconfigured).
 lists="$(mktemp -d)"
 mkdir -p "$lists/lists/partial" "$lists/cache/archives/partial"
 echo "deb http://deb.debian.org/debian bookworm main contrib non-free" > "$lists/sources.list"
