@@ -81,11 +81,17 @@ status() {
 }
 
 evaluate() {
+  if [[ ! -d $WORK/run_asr/model || ! -f $WORK/asr/test.jsonl ]]; then
+    echo "evaluate: no $WORK/run_asr/model or $WORK/asr/test.jsonl (is WORK set as for start?)" >&2
+    return 1
+  fi
   source recipes/data/device_setup.sh >/dev/null 2>&1 || true
+  local status=0  # the table, or the error, is printed either way
   python -m recipes.asr.evaluate --model "$WORK/run_asr/model" --manifest "$WORK/asr/test.jsonl" \
     --long-form "$WORK/asr/longform.jsonl" --device "${EVAL_DEVICE:-cuda}" \
-    --json "$WORK/asr_eval.json" > "$WORK/asr_eval.md" 2>&1
+    --json "$WORK/asr_eval.json" > "$WORK/asr_eval.md" 2>&1 || status=$?
   cat "$WORK/asr_eval.md"
+  return "$status"
 }
 
 collect() {
