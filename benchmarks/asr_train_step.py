@@ -28,12 +28,10 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _common import ROOT, asr_config, machine, markdown_table, synchronize, write_json
+from _common import asr_config, machine, markdown_table, synchronize, write_json
 
 from recipes.asr.train import draw_geometry
 from speech.asr.model import AsrModel
-
-assert ROOT  # _common puts the repository on sys.path
 
 
 def compile_layers(model: AsrModel) -> None:

@@ -200,6 +200,32 @@ def test_extra_training_text_never_reaches_dev_or_test() -> None:
     assert set(texts) == main_train | {s.text for s in extra[:3]}
 
 
+def length_and_f0(
+    voice: Voice, rate: int, pitch: int, fmin: float = 60
+) -> tuple[float, float]:
+    """Seconds and median F0 (pYIN) of SENTENCES[0] read by a 16 kHz voice."""
+    import librosa
+
+    samples, sample_rate = speak(voice, SENTENCES[0], rate, pitch)
+    assert sample_rate == 16000
+    f0, _, _ = librosa.pyin(samples, fmin=fmin, fmax=400, sr=sample_rate)
+    return len(samples) / sample_rate, float(np.nanmedian(f0))
+
+
+def assert_opts_in(tmp_path: Path, engine: str) -> None:
+    """A corpus with ``--{engine}-fraction 0.4`` gives the engine 4 of its 10
+    training utterances."""
+    summary, speakers = small_corpus(
+        tmp_path,
+        train_utts=10,
+        flite_fraction=0.2,
+        festival_fraction=0.0,
+        **{f"{engine}_fraction": 0.4},
+    )
+    assert sum(s.startswith(f"{engine}:") for s in speakers) == 4
+    assert summary["engines"][engine]["utterances"] == 4
+
+
 def test_pico_voices(tmp_path: Path) -> None:
     markup = pico_markup("Fish & chips <now>", 210, 70)
     assert markup == (
@@ -213,32 +239,18 @@ def test_pico_voices(tmp_path: Path) -> None:
         with pytest.raises(VoiceError, match="pico2wave program is not on PATH"):
             check_voice(voice)
         return
-    import librosa
-
     check_voice(voice)
     check_voice(Voice.parse("pico:en-GB"))
     with pytest.raises(VoiceError, match="has no voice"):
         check_voice(Voice.parse("pico:xx-XX"))
 
-    def measure(rate: int, pitch: int) -> tuple[float, float]:
-        samples, sample_rate = speak(voice, SENTENCES[0], rate, pitch)
-        assert sample_rate == 16000
-        f0, _, _ = librosa.pyin(samples, fmin=60, fmax=400, sr=sample_rate)
-        return len(samples) / sample_rate, float(np.nanmedian(f0))
-
-    (own_length, own_f0), (fast, high) = measure(175, 50), measure(210, 70)
+    (own_length, own_f0), (fast, high) = (
+        length_and_f0(voice, 175, 50),
+        length_and_f0(voice, 210, 70),
+    )
     assert 140 < own_f0 < 200  # a woman's voice
     assert 0.75 < fast / own_length < 0.92 and 1.15 < high / own_f0 < 1.4
-    # a corpus opts in to Pico with --pico-fraction
-    summary, speakers = small_corpus(
-        tmp_path,
-        train_utts=10,
-        pico_fraction=0.4,
-        flite_fraction=0.2,
-        festival_fraction=0.0,
-    )
-    assert sum(s.startswith("pico:") for s in speakers) == 4
-    assert summary["engines"]["pico"]["utterances"] == 4
+    assert_opts_in(tmp_path, "pico")
 
 
 def test_mbrola_voices(tmp_path: Path) -> None:
@@ -249,32 +261,18 @@ def test_mbrola_voices(tmp_path: Path) -> None:
         with pytest.raises(VoiceError, match="mbrola program is not on PATH"):
             check_voice(voice)
         return
-    import librosa
-
     for name in ("us1", "us2", "us3", "en1"):
         check_voice(Voice.parse(f"mbrola:{name}"))
     with pytest.raises(VoiceError, match="mbrola has no voice 'xx9'"):
         check_voice(Voice.parse("mbrola:xx9"))
 
-    def measure(rate: int, pitch: int) -> tuple[float, float]:
-        samples, sample_rate = speak(voice, SENTENCES[0], rate, pitch)
-        assert sample_rate == 16000
-        f0, _, _ = librosa.pyin(samples, fmin=50, fmax=400, sr=sample_rate)
-        return len(samples) / sample_rate, float(np.nanmedian(f0))
-
-    (own_length, own_f0), (fast, high) = measure(175, 50), measure(210, 70)
+    (own_length, own_f0), (fast, high) = (
+        length_and_f0(voice, 175, 50, fmin=50),
+        length_and_f0(voice, 210, 70, fmin=50),
+    )
     assert 70 < own_f0 < 120  # us2 is a man
     assert 0.7 < fast / own_length < 0.92 and 1.15 < high / own_f0 < 1.45
-    # a corpus opts in to MBROLA with --mbrola-fraction; the default leaves it out
-    summary, speakers = small_corpus(
-        tmp_path,
-        train_utts=10,
-        mbrola_fraction=0.4,
-        flite_fraction=0.2,
-        festival_fraction=0.0,
-    )
-    assert sum(s.startswith("mbrola:") for s in speakers) == 4
-    assert summary["engines"]["mbrola"]["utterances"] == 4
+    assert_opts_in(tmp_path, "mbrola")
 
 
 def test_voices_and_defaults() -> None:
@@ -302,37 +300,21 @@ def test_voices_and_defaults() -> None:
 
 
 def test_flite_pitch_moves_the_voice_f0() -> None:
-    import librosa
-
-    def median_f0(pitch: int) -> float:
-        samples, rate = speak(Voice.parse("flite:slt"), SENTENCES[0], 175, pitch)
-        f0, _, _ = librosa.pyin(samples, fmin=60, fmax=400, sr=rate)
-        return float(np.nanmedian(f0))
-
-    low, own, high = median_f0(30), median_f0(50), median_f0(70)
+    slt = Voice.parse("flite:slt")
+    low, own, high = (length_and_f0(slt, 175, pitch)[1] for pitch in (30, 50, 70))
     assert 150 < own < 195  # pitch 50 keeps slt's own F0 (about 170 Hz)
     assert 0.72 < low / own < 0.86 and 1.16 < high / own < 1.36
 
 
 def test_festival_voices_follow_rate_and_pitch() -> None:
-    import librosa
-
     ked = Voice.parse("festival:ked_diphone")
-
-    def take(voice: Voice, rate: int, pitch: int) -> tuple[float, float]:
-        samples, sample_rate = speak(voice, SENTENCES[0], rate, pitch)
-        f0, _, _ = librosa.pyin(samples, fmin=50, fmax=400, sr=sample_rate)
-        return len(samples) / sample_rate, float(np.nanmedian(f0))
-
     (own_seconds, own_f0), (_, low_f0), (_, high_f0) = (
-        take(ked, 175, 50),
-        take(ked, 175, 30),
-        take(ked, 175, 70),
+        length_and_f0(ked, 175, pitch, fmin=50) for pitch in (50, 30, 70)
     )
     assert 85 < own_f0 < 125  # ked's own targets: about 105 Hz
     # the diphone resynthesis goes less far down than asked (0.87 for 0.79)
     assert 0.78 < low_f0 / own_f0 < 0.92 and 1.16 < high_f0 / own_f0 < 1.36
-    fast_seconds, _ = take(ked, 210, 50)
+    fast_seconds, _ = length_and_f0(ked, 210, 50, fmin=50)
     assert 0.75 < fast_seconds / own_seconds < 0.9  # 175/210 = 0.83
 
     hts = Voice.parse("festival:cmu_us_slt_arctic_hts")
@@ -428,8 +410,9 @@ def test_default_voices_skip_an_engine_that_is_not_installed(
     assert "festival:ked_diphone: the festival program is not on PATH" in caplog.text
     assert summary["failed"] == 0 and summary["counts"]["train"] == 5
     assert not [s for s in speakers if s.startswith("festival:")]
-    # Pico is opt-in (--pico-fraction): the default voices leave it out
-    assert not [s for s in speakers if s.startswith("pico:")]
+    # Pico and MBROLA are opt-in (--pico-fraction, --mbrola-fraction): the
+    # default voices leave them out even where they are installed
+    assert not [s for s in speakers if s.startswith(("pico:", "mbrola:"))]
     # the flite share (40 %) stays; espeak-ng takes Festival's
     assert sum(s.startswith("flite:") for s in speakers) == 2
 

@@ -182,10 +182,17 @@ def default_training_voices(heldout: list[Voice]) -> list[Voice]:
     return [v for v in voices if v not in heldout]
 
 
+def _program(name: str, install: str) -> str:
+    """The path of program ``name``, or ``VoiceError`` saying how to install it."""
+    path = shutil.which(name)
+    if path is None:
+        raise VoiceError(f"the {name} program is not on PATH ({install})")
+    return path
+
+
 @functools.cache
 def _flite_voices() -> frozenset[str]:
-    if shutil.which("flite") is None:
-        raise VoiceError("the flite program is not on PATH (apt-get install flite)")
+    _program("flite", "apt-get install flite")
     listing = subprocess.run(
         ["flite", "-lv"], capture_output=True, text=True, check=True
     ).stdout
@@ -194,13 +201,11 @@ def _flite_voices() -> frozenset[str]:
 
 @functools.cache
 def _festival_program() -> str:
-    festival = shutil.which("festival")
-    if festival is None:
-        raise VoiceError(
-            "the festival program is not on PATH (apt-get install festival "
-            "festvox-kdlpc16k festvox-kallpc16k festvox-us-slt-hts)"
-        )
-    return festival
+    return _program(
+        "festival",
+        "apt-get install festival festvox-kdlpc16k festvox-kallpc16k "
+        "festvox-us-slt-hts",
+    )
 
 
 @functools.cache
@@ -225,11 +230,9 @@ PICO_LANG_DIR = Path("/usr/share/pico/lang")  # where pico2wave looks
 
 @functools.cache
 def _pico_voices() -> frozenset[str]:
-    if shutil.which("pico2wave") is None:
-        raise VoiceError(
-            "the pico2wave program is not on PATH (apt-get install "
-            "libttspico-utils, from Debian's non-free section)"
-        )
+    _program(
+        "pico2wave", "apt-get install libttspico-utils, from Debian's non-free section"
+    )
     # pico2wave reads its voice data from a fixed folder, one pair of files
     # (text analysis, signal generation) per language
     if not PICO_LANG_DIR.is_dir():
@@ -244,11 +247,11 @@ MBROLA_SUFFIX = "_mbrola"  # Festival's name for the voice built on a database
 @functools.cache
 def _mbrola_voices() -> frozenset[str]:
     # Festival runs the ``mbrola`` program (on PATH) for each utterance
-    if shutil.which("mbrola") is None:
-        raise VoiceError(
-            "the mbrola program is not on PATH (apt-get install mbrola "
-            "mbrola-us1 festvox-us1 ..., from Debian's contrib and non-free)"
-        )
+    _program(
+        "mbrola",
+        "apt-get install mbrola mbrola-us1 festvox-us1 ..., from Debian's "
+        "contrib and non-free",
+    )
     return frozenset(
         name.removesuffix(MBROLA_SUFFIX)
         for name in _festival_voices()
