@@ -108,6 +108,30 @@ def test_resume_is_exact(corpus, tmp_path, workers) -> None:
     assert model.tokenizer is not None and model.config.vocab_size == 40
 
 
+def test_best_dev_model_is_kept(corpus, tmp_path, monkeypatch) -> None:
+    """out/best holds the weights of the evaluation with the lowest mean dev
+    WER (here the one at step 4 of 6), not the last; out/model the last."""
+    scripted = iter([50.0, 30.0, 40.0, 45.0])  # steps 2, 4, 6 and the final one
+
+    def validate(*args, **kwargs):
+        wer = next(scripted)
+        return {"full": wer, "offline": wer, "streaming": wer + 2}
+
+    monkeypatch.setattr(train, "validate", validate)
+    dev = ["--dev", str(corpus), "--eval-every", "2"]
+    _run(corpus, tmp_path / "run", 6, *dev)
+    record = json.loads((tmp_path / "run" / "best" / "dev_wer.json").read_text())
+    assert record["step"] == 4 and record["full"] == 30.0
+    assert next(scripted, None) is None  # every evaluation was made
+    _run(corpus, tmp_path / "four", 4)
+    best = load_model(tmp_path / "run" / "best").state_dict()
+    four = load_model(tmp_path / "four" / "model").state_dict()
+    last = load_model(tmp_path / "run" / "model").state_dict()
+    for name, value in four.items():
+        torch.testing.assert_close(best[name], value, rtol=0, atol=0, msg=name)
+    assert any(not torch.equal(last[n], v) for n, v in four.items())
+
+
 def test_init_from_a_sharded_model_folder(corpus, tmp_path) -> None:
     """--init-from reads a model folder whose weights are split into shards;
     at learning rate 0 the run's model is the folder's model."""
@@ -346,3 +370,17 @@ def test_ranks_out_of_sync_are_caught(drift) -> None:
             assert message.startswith("ranks [1] hold other parameters than rank 0")
     else:
         assert results == {0: "", 1: ""}
+
+
+def test_vtlp_range_is_checked(capsys) -> None:
+    args = train.parse_args(
+        ["--train", "t.jsonl", "--out", "o", "--vtlp-range", "0.8", "1.25"]
+    )
+    assert args.vtlp_range == (0.8, 1.25)
+    with pytest.raises(SystemExit):
+        train.parse_args(
+            ["--train", "t.jsonl", "--out", "o", "--vtlp-range", "1.2", "0.8"]
+        )
+    assert (
+        "--vtlp-range 1.2 0.8: need 0.5 <= LOW <= HIGH <= 2" in capsys.readouterr().err
+    )

@@ -10,7 +10,9 @@ context (or full context), so one model serves offline decoding and
 streaming. Checkpoints (``<out>/checkpoint.pt``, one file, overwritten
 atomically) resume exactly: weights, optimizer, schedule, step, data
 position and random states. ``--max-minutes`` stops cleanly before a
-wall-clock limit; rerunning the same command continues the run.
+wall-clock limit; rerunning the same command continues the run. The final
+model goes to ``<out>/model``; with ``--dev``, the model of the evaluation
+with the lowest mean dev WER so far also goes to ``<out>/best``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from speech.asr.frontend import FbankConfig, fbank_batch, fbank_numpy, fbank_tor
 from speech.asr.metrics import word_error_rate
 from speech.asr.model import AsrModel, load_state, save_model
 from speech.asr.tokenizer import Tokenizer
+from speech.formats import write_text_atomic
 from speech.text.normalize import asr_transcript
 
 logger = logging.getLogger("recipes.asr.train")
@@ -105,6 +108,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of utterances whose spectrum is frequency-warped (VTLP)",
     )
     p.add_argument(
+        "--vtlp-range",
+        type=float,
+        nargs=2,
+        default=AugmentConfig.vtlp_range,
+        metavar=("LOW", "HIGH"),
+        help="VTLP warp factors are drawn uniformly from LOW..HIGH "
+        "(default: %(default)s; above 1 moves formants up)",
+    )
+    p.add_argument(
         "--eq-prob",
         type=float,
         default=AugmentConfig.eq_prob,
@@ -133,7 +145,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         metavar="N",
         help="with --max-minutes: after N steps of this run, shorten the LR "
-        "schedule to end when the time budget does (stored in the checkpoint)",
+        "schedule to end when the time budget does, at the pace of steps N/2 "
+        "to N (the first steps are slow: loader start, kernel selection; "
+        "stored in the checkpoint)",
     )
     p.add_argument(
         "--init-from",
@@ -158,7 +172,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "torch.profiler: the operators with the most device and CPU time go "
         "to the log, a Chrome trace to OUT/profile/",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    low, high = args.vtlp_range
+    if not 0.5 <= low <= high <= 2.0:
+        p.error(f"--vtlp-range {low} {high}: need 0.5 <= LOW <= HIGH <= 2")
+    args.vtlp_range = (low, high)
+    return args
 
 
 PROFILE_WAIT, PROFILE_WARMUP = 10, 2
@@ -303,6 +322,23 @@ def validate(
     return results
 
 
+def keep_best(model: AsrModel, wers: dict[str, float], step: int, out: Path) -> bool:
+    """Export the model to ``out/best`` when the mean of its dev WERs is the
+    lowest of the run so far (``out/best/dev_wer.json`` holds the step and
+    the WERs, and survives a resume). A run whose learning rate proves too
+    high then still leaves its best weights, not only its last."""
+    score = sum(wers.values()) / len(wers)
+    record = out / "best" / "dev_wer.json"
+    if record.is_file() and score >= json.loads(record.read_text())["mean"]:
+        return False
+    save_model(model, out / "best", half=True, tokenizer_file=out / "tokenizer.model")
+    write_text_atomic(
+        record,
+        json.dumps({"step": step, "mean": score, **wers}, indent=2) + "\n",
+    )
+    return True
+
+
 def model_config(args: dict, vocab_size: int) -> AsrConfig:
     """The model a run's arguments (``vars(args)``, also stored in its
     checkpoints) describe: the ``--init-from`` model's configuration with
@@ -349,7 +385,11 @@ def main(argv: list[str] | None = None) -> None:
     augment = (
         None
         if args.no_augment
-        else AugmentConfig(vtlp_prob=args.vtlp_prob, eq_prob=args.eq_prob)
+        else AugmentConfig(
+            vtlp_prob=args.vtlp_prob,
+            vtlp_range=args.vtlp_range,
+            eq_prob=args.eq_prob,
+        )
     )
     dataset = AsrDataset(
         train,
@@ -486,6 +526,7 @@ def main(argv: list[str] | None = None) -> None:
         total=stop_step, initial=step, disable=not env.is_main, dynamic_ncols=True
     )
     audio_seconds, started, steps_this_run = 0.0, time.monotonic(), 0
+    pace_from = started  # when step fit_schedule // 2 of this run ended
     model.train()
     done = step >= stop_step
     loader = training_loader(
@@ -558,12 +599,16 @@ def main(argv: list[str] | None = None) -> None:
                 writer.add_scalar(
                     "train/audio_seconds_per_second", rate * env.world_size, step
                 )
+            if steps_this_run == args.fit_schedule // 2:
+                pace_from = time.monotonic()
             if (
                 args.fit_schedule
                 and steps_this_run == args.fit_schedule
                 and clock.limit
             ):
-                rate = steps_this_run / (time.monotonic() - started)
+                rate = (steps_this_run - args.fit_schedule // 2) / max(
+                    time.monotonic() - pace_from, 1e-9
+                )
                 remaining = clock.limit - clock.elapsed() - 60.0  # final eval + export
                 fitted = torch.tensor(
                     [step + rate * max(remaining, 0.0)], device=device
@@ -586,6 +631,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 for name, value in wers.items():
                     writer.add_scalar(f"dev/wer_{name}", value, step)
+                if keep_best(model, wers, step, out):
+                    logger.info("step %d: best dev WER so far, exported to best/", step)
             if profiler is not None:
                 profiler.step()
                 if steps_this_run == PROFILE_WAIT + PROFILE_WARMUP + args.profile_steps:
@@ -611,6 +658,8 @@ def main(argv: list[str] | None = None) -> None:
                 step,
                 {k: round(v, 2) for k, v in wers.items()},
             )
+            if keep_best(model, wers, step, out):
+                logger.info("step %d: best dev WER so far, exported to best/", step)
         model.tokenizer = tokenizer
         save_model(
             model, out / "model", half=True, tokenizer_file=out / "tokenizer.model"
