@@ -1,0 +1,208 @@
+"""Greedy WER per voice when the test audio's spectrum is frequency-warped
+at decode time (vocal tract length normalisation, VTLN): a diagnosis of how
+far a held-out voice lies from the training voices, and what choosing the
+warp by the model's own confidence would gain.
+
+    python benchmarks/asr_warp_sweep.py --manifest test.jsonl \
+        --model speech/models/asr --warps 0.8,0.9,1,1.1,1.2,1.3
+
+Every utterance is encoded once per warp factor (full context; the same
+piecewise-linear warp that VTLP applies in training,
+``speech.asr.frontend.warp_spectrum``; above 1 moves formants up, as from a
+shorter vocal tract) and decoded greedily. The report gives, per voice and
+warp, the WER and the mean per-frame best log-probability (the model's
+confidence); then the WER when each utterance keeps the warp of highest
+confidence among a subset (``--select``, one or more comma lists), when each
+voice keeps the warp of highest mean confidence over its utterances (per
+speaker, as one would per file), and the oracle (lowest WER per utterance,
+not a reachable figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import machine, write_json  # noqa: E402
+
+from recipes.common import read_manifest  # noqa: E402
+from speech.asr.config import ChunkGeometry  # noqa: E402
+from speech.asr.frontend import fbank_batch  # noqa: E402
+from speech.asr.metrics import word_errors  # noqa: E402
+from speech.asr.recognizer import load_recognizer  # noqa: E402
+from speech.audio import load_audio  # noqa: E402
+from speech.text.normalize import asr_transcript  # noqa: E402
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
+def sweep(
+    manifest: str, model: str | None, warps: list[float], by: str = "voice"
+) -> list[dict]:
+    """One row per (utterance, warp): errors, words and confidence."""
+    recognizer = load_recognizer(model, lm=None)
+    geometry = ChunkGeometry(100000, 0, 0)  # full context, as recipes.asr.evaluate
+    rate = recognizer.sample_rate
+    rows = []
+    for index, utt in enumerate(read_manifest(manifest)):
+        samples = load_audio(utt.audio, rate)
+        waveform = torch.from_numpy(samples)[None]
+        length = torch.tensor([len(samples)])
+        features = []
+        for warp in warps:
+            feats, count = fbank_batch(
+                waveform, length, recognizer.fbank_config, warp=torch.tensor([warp])
+            )
+            features.append(feats[0, : int(count[0])].numpy())
+        reference = asr_transcript(utt.text)
+        outputs = recognizer.backend.encode_list(features, geometry)
+        for warp, log_probs in zip(warps, outputs, strict=True):
+            log_probs = np.asarray(log_probs)
+            text = recognizer.decode(log_probs, len(samples) / rate, 1).text
+            errors, words = word_errors(reference, asr_transcript(text))
+            rows.append(
+                {
+                    "utt": index,
+                    "speaker": utt.speaker if by == "voice" else engine(utt.speaker),
+                    "warp": warp,
+                    "errors": errors,
+                    "words": words,
+                    "confidence": float(log_probs.max(-1).mean()),
+                }
+            )
+    return rows
+
+
+def engine(voice: str) -> str:
+    """``espeak:en-us+f4`` -> ``espeak``: a dev set has hundreds of voices."""
+    return voice.split(":", 1)[0]
+
+
+def wer_by_speaker(chosen: list[dict]) -> dict[str, float]:
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for row in chosen:
+        for key in (row["speaker"], "all"):
+            totals[key][0] += row["errors"]
+            totals[key][1] += row["words"]
+    return {k: 100.0 * e / max(n, 1) for k, (e, n) in totals.items()}
+
+
+def summarise(rows: list[dict], selections: list[list[float]]) -> dict:
+    by_utt: dict[int, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_utt[row["utt"]].append(row)
+    warps = sorted({row["warp"] for row in rows})
+    per_warp = {}
+    for warp in warps:
+        chosen = [r for r in rows if r["warp"] == warp]
+        conf: dict[str, list[float]] = defaultdict(list)
+        for r in chosen:
+            conf[r["speaker"]].append(r["confidence"])
+        per_warp[warp] = {
+            "wer": wer_by_speaker(chosen),
+            "confidence": {k: float(np.mean(v)) for k, v in conf.items()},
+        }
+    strategies = {}
+    for subset in selections:
+        chosen = [
+            max((r for r in rs if r["warp"] in subset), key=lambda r: r["confidence"])
+            for rs in by_utt.values()
+        ]
+        strategies["per utterance, most confident of " + ",".join(map(str, subset))] = (
+            wer_by_speaker(chosen)
+        )
+    speaker_warp = {
+        spk: max(warps, key=lambda w: per_warp[w]["confidence"][spk])
+        for spk in per_warp[warps[0]]["confidence"]
+    }
+    strategies["per speaker, most confident of all"] = wer_by_speaker(
+        [r for r in rows if r["warp"] == speaker_warp[r["speaker"]]]
+    )
+    strategies["oracle per utterance (not reachable)"] = wer_by_speaker(
+        [min(rs, key=lambda r: r["errors"]) for rs in by_utt.values()]
+    )
+    return {
+        "per_warp": per_warp,
+        "strategies": strategies,
+        "speaker_warp": speaker_warp,
+    }
+
+
+def render(summary: dict) -> str:
+    per_warp = summary["per_warp"]
+    warps = sorted(per_warp)
+    speakers = sorted(k for k in per_warp[warps[0]]["wer"] if k != "all") + ["all"]
+    lines = [
+        "| voice | " + " | ".join(f"warp {w:g}" for w in warps) + " |",
+        "|---" * (len(warps) + 1) + "|",
+    ]
+    for spk in speakers:
+        cells = []
+        for w in warps:
+            cell = f"{per_warp[w]['wer'][spk]:.1f}"
+            if spk != "all":
+                cell += f" ({per_warp[w]['confidence'][spk]:.3f})"
+            cells.append(cell)
+        lines.append(f"| {spk} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "WER % (mean best log-probability per frame). Warp chosen by confidence:",
+        "",
+        "| strategy | " + " | ".join(speakers) + " |",
+        "|---" * (len(speakers) + 1) + "|",
+    ]
+    for name, wers in summary["strategies"].items():
+        lines.append(
+            f"| {name} | " + " | ".join(f"{wers[s]:.2f}" for s in speakers) + " |"
+        )
+    chosen = ", ".join(f"{k} {v:g}" for k, v in sorted(summary["speaker_warp"].items()))
+    lines += ["", f"Per-speaker warps: {chosen}."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--model", help="model folder (default: the shipped model)")
+    p.add_argument("--warps", type=_floats, default=_floats("0.8,0.9,1,1.1,1.2,1.3"))
+    p.add_argument(
+        "--select",
+        type=_floats,
+        nargs="*",
+        default=[],
+        help="warp subsets for per-utterance selection (default: all warps)",
+    )
+    p.add_argument(
+        "--by",
+        choices=["voice", "engine"],
+        default="voice",
+        help="report per voice, or per engine (espeak, flite, ...) for sets of "
+        "many voices; per-speaker selection then picks one warp per engine",
+    )
+    p.add_argument("--json", help="also write the rows and summary here")
+    args = p.parse_args()
+    if 1.0 not in args.warps:
+        p.error("--warps must include 1 (the unwarped baseline)")
+    started = time.perf_counter()
+    rows = sweep(args.manifest, args.model, args.warps, args.by)
+    summary = summarise(rows, args.select or [args.warps])
+    print(render(summary))
+    print(
+        f"\n{len({r['utt'] for r in rows})} utterances x {len(args.warps)} warps "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
+    write_json(args.json, {"machine": machine(), "summary": summary, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
