@@ -7,6 +7,7 @@
 #   bash recipes/train_default_models.sh start   # there: corpora, then launch
 #   bash recipes/train_default_models.sh status  # there: progress
 #   bash recipes/train_default_models.sh evaluate        # there: ASR WER table
+#                     (of run_asr/model; ASR_EVAL_MODEL=best for run_asr/best)
 #   bash recipes/train_default_models.sh collect OUTDIR  # there: results
 #
 # CORPUS_JOBS (default 16) synthesis processes build the ASR corpus.
@@ -81,13 +82,14 @@ status() {
 }
 
 evaluate() {
-  if [[ ! -d $WORK/run_asr/model || ! -f $WORK/asr/test.jsonl ]]; then
-    echo "evaluate: no $WORK/run_asr/model or $WORK/asr/test.jsonl (is WORK set as for start?)" >&2
+  local model=$WORK/run_asr/${ASR_EVAL_MODEL:-model}  # ASR_EVAL_MODEL=best: the best dev evaluation's
+  if [[ ! -d $model || ! -f $WORK/asr/test.jsonl ]]; then
+    echo "evaluate: no $model or $WORK/asr/test.jsonl (is WORK set as for start?)" >&2
     return 1
   fi
   source recipes/data/device_setup.sh >/dev/null 2>&1 || true
   local status=0  # the table, or the error, is printed either way
-  python -m recipes.asr.evaluate --model "$WORK/run_asr/model" --manifest "$WORK/asr/test.jsonl" \
+  python -m recipes.asr.evaluate --model "$model" --manifest "$WORK/asr/test.jsonl" \
     --long-form "$WORK/asr/longform.jsonl" --device "${EVAL_DEVICE:-cuda}" \
     --json "$WORK/asr_eval.json" > "$WORK/asr_eval.md" 2>&1 || status=$?
   cat "$WORK/asr_eval.md"
@@ -97,7 +99,7 @@ evaluate() {
 collect() {
   local out=$1
   mkdir -p "$out"
-  for run in run_asr/model:asr run_fastpitch/tts:fastpitch run_vocoder/vocoder:vocoder; do
+  for run in run_asr/model:asr run_asr/best:asr_best run_fastpitch/tts:fastpitch run_vocoder/vocoder:vocoder; do
     local src=${run%%:*} name=${run##*:}
     [[ -d $WORK/$src ]] && tar -C "$WORK/$src" -cf "$out/$name.tar" .
   done
