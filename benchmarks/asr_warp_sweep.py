@@ -1,4 +1,4 @@
-"""Greedy WER per voice when the test audio's spectrum is frequency-warped
+"""WER per voice when the test audio's spectrum is frequency-warped
 at decode time (vocal tract length normalisation, VTLN): a diagnosis of how
 far a held-out voice lies from the training voices, and what choosing the
 warp by the model's own confidence would gain.
@@ -9,8 +9,9 @@ warp by the model's own confidence would gain.
 Every utterance is encoded once per warp factor (full context; the same
 piecewise-linear warp that VTLP applies in training,
 ``speech.asr.frontend.warp_spectrum``; above 1 moves formants up, as from a
-shorter vocal tract) and decoded greedily. The report gives, per voice and
-warp, the WER and the mean per-frame best log-probability (the model's
+shorter vocal tract) and decoded, greedily or with ``--beam-size N`` and
+the model folder's LM. The report gives, per voice and warp, the WER and
+the mean per-frame best log-probability of the CTC output (the model's
 confidence); then the WER when each utterance keeps the warp of highest
 confidence among a subset (``--select``, one or more comma lists), when each
 voice keeps the warp of highest mean confidence over its utterances (per
@@ -47,10 +48,14 @@ def _floats(text: str) -> list[float]:
 
 
 def sweep(
-    manifest: str, model: str | None, warps: list[float], by: str = "voice"
+    manifest: str,
+    model: str | None,
+    warps: list[float],
+    by: str = "voice",
+    beam_size: int = 1,
 ) -> list[dict]:
     """One row per (utterance, warp): errors, words and confidence."""
-    recognizer = load_recognizer(model, lm=None)
+    recognizer = load_recognizer(model, lm="auto" if beam_size > 1 else None)
     geometry = ChunkGeometry(100000, 0, 0)  # full context, as recipes.asr.evaluate
     rate = recognizer.sample_rate
     rows = []
@@ -68,7 +73,7 @@ def sweep(
         outputs = recognizer.backend.encode_list(features, geometry)
         for warp, log_probs in zip(warps, outputs, strict=True):
             log_probs = np.asarray(log_probs)
-            text = recognizer.decode(log_probs, len(samples) / rate, 1).text
+            text = recognizer.decode(log_probs, len(samples) / rate, beam_size).text
             errors, words = word_errors(reference, asr_transcript(text))
             rows.append(
                 {
@@ -189,12 +194,19 @@ def main() -> None:
         help="report per voice, or per engine (espeak, flite, ...) for sets of "
         "many voices; per-speaker selection then picks one warp per engine",
     )
+    p.add_argument(
+        "--beam-size",
+        type=int,
+        default=1,
+        help="1: greedy; more: beam search with the model folder's LM (the "
+        "warp is still chosen by the CTC confidence)",
+    )
     p.add_argument("--json", help="also write the rows and summary here")
     args = p.parse_args()
     if 1.0 not in args.warps:
         p.error("--warps must include 1 (the unwarped baseline)")
     started = time.perf_counter()
-    rows = sweep(args.manifest, args.model, args.warps, args.by)
+    rows = sweep(args.manifest, args.model, args.warps, args.by, args.beam_size)
     summary = summarise(rows, args.select or [args.warps])
     print(render(summary))
     print(

@@ -59,6 +59,34 @@ def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _vtln(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.5 <= value <= 2.0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither 'auto' nor a factor within 0.5..2"
+        )
+    return value
+
+
+def add_vtln_argument(parser: argparse.ArgumentParser) -> None:
+    """Vocal tract length normalisation (transcribe, evaluate)."""
+    parser.add_argument(
+        "--vtln",
+        type=_vtln,
+        default=1.0,
+        metavar="auto|FACTOR",
+        help="warp the features' frequency axis: 'auto' picks, for each file, "
+        "the factor (0.8-1.3) the model is most confident with on its first "
+        "minute (six encoder passes over it); a number fixes it; above 1 suits "
+        "voices deeper than the training voices (default 1: none)",
+    )
+
+
 def lm_options(args: argparse.Namespace) -> dict:
     """``load_recognizer`` keywords from ``add_lm_arguments``' options."""
     return {
@@ -113,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         "else 1)",
     )
     add_lm_arguments(t)
+    add_vtln_argument(t)
     t.add_argument(
         "--batch-seconds", type=float, default=1800.0, help="audio per masked batch"
     )
@@ -302,6 +331,7 @@ def transcribe_command(args: argparse.Namespace) -> int:
             backend=args.backend,
             device=device,
             beam_size=args.beam_size or 1,
+            vtln=args.vtln,
             **lm_options(args),
         )
     except (OSError, ValueError) as error:

@@ -115,3 +115,22 @@ def test_usage_errors(model_dir, tmp_path) -> None:
     assert _speech("transcribe").returncode == 2
     bad_model = _speech("transcribe", "x.wav", "--model", str(tmp_path))
     assert bad_model.returncode == 2 and "cannot load model" in bad_model.stderr
+    bad_vtln = _speech("transcribe", "x.wav", "--vtln", "7")
+    assert bad_vtln.returncode == 2
+    assert "'7' is neither 'auto' nor a factor within 0.5..2" in bad_vtln.stderr
+
+
+def test_vtln_auto_from_the_command_line(model_dir, inputs) -> None:
+    """--vtln auto picks each file's warp; --vtln FACTOR fixes it: the text
+    of `auto` is that of the fixed warp the recognizer picks."""
+    from speech.asr.recognizer import load_recognizer
+    from speech.audio import load_audio
+
+    good = str(inputs["loud"])
+    auto = _speech("transcribe", good, "--model", str(model_dir), "--vtln", "auto")
+    assert auto.returncode == 0, auto.stderr
+    warp = load_recognizer(model_dir, vtln="auto").estimate_warp(
+        load_audio(good, 16000)
+    )
+    fixed = _speech("transcribe", good, "--model", str(model_dir), "--vtln", str(warp))
+    assert fixed.returncode == 0 and auto.stdout == fixed.stdout

@@ -221,6 +221,49 @@ def test_vtlp_warp_moves_formants_and_leaves_factor_one_alone() -> None:
     assert factors.min() >= 0.88 and factors.max() <= 1.12
 
 
+def test_vtln_warp_in_the_filters_equals_the_training_warp() -> None:
+    """FbankConfig(vtln_warp=a) folds warp_spectrum into the mel filters: the
+    numpy and streaming features equal training's warped features."""
+    import torch
+
+    from speech.asr.frontend import (
+        StreamingFbank,
+        fbank_batch,
+        fbank_torch,
+        warp_matrix,
+        warp_spectrum,
+    )
+
+    power = torch.rand(3, 5, 257, dtype=torch.float64)
+    for factor in (0.8, 0.95, 1.2):
+        expected = warp_spectrum(power, torch.full((3,), factor, dtype=torch.float64))
+        got = power @ torch.tensor(warp_matrix(257, factor)).T
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    noise = (np.random.default_rng(0).standard_normal(16000) * 0.1).astype(np.float32)
+    for factor in (0.85, 1.25):
+        warped_cfg = FbankConfig(vtln_warp=factor)
+        features = fbank_numpy(noise, warped_cfg)
+        reference, count = fbank_batch(
+            torch.from_numpy(noise)[None],
+            torch.tensor([len(noise)]),
+            warp=torch.tensor([factor]),
+        )
+        torch.testing.assert_close(
+            torch.from_numpy(features), reference[0, : count[0]], atol=2e-3, rtol=1e-4
+        )
+        assert np.abs(features - fbank_numpy(noise)).mean() > 0.05
+        stream = StreamingFbank(warped_cfg)
+        pieces = [stream.accept(noise[i : i + 999]) for i in range(0, 16000, 999)]
+        assert np.array_equal(np.concatenate(pieces), features)
+    assert np.array_equal(
+        fbank_numpy(noise, FbankConfig(vtln_warp=1.0)), fbank_numpy(noise)
+    )
+    with pytest.raises(ValueError, match="vtln_warp must be within 0.5..2"):
+        FbankConfig(vtln_warp=3.0)
+    with pytest.raises(ValueError, match="fbank_torch has no vtln_warp"):
+        fbank_torch(torch.from_numpy(noise), FbankConfig(vtln_warp=1.1))
+
+
 def test_random_eq_colours_bands_within_its_bounds():
     from recipes.asr.augment import random_eq
 

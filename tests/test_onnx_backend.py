@@ -232,6 +232,11 @@ def test_transcripts_identical_to_pytorch(onnx_dir, model_dir, speech_file):
         events += stream.finish()
         finals[name] = transcript_from_events(events, len(samples) / 16000).text
     assert finals["onnx"] == finals["torch"] and finals["onnx"]
+    # VTLN lives in the numpy front end, so ONNX Runtime gets it too
+    torch_auto = load_recognizer(model_dir, vtln="auto")
+    onnx_auto = load_recognizer(onnx_dir, backend="onnx", vtln="auto")
+    assert onnx_auto.estimate_warp(samples) == torch_auto.estimate_warp(samples)
+    assert onnx_auto.transcribe(samples).text == torch_auto.transcribe(samples).text
 
 
 @torch.inference_mode()

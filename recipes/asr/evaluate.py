@@ -29,7 +29,7 @@ from speech.asr.recognizer import (
     transcript_from_events,
 )
 from speech.audio import load_audio
-from speech.cli import add_lm_arguments, lm_options
+from speech.cli import add_lm_arguments, add_vtln_argument, lm_options
 from speech.text.normalize import asr_transcript
 
 FULL = ChunkGeometry(100_000, 0, 0)
@@ -130,6 +130,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         backend=args.backend,
         device=args.device,
         beam_size=args.beam_size,
+        vtln=args.vtln,
         **lm_options(args),
     )
     config = recognizer.config
@@ -200,6 +201,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "long_form": long_rows,
         "geometries": {k: vars(v) for k, v in geometries.items()},
         "latency_streaming_s": config.streaming.latency_seconds(config.num_layers),
+        "vtln": args.vtln,
         "hypotheses": hypotheses,
     }
 
@@ -226,6 +228,8 @@ def render(report: dict) -> str:
         f"\n\nGeometries (80 ms frames): {geometry}; "
         f"streaming algorithmic latency {latency:.0f} ms."
     )
+    if report.get("vtln", 1.0) != 1.0:
+        out += f" VTLN: {report['vtln']} (each file's own warp, all geometries)."
     if report["long_form"]:
         out += (
             "\n\n| long recording | voice | minutes | WER % | same sentences "
@@ -264,6 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--beam-size", type=int, default=1)
     add_lm_arguments(p)
+    add_vtln_argument(p)
     p.add_argument("--batch-seconds", type=float, default=600.0)
     p.add_argument("--limit", type=int, default=0, help="first N utterances only")
     p.add_argument(

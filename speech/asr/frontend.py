@@ -44,6 +44,7 @@ __all__ = [
     "fbank_torch",
     "mel_banks",
     "num_frames",
+    "warp_matrix",
     "warp_spectrum",
 ]
 
@@ -59,6 +60,10 @@ class FbankConfig:
     (32768: Kaldi and WeNet models are trained on int16-valued samples).
     ``high_freq <= 0`` is an offset from the Nyquist frequency, as in Kaldi.
     ``dither`` is honoured by ``fbank_torch`` only (training augmentation).
+    ``vtln_warp``: vocal tract length normalisation, the frequency warp of
+    ``warp_spectrum`` (the one VTLP draws in training) folded into the mel
+    filters, so warped features cost nothing extra; 1 leaves them as they
+    are. ``fbank_torch``, the torchaudio reference, takes only 1.
     """
 
     sample_rate: int = 16000
@@ -72,6 +77,11 @@ class FbankConfig:
     high_freq: float = 0.0
     dither: float = 0.0
     input_scale: float = 32768.0
+    vtln_warp: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.vtln_warp <= 2.0:
+            raise ValueError(f"vtln_warp must be within 0.5..2, got {self.vtln_warp}")
 
     @property
     def frame_length(self) -> int:
@@ -114,6 +124,8 @@ def fbank_torch(waveform: Tensor, cfg: FbankConfig = FbankConfig()) -> Tensor:
 
     if waveform.dim() != 1:
         raise ValueError(f"expected a (T,) waveform, got {tuple(waveform.shape)}")
+    if cfg.vtln_warp != 1.0:
+        raise ValueError("fbank_torch has no vtln_warp; use fbank_numpy or fbank_batch")
     if num_frames(waveform.shape[0], cfg) == 0:
         return torch.zeros(0, cfg.num_mel_bins, dtype=torch.float32)
     samples = waveform.to(torch.float32).unsqueeze(0) * cfg.input_scale  # (1, T)
@@ -148,10 +160,39 @@ def mel_banks(cfg: FbankConfig = FbankConfig()) -> np.ndarray:
 
     Triangles are equally spaced on the mel scale ``1127 ln(1 + f / 700)``
     between ``low_freq`` and ``high_freq``, each spanning two spacings, and are
-    evaluated at FFT bin centres, like Kaldi's ``MelBanks`` (without VTLN).
+    evaluated at FFT bin centres, like Kaldi's ``MelBanks``. With
+    ``cfg.vtln_warp`` they are followed by ``warp_spectrum``'s warp: the
+    filters read the warped spectrum (``banks @ warp_matrix``).
     """
-    return _mel_banks(cfg.num_mel_bins, cfg.fft_size, cfg.sample_rate,
-                      cfg.low_freq, cfg.high_freq).copy()  # fmt: skip
+    banks = _mel_banks(cfg.num_mel_bins, cfg.fft_size, cfg.sample_rate,
+                       cfg.low_freq, cfg.high_freq)  # fmt: skip
+    if cfg.vtln_warp != 1.0:
+        return banks @ warp_matrix(banks.shape[1], cfg.vtln_warp)
+    return banks.copy()
+
+
+@lru_cache(maxsize=32)
+def warp_matrix(bins: int, factor: float, boundary: float = 0.8) -> np.ndarray:
+    """(K, K) linear map of ``warp_spectrum``: ``warped = W @ power`` for one
+    frame's K power bins (numpy, float64). Output bin ``k`` reads input bin
+    ``k / factor`` below a cut-off, then a line that keeps Nyquist in place;
+    values between bins are interpolated linearly."""
+    top = float(bins - 1)
+    cut_out = boundary * top * min(factor, 1.0)
+    cut_in = cut_out / factor
+    out = np.arange(bins, dtype=np.float64)
+    source = np.where(
+        out <= cut_out,
+        out / factor,
+        cut_in + (out - cut_out) * (top - cut_in) / (top - cut_out),
+    ).clip(0.0, top)
+    low = np.minimum(np.floor(source).astype(np.int64), bins - 2)
+    frac = source - low
+    matrix = np.zeros((bins, bins))
+    np.add.at(matrix, (out.astype(np.int64), low), 1.0 - frac)
+    np.add.at(matrix, (out.astype(np.int64), low + 1), frac)
+    matrix.setflags(write=False)
+    return matrix
 
 
 @lru_cache(maxsize=8)
@@ -191,8 +232,7 @@ def _window(kind: str, length: int) -> np.ndarray:
 def _sparse_banks(cfg: FbankConfig) -> tuple[tuple[int, int, np.ndarray], ...]:
     """Each filter as (first bin, end bin, weights) over its non-zero bins."""
     filters = []
-    for row in _mel_banks(cfg.num_mel_bins, cfg.fft_size, cfg.sample_rate,
-                          cfg.low_freq, cfg.high_freq):  # fmt: skip
+    for row in mel_banks(cfg):
         nonzero = np.flatnonzero(row)
         first, end = (int(nonzero[0]), int(nonzero[-1]) + 1) if len(nonzero) else (0, 0)
         filters.append((first, end, np.ascontiguousarray(row[first:end])))

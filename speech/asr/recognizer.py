@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -56,6 +56,13 @@ MAX_LONG_FORM_WINDOW = 4096
 
 # Offline decoding resets the search at pauses so prefixes stay short on
 # hours of audio; segments for output are made from word gaps afterwards.
+# Vocal tract length normalisation (``vtln="auto"``): the candidate warps of
+# the filterbank (``FbankConfig.vtln_warp``) and how much of an input's start
+# picks one, by the model's mean per-frame best log-probability (README,
+# "Where rms lies": 6 warps cost 6 encoder passes over at most 60 s).
+VTLN_WARPS = (0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
+VTLN_SECONDS = 60.0
+
 OFFLINE_ENDPOINTS = (EndpointRule(True, 0.64, 0.0), EndpointRule(False, 5.0, 0.0))
 
 
@@ -143,6 +150,12 @@ class Recognizer:
         lm_weight, word_bonus: the fusion's ``weight * ln P(word | history)
             + word_bonus`` per word (defaults tuned on the shipped model's
             dev set, see README).
+        vtln: vocal tract length normalisation of the features: a warp
+            factor (1: none; above 1 moves formants up, for a voice whose
+            vocal tract is longer than the training voices'), or ``"auto"``:
+            for each file or array, the factor of ``VTLN_WARPS`` under which
+            the model is most confident on its first ``VTLN_SECONDS``
+            (offline paths only; live streams take 1).
     """
 
     def __init__(
@@ -152,9 +165,17 @@ class Recognizer:
         lm: NgramLM | str | os.PathLike[str] | None = None,
         lm_weight: float = DEFAULT_LM_WEIGHT,
         word_bonus: float = DEFAULT_WORD_BONUS,
+        vtln: float | Literal["auto"] = 1.0,
     ) -> None:
         if beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {beam_size}")
+        if vtln != "auto" and not (
+            isinstance(vtln, int | float) and 0.5 <= vtln <= 2.0
+        ):
+            raise ValueError(
+                f"vtln must be 'auto' or a factor within 0.5..2, got {vtln!r}"
+            )
+        self.vtln = vtln
         self.backend = backend
         self.beam_size = beam_size
         self.lm_source = lm
@@ -163,7 +184,9 @@ class Recognizer:
         self._fusion: LmFusion | None = None
         config = backend.config
         self.fbank_config = FbankConfig(
-            sample_rate=config.sample_rate, num_mel_bins=config.num_mel_bins
+            sample_rate=config.sample_rate,
+            num_mel_bins=config.num_mel_bins,
+            vtln_warp=1.0 if vtln == "auto" else float(vtln),
         )
 
     @property
@@ -248,7 +271,8 @@ class Recognizer:
             device = str(getattr(self.backend, "device", "cpu"))
             block_seconds = 600.0 if device.startswith("cuda") else 60.0
         if isinstance(audio, np.ndarray):
-            log_probs = self.backend.encode_list([self.features(audio)], geometry)[0]
+            features = self.features(audio, self.warp_for(audio))
+            log_probs = self.backend.encode_list([features], geometry)[0]
             return self.decode(log_probs, len(audio) / self.sample_rate, beam_size)
         window = geometry.chunk_size + geometry.right_context
         if window > MAX_LONG_FORM_WINDOW:
@@ -260,11 +284,14 @@ class Recognizer:
                 f"{MAX_LONG_FORM_WINDOW * self.config.frame_seconds:.0f} s)"
             )
         pipeline = self.backend.pipeline(geometry)
-        fbank = StreamingFbank(self.fbank_config)
+        fbank = None
         decoder = self._decoder(beam_size, OFFLINE_ENDPOINTS)
         hits: list[TokenHit] = []
         samples = 0
         for block in iter_audio_blocks(audio, self.sample_rate, block_seconds):
+            if fbank is None:  # the warp comes from the first block
+                warp = self.warp_for(block)
+                fbank = StreamingFbank(replace(self.fbank_config, vtln_warp=warp))
             samples += len(block)
             for segment in decoder.accept(pipeline.push(fbank.accept(block))):
                 hits += segment.best.hits
@@ -279,9 +306,34 @@ class Recognizer:
             hits += last.best.hits
         return self._transcript(hits, samples / self.sample_rate)
 
-    def features(self, samples: np.ndarray) -> np.ndarray:
-        """(S,) float32 samples -> (T, M) log-mel features."""
-        return fbank_numpy(np.asarray(samples, dtype=np.float32), self.fbank_config)
+    def features(self, samples: np.ndarray, warp: float | None = None) -> np.ndarray:
+        """(S,) float32 samples -> (T, M) log-mel features (``warp``: a VTLN
+        factor instead of the recognizer's)."""
+        cfg = self.fbank_config
+        if warp is not None and warp != cfg.vtln_warp:
+            cfg = replace(cfg, vtln_warp=warp)
+        return fbank_numpy(np.asarray(samples, dtype=np.float32), cfg)
+
+    def estimate_warp(self, samples: np.ndarray) -> float:
+        """The factor of ``VTLN_WARPS`` under which the model is most
+        confident (mean per-frame best log-probability, offline geometry)
+        on the first ``VTLN_SECONDS`` of ``samples``; 1 for less than a
+        second of audio."""
+        head = np.asarray(samples, dtype=np.float32)[
+            : int(VTLN_SECONDS * self.sample_rate)
+        ]
+        if len(head) < self.sample_rate:
+            return 1.0
+        features = [self.features(head, warp) for warp in VTLN_WARPS]
+        outputs = self.backend.encode_list(features, self.config.offline)
+        scores = [float(np.asarray(out).max(-1).mean()) for out in outputs]
+        return VTLN_WARPS[int(np.argmax(scores))]
+
+    def warp_for(self, samples: np.ndarray) -> float:
+        """The VTLN factor for an input: the fixed one, or ``estimate_warp``."""
+        if self.vtln == "auto":
+            return self.estimate_warp(samples)
+        return self.fbank_config.vtln_warp
 
     def transcribe_many(
         self,
@@ -341,7 +393,7 @@ class Recognizer:
                 yield path, error
         if not loaded:
             return
-        features = [self.features(samples) for _, samples in loaded]
+        features = [self.features(s, self.warp_for(s)) for _, s in loaded]
         outputs = self.backend.encode_list(features, geometry)
         for (path, samples), log_probs in zip(loaded, outputs, strict=True):
             yield (
