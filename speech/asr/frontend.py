@@ -228,7 +228,7 @@ def _window(kind: str, length: int) -> np.ndarray:
     raise ValueError(f"unknown window type {kind!r}")
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)  # a recognizer with vtln="auto" uses seven
 def _sparse_banks(cfg: FbankConfig) -> tuple[tuple[int, int, np.ndarray], ...]:
     """Each filter as (first bin, end bin, weights) over its non-zero bins."""
     filters = []

@@ -54,8 +54,6 @@ LM_FILE = "lm.arpa.gz"  # a model folder's word LM, used by beam search
 # attention memory grows with its square: 4,096 frames (5.5 min) is ~0.5 GB.
 MAX_LONG_FORM_WINDOW = 4096
 
-# Offline decoding resets the search at pauses so prefixes stay short on
-# hours of audio; segments for output are made from word gaps afterwards.
 # Vocal tract length normalisation (``vtln="auto"``): the candidate warps of
 # the filterbank (``FbankConfig.vtln_warp``) and how much of an input's start
 # picks one, by the model's mean per-frame best log-probability (README,
@@ -63,6 +61,8 @@ MAX_LONG_FORM_WINDOW = 4096
 VTLN_WARPS = (0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
 VTLN_SECONDS = 60.0
 
+# Offline decoding resets the search at pauses so prefixes stay short on
+# hours of audio; segments for output are made from word gaps afterwards.
 OFFLINE_ENDPOINTS = (EndpointRule(True, 0.64, 0.0), EndpointRule(False, 5.0, 0.0))
 
 
