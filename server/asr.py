@@ -177,6 +177,7 @@ class _AsrSession:
             beam_size=start.options.beam_size,
             endpoint_rules=endpoint_rules(start),
             input_sample_rate=start.sample_rate,
+            vtln=start.options.vtln,
         )
         self.start = start
         self.slot = AsrSlot(stream, start.sample_rate, self._deliver)

@@ -145,6 +145,7 @@ class AsrOptions:
     endpointing: bool = True  # close segments at pauses (finals as you go)
     trailing_silence: float | None = None  # seconds of pause that ends a segment
     partials: bool = True  # send partial results
+    vtln: float | None = None  # VTLN warp factor; None: the recognizer's
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,9 @@ def parse_asr_start(message: dict[str, Any]) -> AsrStart:
     if not isinstance(raw, dict):
         raise ProtocolError("bad_option", "'options' must be an object")
     _check_keys(
-        raw, {"beam_size", "endpointing", "trailing_silence", "partials"}, "options"
+        raw,
+        {"beam_size", "endpointing", "trailing_silence", "partials", "vtln"},
+        "options",
     )
     beam = raw.get("beam_size")
     if beam is not None and (
@@ -194,11 +197,15 @@ def parse_asr_start(message: dict[str, Any]) -> AsrStart:
     silence = None
     if raw.get("trailing_silence") is not None:
         silence = _number(raw, "trailing_silence", 1.0, 0.1, 30.0)
+    vtln = None
+    if raw.get("vtln") is not None:
+        vtln = _number(raw, "vtln", 1.0, 0.5, 2.0)
     options = AsrOptions(
         beam_size=beam,
         endpointing=raw.get("endpointing", True),
         trailing_silence=silence,
         partials=raw.get("partials", True),
+        vtln=vtln,
     )
     return AsrStart(rate, fmt, options)
 

@@ -198,6 +198,11 @@ def test_vtln_warp_is_the_same_on_every_path(model_dir, speech_file) -> None:
     events = stream.accept_waveform(samples) + stream.finish()
     streamed = transcript_from_events(events, len(samples) / 16000).text
     assert streamed == warped.transcribe(samples, geometry=geometry).text
+    own = plain.stream(endpoint_rules=None, vtln=1.2)  # a stream's own warp
+    events = own.accept_waveform(samples) + own.finish()
+    assert transcript_from_events(events, len(samples) / 16000).text == streamed
+    fresh = plain.stream(vtln=1.2).fbank.accept(samples)
+    assert np.array_equal(fresh, warped.features(samples))
 
     auto = Recognizer(TorchBackend(model_dir), vtln="auto")
     chosen = auto.estimate_warp(samples)

@@ -100,6 +100,12 @@ def test_options(serve, server_models, speech_16k) -> None:
         server_models[0], floats, endpoint_rules=None, beam_size=3
     )
     assert [quiet[0]["text"]] == expected
+    # a session's own VTLN warp: the library's stream with the same warp
+    warped = asyncio.run(
+        stream_audio(floats, 16000, server.ws_url("/asr"), options={"vtln": 1.2})
+    )
+    expected = library_finals(server_models[0], floats, vtln=1.2)
+    assert server_finals(warped) == expected and expected
 
 
 def test_concurrent_streams_are_batched_and_separate(

@@ -155,7 +155,8 @@ class Recognizer:
             vocal tract is longer than the training voices'), or ``"auto"``:
             for each file or array, the factor of ``VTLN_WARPS`` under which
             the model is most confident on its first ``VTLN_SECONDS``
-            (offline paths only; live streams take 1).
+            (files and arrays; a live stream takes the fixed factor, 1 with
+            ``"auto"``, or its own: ``stream(vtln=...)``).
     """
 
     def __init__(
@@ -409,10 +410,11 @@ class Recognizer:
         beam_size: int | None = None,
         endpoint_rules: Sequence[EndpointRule] | None = DEFAULT_ENDPOINT_RULES,
         input_sample_rate: int | None = None,
+        vtln: float | None = None,
     ) -> RecognizerStream:
         """A live stream (right context 0; see ``RecognizerStream``)."""
         return RecognizerStream(
-            self, geometry, beam_size, endpoint_rules, input_sample_rate
+            self, geometry, beam_size, endpoint_rules, input_sample_rate, vtln
         )
 
 
@@ -429,6 +431,9 @@ class RecognizerStream:
     ``feed`` buffers features, ``next_window`` gives the next chunk's input
     window, and ``consume`` decodes that chunk's log-probabilities; the
     caller runs ``backend.step`` on stacked ``state``s in between.
+
+    ``vtln``: this stream's VTLN warp factor (default: the recognizer's fixed
+    one; a live stream cannot pick one by looking ahead, as ``"auto"`` does).
     """
 
     def __init__(
@@ -438,6 +443,7 @@ class RecognizerStream:
         beam_size: int | None = None,
         endpoint_rules: Sequence[EndpointRule] | None = DEFAULT_ENDPOINT_RULES,
         input_sample_rate: int | None = None,
+        vtln: float | None = None,
     ) -> None:
         geometry = geometry or recognizer.config.streaming
         if geometry.right_context != 0:
@@ -449,7 +455,10 @@ class RecognizerStream:
         self.geometry = geometry
         self.window = (geometry.chunk_size - 1) * SUBSAMPLING + SUBSAMPLING_FIELD
         self.stride = geometry.chunk_size * SUBSAMPLING
-        self.fbank = StreamingFbank(recognizer.fbank_config)
+        fbank = recognizer.fbank_config
+        if vtln is not None:
+            fbank = replace(fbank, vtln_warp=float(vtln))
+        self.fbank = StreamingFbank(fbank)
         self.features = np.zeros((0, recognizer.config.num_mel_bins), dtype=np.float32)
         self.state = recognizer.backend.init_state(1, geometry.left_context)
         self.decoder = recognizer._decoder(beam_size, endpoint_rules)
