@@ -22,7 +22,9 @@ Errors use OpenAI's shape, ``{"error": {"message", "type", "param",
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import math
 import os
 import struct
 import tempfile
@@ -174,6 +176,27 @@ def _render(transcript: Transcript, fmt: str) -> Response:
     return PlainTextResponse(to_vtt(transcript), media_type="text/vtt")
 
 
+def _vtln_field(value: Any) -> float | str | None:
+    """The form's ``vtln`` (an extension): "auto", a factor in [0.5, 2], or
+    absent (the server's setting)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ProtocolError("bad_option", "'vtln' must be 'auto' or a number")
+    if value == "auto":
+        return value
+    try:
+        factor = float(value)
+    except ValueError:
+        factor = math.nan
+    if not 0.5 <= factor <= 2.0:
+        raise ProtocolError(
+            "bad_option",
+            f"'vtln' must be 'auto' or a number in [0.5, 2], got {value!r}",
+        )
+    return factor
+
+
 async def transcriptions(request: Request) -> Response:
     endpoint = "transcriptions"
     started = time.perf_counter()
@@ -220,6 +243,7 @@ async def transcriptions(request: Request) -> Response:
         language = str(form.get("language") or "en").lower()
         if language not in ("en", "english"):
             raise ProtocolError("bad_option", "this server transcribes English only")
+        vtln = _vtln_field(form.get("vtln"))
         suffix = os.path.splitext(upload.filename or "")[1][:10] or ".audio"
         handle, path = tempfile.mkstemp(prefix="speech-upload-", suffix=suffix)
         with os.fdopen(handle, "wb") as out:
@@ -234,7 +258,8 @@ async def transcriptions(request: Request) -> Response:
         loop = asyncio.get_running_loop()
         try:
             transcript = await loop.run_in_executor(
-                hub.offline_executor, hub.recognizer.transcribe, path
+                hub.offline_executor,
+                functools.partial(hub.recognizer.transcribe, path, vtln=vtln),
             )
         except AudioError as failure:
             message = str(failure).replace(path, upload.filename or "upload")

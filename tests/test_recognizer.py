@@ -193,6 +193,7 @@ def test_vtln_warp_is_the_same_on_every_path(model_dir, speech_file) -> None:
     assert np.abs(warped.features(samples) - plain.features(samples)).mean() > 0.05
     text = warped.transcribe(samples).text
     assert text == warped.transcribe(speech_file, block_seconds=0.7).text
+    assert text == plain.transcribe(speech_file, vtln=1.2).text  # for one call
     geometry = warped.config.streaming
     stream = warped.stream(endpoint_rules=None)
     events = stream.accept_waveform(samples) + stream.finish()

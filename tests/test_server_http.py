@@ -55,6 +55,11 @@ def test_transcriptions_all_formats(client, server_models, speech_file) -> None:
     assert srt.startswith("1\n00:00:") and " --> " in srt
     vtt = create("vtt")
     assert vtt.startswith("WEBVTT") and " --> " in vtt
+    # the vtln extension field: the file's own warp, as the library picks it
+    auto = create("json", extra_body={"vtln": "auto"})
+    assert auto.text == server_models[0].transcribe(speech_file, vtln="auto").text
+    fixed = create("json", extra_body={"vtln": "1.2"})
+    assert fixed.text == server_models[0].transcribe(speech_file, vtln=1.2).text
 
 
 def test_transcription_errors(client, http_server, tmp_path) -> None:
@@ -71,6 +76,11 @@ def test_transcription_errors(client, http_server, tmp_path) -> None:
     with pytest.raises(openai.BadRequestError) as raised, open(bad, "rb") as f:
         client.audio.transcriptions.create(model="whisper-1", file=f, stream=True)
     assert raised.value.code == "bad_option"
+    with pytest.raises(openai.BadRequestError) as raised, open(bad, "rb") as f:
+        client.audio.transcriptions.create(
+            model="whisper-1", file=f, extra_body={"vtln": "9"}
+        )
+    assert raised.value.code == "bad_option" and "'vtln'" in raised.value.message
     anonymous = openai.OpenAI(
         base_url=http_server.url("/v1"), api_key="wrong", max_retries=0
     )

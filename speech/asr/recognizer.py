@@ -259,9 +259,11 @@ class Recognizer:
         geometry: ChunkGeometry | None = None,
         beam_size: int | None = None,
         block_seconds: float | None = None,
+        vtln: float | Literal["auto"] | None = None,
     ) -> Transcript:
         """Transcribe a file (any length: read in blocks, bounded memory) or
-        an array of float32 samples at ``sample_rate``.
+        an array of float32 samples at ``sample_rate``; ``vtln`` overrides
+        the recognizer's VTLN setting for this call.
 
         ``block_seconds``: audio read and encoded per step; memory grows with
         it, not with the file. Default 60 s on the CPU and 600 s on a GPU,
@@ -272,7 +274,7 @@ class Recognizer:
             device = str(getattr(self.backend, "device", "cpu"))
             block_seconds = 600.0 if device.startswith("cuda") else 60.0
         if isinstance(audio, np.ndarray):
-            features = self.features(audio, self.warp_for(audio))
+            features = self.features(audio, self.warp_for(audio, vtln))
             log_probs = self.backend.encode_list([features], geometry)[0]
             return self.decode(log_probs, len(audio) / self.sample_rate, beam_size)
         window = geometry.chunk_size + geometry.right_context
@@ -291,7 +293,7 @@ class Recognizer:
         samples = 0
         for block in iter_audio_blocks(audio, self.sample_rate, block_seconds):
             if fbank is None:  # the warp comes from the first block
-                warp = self.warp_for(block)
+                warp = self.warp_for(block, vtln)
                 fbank = StreamingFbank(replace(self.fbank_config, vtln_warp=warp))
             samples += len(block)
             for segment in decoder.accept(pipeline.push(fbank.accept(block))):
@@ -330,11 +332,19 @@ class Recognizer:
         scores = [float(np.asarray(out).max(-1).mean()) for out in outputs]
         return VTLN_WARPS[int(np.argmax(scores))]
 
-    def warp_for(self, samples: np.ndarray) -> float:
-        """The VTLN factor for an input: the fixed one, or ``estimate_warp``."""
-        if self.vtln == "auto":
+    def warp_for(
+        self, samples: np.ndarray, vtln: float | Literal["auto"] | None = None
+    ) -> float:
+        """The VTLN factor for an input: the fixed one, or ``estimate_warp``
+        (``vtln``: instead of the recognizer's setting)."""
+        mode = self.vtln if vtln is None else vtln
+        if mode == "auto":
             return self.estimate_warp(samples)
-        return self.fbank_config.vtln_warp
+        if vtln is None:
+            return self.fbank_config.vtln_warp
+        if isinstance(vtln, bool) or not isinstance(vtln, int | float):
+            raise ValueError(f"vtln must be 'auto' or a factor, got {vtln!r}")
+        return float(vtln)
 
     def transcribe_many(
         self,
