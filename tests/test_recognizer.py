@@ -219,6 +219,9 @@ def test_vtln_warp_is_the_same_on_every_path(model_dir, speech_file) -> None:
     fixed = Recognizer(TorchBackend(model_dir), vtln=chosen)
     assert auto.transcribe(samples).text == fixed.transcribe(samples).text
     assert auto.transcribe(speech_file).text == fixed.transcribe(speech_file).text
+    # small blocks wait for the first minute (here the whole file) to choose
+    small = auto.transcribe(speech_file, block_seconds=0.7).text
+    assert small == fixed.transcribe(samples).text
     batch = dict(auto.transcribe_many([speech_file]))
     assert batch[str(speech_file)].text == fixed.transcribe(speech_file).text
     assert auto.estimate_warp(samples[:8000]) == 1.0  # under a second: no choice

@@ -8,6 +8,7 @@ M mel bins, V vocabulary.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -287,17 +288,36 @@ class Recognizer:
                 f"{MAX_LONG_FORM_WINDOW * self.config.frame_seconds:.0f} s)"
             )
         pipeline = self.backend.pipeline(geometry)
-        fbank = None
         decoder = self._decoder(beam_size, OFFLINE_ENDPOINTS)
         hits: list[TokenHit] = []
         samples = 0
-        for block in iter_audio_blocks(audio, self.sample_rate, block_seconds):
-            if fbank is None:  # the warp comes from the first block
-                warp = self.warp_for(block, vtln)
+        # With "auto", blocks wait until the first VTLN_SECONDS (or the whole
+        # file) have come, which choose the warp, as for an array.
+        auto = (self.vtln if vtln is None else vtln) == "auto"
+        fbank = None
+        if not auto:
+            warp = self._fixed_warp(vtln)
+            fbank = StreamingFbank(replace(self.fbank_config, vtln_warp=warp))
+        head: list[np.ndarray] = []
+        head_samples = 0
+        blocks = iter_audio_blocks(audio, self.sample_rate, block_seconds)
+        for block in itertools.chain(blocks, [None]):
+            if fbank is None:
+                if block is not None:
+                    head.append(block)
+                    head_samples += len(block)
+                if block is not None and head_samples < VTLN_SECONDS * self.sample_rate:
+                    continue
+                start = np.concatenate(head) if head else np.zeros(0, np.float32)
+                warp = self.estimate_warp(start)
                 fbank = StreamingFbank(replace(self.fbank_config, vtln_warp=warp))
-            samples += len(block)
-            for segment in decoder.accept(pipeline.push(fbank.accept(block))):
-                hits += segment.best.hits
+                pending, head = head, []
+            else:
+                pending = [] if block is None else [block]
+            for piece in pending:
+                samples += len(piece)
+                for segment in decoder.accept(pipeline.push(fbank.accept(piece))):
+                    hits += segment.best.hits
         if samples == 0:
             from speech.errors import AudioError
 
@@ -337,9 +357,11 @@ class Recognizer:
     ) -> float:
         """The VTLN factor for an input: the fixed one, or ``estimate_warp``
         (``vtln``: instead of the recognizer's setting)."""
-        mode = self.vtln if vtln is None else vtln
-        if mode == "auto":
+        if (self.vtln if vtln is None else vtln) == "auto":
             return self.estimate_warp(samples)
+        return self._fixed_warp(vtln)
+
+    def _fixed_warp(self, vtln: float | Literal["auto"] | None) -> float:
         if vtln is None:
             return self.fbank_config.vtln_warp
         if isinstance(vtln, bool) or not isinstance(vtln, int | float):
