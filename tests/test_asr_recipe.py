@@ -384,3 +384,33 @@ def test_vtlp_range_is_checked(capsys) -> None:
     assert (
         "--vtlp-range 1.2 0.8: need 0.5 <= LOW <= HIGH <= 2" in capsys.readouterr().err
     )
+
+
+def test_pack_weights_round_trip(model_dir, tmp_path) -> None:
+    """The int8 transport copy unpacks into a model folder that loads, with
+    every weight within half a step of its row's scale, vectors and feature
+    statistics exact, and the same configuration and tokenizer."""
+    from recipes.asr import pack_weights
+    from speech.asr.model import load_state
+
+    packed = tmp_path / "carry.pt"
+    pack_weights.main(["pack", str(model_dir), str(packed)])
+    payload = torch.load(packed, weights_only=True)
+    assert any("int8" in item for item in payload["weights"].values())
+    pack_weights.main(["unpack", str(packed), str(tmp_path / "back")])
+    original, restored = load_state(model_dir), load_state(tmp_path / "back")
+    assert restored.keys() == original.keys()
+    for name, value in original.items():
+        if value.dim() >= 2 and not name.startswith("feature_"):
+            rows = value.reshape(value.shape[0], -1)
+            step = rows.abs().amax(1, keepdim=True) / 127
+            error = (restored[name].reshape(rows.shape) - rows).abs()
+            # half a step of int8 rounding, plus the fp16 of the folder
+            assert bool((error <= step / 2 + rows.abs() * 1e-3 + 1e-6).all()), name
+        else:
+            torch.testing.assert_close(restored[name], value, rtol=1e-3, atol=1e-6)
+    model = load_model(tmp_path / "back")
+    assert model.config == load_model(model_dir).config
+    assert (tmp_path / "back" / "tokenizer.model").read_bytes() == (
+        model_dir / "tokenizer.model"
+    ).read_bytes()
