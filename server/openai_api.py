@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
 import os
 import struct
 import tempfile
@@ -44,6 +43,7 @@ from starlette.responses import (
 
 from server.batching import TtsJob
 from server.protocol import ProtocolError, TtsRequest
+from speech.asr.recognizer import parse_vtln
 from speech.audio import float_to_pcm
 from speech.errors import AudioError
 from speech.formats import Transcript, to_srt, to_txt, to_vtt
@@ -181,20 +181,13 @@ def _vtln_field(value: Any) -> float | str | None:
     absent (the server's setting)."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
-        raise ProtocolError("bad_option", "'vtln' must be 'auto' or a number")
-    if value == "auto":
-        return value
-    try:
-        factor = float(value)
-    except ValueError:
-        factor = math.nan
-    if not 0.5 <= factor <= 2.0:
+    setting = parse_vtln(value) if isinstance(value, str) else None
+    if setting is None:
         raise ProtocolError(
             "bad_option",
             f"'vtln' must be 'auto' or a number in [0.5, 2], got {value!r}",
         )
-    return factor
+    return setting
 
 
 async def transcriptions(request: Request) -> Response:

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from speech.asr.frontend import VTLN_RANGE
+
 __all__ = [
     "ERRORS",
     "AsrOptions",
@@ -199,7 +201,7 @@ def parse_asr_start(message: dict[str, Any]) -> AsrStart:
         silence = _number(raw, "trailing_silence", 1.0, 0.1, 30.0)
     vtln = None
     if raw.get("vtln") is not None:
-        vtln = _number(raw, "vtln", 1.0, 0.5, 2.0)
+        vtln = _number(raw, "vtln", 1.0, *VTLN_RANGE)
     options = AsrOptions(
         beam_size=beam,
         endpointing=raw.get("endpointing", True),

@@ -60,13 +60,10 @@ def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _vtln(text: str) -> float | str:
-    if text == "auto":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.5 <= value <= 2.0:
+    from speech.asr.recognizer import parse_vtln
+
+    value = parse_vtln(text)
+    if value is None:
         raise argparse.ArgumentTypeError(
             f"{text!r} is neither 'auto' nor a factor within 0.5..2"
         )

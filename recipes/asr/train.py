@@ -336,6 +336,7 @@ def keep_best(model: AsrModel, wers: dict[str, float], step: int, out: Path) -> 
         record,
         json.dumps({"step": step, "mean": score, **wers}, indent=2) + "\n",
     )
+    logger.info("step %d: best dev WER so far, exported to best/", step)
     return True
 
 
@@ -631,8 +632,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 for name, value in wers.items():
                     writer.add_scalar(f"dev/wer_{name}", value, step)
-                if keep_best(model, wers, step, out):
-                    logger.info("step %d: best dev WER so far, exported to best/", step)
+                keep_best(model, wers, step, out)
             if profiler is not None:
                 profiler.step()
                 if steps_this_run == PROFILE_WAIT + PROFILE_WARMUP + args.profile_steps:
@@ -658,8 +658,7 @@ def main(argv: list[str] | None = None) -> None:
                 step,
                 {k: round(v, 2) for k, v in wers.items()},
             )
-            if keep_best(model, wers, step, out):
-                logger.info("step %d: best dev WER so far, exported to best/", step)
+            keep_best(model, wers, step, out)
         model.tokenizer = tokenizer
         save_model(
             model, out / "model", half=True, tokenizer_file=out / "tokenizer.model"

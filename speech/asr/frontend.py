@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FbankConfig",
     "StreamingFbank",
+    "VTLN_RANGE",
     "fbank_batch",
     "fbank_numpy",
     "fbank_torch",
@@ -48,7 +49,11 @@ __all__ = [
     "warp_spectrum",
 ]
 
-_LOG_FLOOR = float(np.finfo(np.float32).eps)  # torchaudio floors mel energies here
+_LOG_FLOOR = float(np.finfo(np.float32).eps)
+VTLN_RANGE = (
+    0.5,
+    2.0,
+)  # the warp factors FbankConfig.vtln_warp takes  # torchaudio floors mel energies here
 _FRAMES_PER_BATCH = 4096  # bounds fbank_numpy's working memory (~16 MiB)
 
 
@@ -80,8 +85,11 @@ class FbankConfig:
     vtln_warp: float = 1.0
 
     def __post_init__(self) -> None:
-        if not 0.5 <= self.vtln_warp <= 2.0:
-            raise ValueError(f"vtln_warp must be within 0.5..2, got {self.vtln_warp}")
+        low, high = VTLN_RANGE
+        if not low <= self.vtln_warp <= high:
+            raise ValueError(
+                f"vtln_warp must be within {low:g}..{high:g}, got {self.vtln_warp}"
+            )
 
     @property
     def frame_length(self) -> int:

@@ -30,7 +30,7 @@ from speech.asr.decoding import (
     segments_from_words,
     words_with_times,
 )
-from speech.asr.frontend import FbankConfig, StreamingFbank, fbank_numpy
+from speech.asr.frontend import VTLN_RANGE, FbankConfig, StreamingFbank, fbank_numpy
 from speech.asr.lm import DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS, LmFusion, NgramLM
 from speech.asr.tokenizer import Tokenizer
 from speech.audio import audio_info, iter_audio_blocks, load_audio
@@ -61,6 +61,22 @@ MAX_LONG_FORM_WINDOW = 4096
 # "Where rms lies": 6 warps cost 6 encoder passes over at most 60 s).
 VTLN_WARPS = (0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
 VTLN_SECONDS = 60.0
+
+
+def parse_vtln(value: object) -> float | Literal["auto"] | None:
+    """A VTLN setting from a number or its text: ``"auto"``, or a warp factor
+    within ``VTLN_RANGE``; None for anything else (callers word the error)."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        factor = float(value)
+    except ValueError:
+        return None
+    low, high = VTLN_RANGE
+    return factor if low <= factor <= high else None  # NaN fails too
+
 
 # Offline decoding resets the search at pauses so prefixes stay short on
 # hours of audio; segments for output are made from word gaps afterwards.
@@ -171,13 +187,12 @@ class Recognizer:
     ) -> None:
         if beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {beam_size}")
-        if vtln != "auto" and not (
-            isinstance(vtln, int | float) and 0.5 <= vtln <= 2.0
-        ):
+        setting = parse_vtln(vtln)
+        if setting is None:
             raise ValueError(
                 f"vtln must be 'auto' or a factor within 0.5..2, got {vtln!r}"
             )
-        self.vtln = vtln
+        self.vtln = setting
         self.backend = backend
         self.beam_size = beam_size
         self.lm_source = lm
@@ -188,7 +203,7 @@ class Recognizer:
         self.fbank_config = FbankConfig(
             sample_rate=config.sample_rate,
             num_mel_bins=config.num_mel_bins,
-            vtln_warp=1.0 if vtln == "auto" else float(vtln),
+            vtln_warp=1.0 if setting == "auto" else setting,
         )
 
     @property
@@ -291,33 +306,27 @@ class Recognizer:
         decoder = self._decoder(beam_size, OFFLINE_ENDPOINTS)
         hits: list[TokenHit] = []
         samples = 0
-        # With "auto", blocks wait until the first VTLN_SECONDS (or the whole
-        # file) have come, which choose the warp, as for an array.
-        auto = (self.vtln if vtln is None else vtln) == "auto"
-        fbank = None
-        if not auto:
-            warp = self._fixed_warp(vtln)
-            fbank = StreamingFbank(replace(self.fbank_config, vtln_warp=warp))
-        head: list[np.ndarray] = []
-        head_samples = 0
         blocks = iter_audio_blocks(audio, self.sample_rate, block_seconds)
-        for block in itertools.chain(blocks, [None]):
-            if fbank is None:
-                if block is not None:
-                    head.append(block)
-                    head_samples += len(block)
-                if block is not None and head_samples < VTLN_SECONDS * self.sample_rate:
-                    continue
-                start = np.concatenate(head) if head else np.zeros(0, np.float32)
-                warp = self.estimate_warp(start)
-                fbank = StreamingFbank(replace(self.fbank_config, vtln_warp=warp))
-                pending, head = head, []
-            else:
-                pending = [] if block is None else [block]
-            for piece in pending:
-                samples += len(piece)
-                for segment in decoder.accept(pipeline.push(fbank.accept(piece))):
-                    hits += segment.best.hits
+        if self._setting(vtln) == "auto":
+            # the first VTLN_SECONDS (or the whole file) choose the warp, as
+            # for an array; those blocks then go through like the rest
+            head: list[np.ndarray] = []
+            head_samples = 0
+            for block in blocks:
+                head.append(block)
+                head_samples += len(block)
+                if head_samples >= VTLN_SECONDS * self.sample_rate:
+                    break
+            start = np.concatenate(head) if head else np.zeros(0, np.float32)
+            warp = self.estimate_warp(start)
+            blocks = itertools.chain(head, blocks)
+        else:
+            warp = self._fixed_warp(vtln)
+        fbank = StreamingFbank(replace(self.fbank_config, vtln_warp=warp))
+        for block in blocks:
+            samples += len(block)
+            for segment in decoder.accept(pipeline.push(fbank.accept(block))):
+                hits += segment.best.hits
         if samples == 0:
             from speech.errors import AudioError
 
@@ -357,16 +366,22 @@ class Recognizer:
     ) -> float:
         """The VTLN factor for an input: the fixed one, or ``estimate_warp``
         (``vtln``: instead of the recognizer's setting)."""
-        if (self.vtln if vtln is None else vtln) == "auto":
+        if self._setting(vtln) == "auto":
             return self.estimate_warp(samples)
         return self._fixed_warp(vtln)
 
-    def _fixed_warp(self, vtln: float | Literal["auto"] | None) -> float:
+    def _setting(self, vtln: float | Literal["auto"] | None) -> float | Literal["auto"]:
+        """A call's VTLN setting: its own, else the recognizer's."""
         if vtln is None:
-            return self.fbank_config.vtln_warp
-        if isinstance(vtln, bool) or not isinstance(vtln, int | float):
+            return self.vtln
+        setting = parse_vtln(vtln)
+        if setting is None:
             raise ValueError(f"vtln must be 'auto' or a factor, got {vtln!r}")
-        return float(vtln)
+        return setting
+
+    def _fixed_warp(self, vtln: float | Literal["auto"] | None) -> float:
+        setting = self._setting(vtln)
+        return self.fbank_config.vtln_warp if setting == "auto" else setting
 
     def transcribe_many(
         self,
