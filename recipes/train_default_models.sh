@@ -52,7 +52,7 @@ start() {
   setsid nohup ${ASR_LAUNCH:-python} -m recipes.asr.train --train "$WORK/asr/train.jsonl" \
     --dev "$WORK/asr/dev.jsonl" --out "$WORK/run_asr" --max-minutes "$ASR_MINUTES" \
     --total-steps 40000 --fit-schedule 300 --batch-seconds "${ASR_BATCH_SECONDS:-500}" \
-    --workers "${ASR_WORKERS:-8}" --lr "${ASR_LR:-2e-3}" --warmup "${ASR_WARMUP:-800}" \
+    --workers "${ASR_WORKERS:-8}" ${ASR_LR:+--lr "$ASR_LR"} ${ASR_WARMUP:+--warmup "$ASR_WARMUP"} \
     --eval-every 1500 --save-every 1000 --join-fraction "${ASR_JOIN:-0.3}" \
     ${ASR_EXTRA:-} > "$WORK/asr.log" 2>&1 < /dev/null &
   fi

@@ -386,6 +386,24 @@ def test_vtlp_range_is_checked(capsys) -> None:
     )
 
 
+def test_learning_rate_defaults_to_a_fine_tune_rate_with_init_from(capsys) -> None:
+    """A run from scratch warms up to the from-scratch peak; one that resumes
+    a trained model's weights (fresh optimizer) gets the fine-tune rate;
+    explicit values win (0 included: weights stay as loaded); a negative
+    rate is refused."""
+    base = ["--train", "t.jsonl", "--out", "o"]
+    scratch = train.parse_args(base)
+    assert (scratch.lr, scratch.warmup) == (train.SCRATCH_LR, train.SCRATCH_WARMUP)
+    tuned = train.parse_args([*base, "--init-from", "m"])
+    assert (tuned.lr, tuned.warmup) == (train.FINETUNE_LR, train.FINETUNE_WARMUP)
+    assert tuned.lr < scratch.lr / 10
+    chosen = train.parse_args([*base, "--init-from", "m", "--lr", "3e-4"])
+    assert (chosen.lr, chosen.warmup) == (3e-4, train.FINETUNE_WARMUP)
+    with pytest.raises(SystemExit):
+        train.parse_args([*base, "--lr=-1e-4"])
+    assert "--lr -0.0001 / --warmup 800: need both >= 0" in capsys.readouterr().err
+
+
 def test_pack_weights_round_trip(model_dir, tmp_path) -> None:
     """The int8 transport copy unpacks into a model folder that loads, with
     every weight within half a step of its row's scale, vectors and feature

@@ -57,6 +57,16 @@ STREAM_CHUNKS = (2, 3, 4, 6, 8, 12, 16)
 OFFLINE_CHUNKS = (16, 24, 32, 48, 64)
 
 
+# Peak learning rates. A trained model resumed with --init-from gets a fresh
+# AdamW (checkpoints that travel hold weights only), and re-warming it to the
+# from-scratch peak undoes its training: the 19.88M model diverged at 1e-3
+# (stage 13); its dev WER went 30.2 -> 38.5 % at 3e-4 (with a wider VTLP) and
+# 30.2 -> 27.5 % at 5e-5, same weights and data, 4 GPUs x 1,000 s batches
+# (README, stages 15 and 16).
+SCRATCH_LR, SCRATCH_WARMUP = 2e-3, 800
+FINETUNE_LR, FINETUNE_WARMUP = 5e-5, 100
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -88,8 +98,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="add this share of joined items (2-3 utterances with pauses, "
         "up to --max-utterance-seconds), for long recordings",
     )
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--warmup", type=int, default=1000)
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help=f"peak learning rate (default: {SCRATCH_LR:g} from scratch, "
+        f"{FINETUNE_LR:g} with --init-from, whose optimizer state starts afresh)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help=f"warm-up steps (default: {SCRATCH_WARMUP} from scratch, "
+        f"{FINETUNE_WARMUP} with --init-from)",
+    )
     p.add_argument("--weight-decay", type=float, default=1e-2)
     p.add_argument("--clip", type=float, default=5.0)
     p.add_argument("--vocab-size", type=int, default=256)
@@ -177,6 +199,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not 0.5 <= low <= high <= 2.0:
         p.error(f"--vtlp-range {low} {high}: need 0.5 <= LOW <= HIGH <= 2")
     args.vtlp_range = (low, high)
+    tuned = args.init_from is not None
+    if args.lr is None:
+        args.lr = FINETUNE_LR if tuned else SCRATCH_LR
+    if args.warmup is None:
+        args.warmup = FINETUNE_WARMUP if tuned else SCRATCH_WARMUP
+    if args.lr < 0 or args.warmup < 0:
+        p.error(f"--lr {args.lr:g} / --warmup {args.warmup}: need both >= 0")
     return args
 
 
