@@ -12,7 +12,12 @@
 #
 # CORPUS_JOBS (default 16) synthesis processes build the ASR corpus.
 # WORK (default /tmp/work) holds corpora, runs and logs; MINUTES (default 18)
-# is each training's wall-clock budget. Rerunning `start` resumes every run
+# is each training's wall-clock budget. ASR_RUN (default asr) names the ASR
+# run: its folder is $WORK/run_$ASR_RUN and its log $WORK/$ASR_RUN.log, so two
+# ASR runs can share one corpus and one machine, each on its own GPUs
+# (ASR_GPUS=0,1 sets CUDA_VISIBLE_DEVICES for it), e.g. a second arm:
+#   ASR_RUN=small ASR_GPUS=2,3 TRAIN=asr ... bash recipes/train_default_models.sh start
+# Rerunning `start` resumes every run
 # from its checkpoint (corpora that are gone are rebuilt from the seed: the
 # same sentences, voices and prosody; espeak-ng's audio varies by a few
 # samples between identical calls, so not bit for bit).
@@ -24,6 +29,11 @@ ASR_MINUTES=${ASR_MINUTES:-$MINUTES}
 TTS_MINUTES=${TTS_MINUTES:-$MINUTES}
 VOC_MINUTES=${VOC_MINUTES:-$MINUTES}
 TRAIN=${TRAIN:-"asr fastpitch vocoder"}  # which models to train
+ASR_RUN=${ASR_RUN:-asr}
+if [[ ! $ASR_RUN =~ ^[A-Za-z0-9_-]+$ ]]; then
+  echo "ASR_RUN=$ASR_RUN: use letters, digits, _ and - only" >&2
+  exit 2
+fi
 wants() { [[ " $TRAIN " == *" $1 "* ]]; }
 mkdir -p "$WORK"
 
@@ -49,12 +59,12 @@ start() {
   tail -n 3 "$WORK"/corpus_*.log || true
   if wants asr; then
   # ASR_LAUNCH="python -m torch.distributed.run --standalone --nproc_per_node 2" for DDP
-  setsid nohup ${ASR_LAUNCH:-python} -m recipes.asr.train --train "$WORK/asr/train.jsonl" \
-    --dev "$WORK/asr/dev.jsonl" --out "$WORK/run_asr" --max-minutes "$ASR_MINUTES" \
+  ${ASR_GPUS:+env "CUDA_VISIBLE_DEVICES=$ASR_GPUS"} setsid nohup ${ASR_LAUNCH:-python} -m recipes.asr.train --train "$WORK/asr/train.jsonl" \
+    --dev "$WORK/asr/dev.jsonl" --out "$WORK/run_$ASR_RUN" --max-minutes "$ASR_MINUTES" \
     --total-steps 40000 --fit-schedule 300 --batch-seconds "${ASR_BATCH_SECONDS:-500}" \
     --workers "${ASR_WORKERS:-8}" ${ASR_LR:+--lr "$ASR_LR"} ${ASR_WARMUP:+--warmup "$ASR_WARMUP"} \
     --eval-every 1500 --save-every 1000 --join-fraction "${ASR_JOIN:-0.3}" \
-    ${ASR_EXTRA:-} > "$WORK/asr.log" 2>&1 < /dev/null &
+    ${ASR_EXTRA:-} > "$WORK/$ASR_RUN.log" 2>&1 < /dev/null &
   fi
   if wants fastpitch; then
   setsid nohup python -m recipes.tts.train_fastpitch --data "$WORK/tts" \
@@ -70,19 +80,19 @@ start() {
     ${VOC_EXTRA:-} > "$WORK/vocoder.log" 2>&1 < /dev/null &
   fi
   sleep 5
-  echo "started; logs in $WORK/{asr,fastpitch,vocoder}.log"
+  echo "started; logs in $WORK/{$ASR_RUN,fastpitch,vocoder}.log"
 }
 
 status() {
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader || true
-  for log in asr fastpitch vocoder; do
+  for log in "$ASR_RUN" fastpitch vocoder; do
     echo "== $log"
     tr '\r' '\n' < "$WORK/$log.log" | grep -v '^\s*$' | grep -vi "warn" | tail -n 4 || true
   done
 }
 
 evaluate() {
-  local model=$WORK/run_asr/${ASR_EVAL_MODEL:-model}  # ASR_EVAL_MODEL=best: the best dev evaluation's
+  local model=$WORK/run_$ASR_RUN/${ASR_EVAL_MODEL:-model}  # ASR_EVAL_MODEL=best: the best dev evaluation's
   if [[ ! -d $model || ! -f $WORK/asr/test.jsonl ]]; then
     echo "evaluate: no $model or $WORK/asr/test.jsonl (is WORK set as for start?)" >&2
     return 1
@@ -91,23 +101,24 @@ evaluate() {
   local status=0  # the table, or the error, is printed either way
   python -m recipes.asr.evaluate --model "$model" --manifest "$WORK/asr/test.jsonl" \
     --long-form "$WORK/asr/longform.jsonl" --device "${EVAL_DEVICE:-cuda}" \
-    --json "$WORK/asr_eval.json" > "$WORK/asr_eval.md" 2>&1 || status=$?
-  cat "$WORK/asr_eval.md"
+    --json "$WORK/${ASR_RUN}_eval.json" > "$WORK/${ASR_RUN}_eval.md" 2>&1 || status=$?
+  cat "$WORK/${ASR_RUN}_eval.md"
   return "$status"
 }
 
 collect() {
   local out=$1
   mkdir -p "$out"
-  for run in run_asr/model:asr run_asr/best:asr_best run_fastpitch/tts:fastpitch run_vocoder/vocoder:vocoder; do
+  for run in "run_$ASR_RUN/model:$ASR_RUN" "run_$ASR_RUN/best:${ASR_RUN}_best" \
+    run_fastpitch/tts:fastpitch run_vocoder/vocoder:vocoder; do
     local src=${run%%:*} name=${run##*:}
     [[ -d $WORK/$src ]] && tar -C "$WORK/$src" -cf "$out/$name.tar" .
   done
-  tail -c 200000 "$WORK/asr.log" > "$out/asr.log" || true
+  tail -c 200000 "$WORK/$ASR_RUN.log" > "$out/$ASR_RUN.log" || true
   tail -c 100000 "$WORK/fastpitch.log" > "$out/fastpitch.log" || true
   tail -c 100000 "$WORK/vocoder.log" > "$out/vocoder.log" || true
   cp "$WORK/tts/metadata_dev.csv" "$out/tts_dev_metadata.csv" 2>/dev/null || true
-  cp "$WORK/asr_eval.md" "$out/" 2>/dev/null || true
+  cp "$WORK/${ASR_RUN}_eval.md" "$out/" 2>/dev/null || true
   ls -la "$out"
 }
 
