@@ -10,7 +10,9 @@
 #                     (of run_asr/model; ASR_EVAL_MODEL=best for run_asr/best)
 #   bash recipes/train_default_models.sh collect OUTDIR  # there: results
 #
-# CORPUS_JOBS (default 16) synthesis processes build the ASR corpus.
+# CORPUS_JOBS (default 16) synthesis processes build the ASR corpus of
+# ASR_UTTS / ASR_DEV_UTTS / ASR_TEST_UTTS utterances (36000 / 500 / 800) and
+# ASR_LONG_FORM long recordings (2), from TEXT_FILE (.carry/sentences.txt).
 # WORK (default /tmp/work) holds corpora, runs and logs; MINUTES (default 18)
 # is each training's wall-clock budget. ASR_RUN (default asr) names the ASR
 # run: its folder is $WORK/run_$ASR_RUN and its log $WORK/$ASR_RUN.log, so two
@@ -30,6 +32,7 @@ TTS_MINUTES=${TTS_MINUTES:-$MINUTES}
 VOC_MINUTES=${VOC_MINUTES:-$MINUTES}
 TRAIN=${TRAIN:-"asr fastpitch vocoder"}  # which models to train
 ASR_RUN=${ASR_RUN:-asr}
+TEXT_FILE=${TEXT_FILE:-.carry/sentences.txt}  # the sentences the corpora read
 if [[ ! $ASR_RUN =~ ^[A-Za-z0-9_-]+$ ]]; then
   echo "ASR_RUN=$ASR_RUN: use letters, digits, _ and - only" >&2
   exit 2
@@ -47,12 +50,13 @@ start() {
   fi
   export PYTHONUNBUFFERED=1
   if [[ ! -f $WORK/asr/test.jsonl ]]; then
-    python -m recipes.data.build_corpus --out "$WORK/asr" --text-file .carry/sentences.txt \
-      --jobs "${CORPUS_JOBS:-16}" --train-utts "${ASR_UTTS:-36000}" --dev-utts 500 --test-utts 800 --long-form 2 \
+    python -m recipes.data.build_corpus --out "$WORK/asr" --text-file "$TEXT_FILE" \
+      --jobs "${CORPUS_JOBS:-16}" --train-utts "${ASR_UTTS:-36000}" --dev-utts "${ASR_DEV_UTTS:-500}" \
+      --test-utts "${ASR_TEST_UTTS:-800}" --long-form "${ASR_LONG_FORM:-2}" \
       ${ASR_CORPUS_EXTRA:-} > "$WORK/corpus_asr.log" 2>&1
   fi
   if (wants fastpitch || wants vocoder) && [[ ! -f $WORK/tts/metadata.csv ]]; then
-    python -m recipes.data.build_corpus --out "$WORK/tts" --text-file .carry/sentences.txt \
+    python -m recipes.data.build_corpus --out "$WORK/tts" --text-file "$TEXT_FILE" \
       --layout ljspeech --voices flite:slt --sample-rate 0 --train-utts "${TTS_UTTS:-8000}" \
       --dev-utts 300 --test-utts 0 --jobs 16 > "$WORK/corpus_tts.log" 2>&1
   fi

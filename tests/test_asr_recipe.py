@@ -432,3 +432,96 @@ def test_pack_weights_round_trip(model_dir, tmp_path) -> None:
     assert (tmp_path / "back" / "tokenizer.model").read_bytes() == (
         model_dir / "tokenizer.model"
     ).read_bytes()
+
+
+def _script(work: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """``recipes/train_default_models.sh`` as on a GPU machine, with this
+    interpreter as ``python`` and the speech engines already installed."""
+    import os
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    base = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "SKIP_DEVICE_SETUP": "1",
+        "WORK": str(work),
+        "TRAIN": "asr",
+    }
+    return subprocess.run(
+        ["bash", str(root / "recipes/train_default_models.sh"), *args],
+        env={**base, **env},
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
+    """Two ASR runs named by ASR_RUN share the corpus the first one built and
+    keep their own folders, logs and collected archives; a run name that is
+    not a plain word is refused before anything starts."""
+    import tarfile
+    import time
+
+    words = ["red", "green", "blue", "small", "large", "quiet", "early", "late"]
+    things = ["house", "river", "garden", "window", "letter", "table", "market"]
+    text = tmp_path / "sentences.txt"
+    text.write_text(
+        "".join(
+            f"The {a} {b} stands near the old road today.\n"
+            for a in words
+            for b in things
+        )
+    )
+    work = tmp_path / "work"
+    common = {
+        "TEXT_FILE": str(text),
+        "ASR_UTTS": "24",
+        "ASR_DEV_UTTS": "6",
+        "ASR_TEST_UTTS": "6",
+        "ASR_LONG_FORM": "0",
+        "CORPUS_JOBS": "2",
+        "ASR_MINUTES": "5",
+        "ASR_WORKERS": "0",
+        "ASR_BATCH_SECONDS": "12",
+    }
+    tiny = "--device cpu --vocab-size 40 --num-heads 2 --ffn-dim 48 --num-layers 1 "
+    tiny += "--max-steps 2 --dev-utterances 4"
+    arms = {"big": "--d-model 48", "small": "--d-model 32"}
+    for name, size in arms.items():
+        done = _script(
+            work, "start", **common, ASR_RUN=name, ASR_EXTRA=f"{tiny} {size}"
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"logs in {work}/{{{name},fastpitch,vocoder}}.log" in done.stdout
+    corpus_logs = list(work.glob("corpus_*.log"))
+    assert [p.name for p in corpus_logs] == ["corpus_asr.log"]
+
+    deadline = time.monotonic() + 300
+    configs = {name: work / f"run_{name}/model/config.json" for name in arms}
+    while not all(c.exists() for c in configs.values()):
+        assert time.monotonic() < deadline, [
+            (work / f"{n}.log").read_text()[-2000:] for n in arms
+        ]
+        time.sleep(1)
+    time.sleep(1)  # the exports end with the tokenizer copy
+    widths = {n: json.loads(c.read_text())["d_model"] for n, c in configs.items()}
+    assert widths == {"big": 48, "small": 32}
+    for name in arms:
+        log = (work / f"{name}.log").read_text()
+        assert "final step 2 dev WER" in log
+        assert (work / f"run_{name}/best/dev_wer.json").exists()
+        collected = tmp_path / f"out_{name}"
+        done = _script(work, "collect", str(collected), ASR_RUN=name)
+        assert done.returncode == 0, done.stderr
+        with tarfile.open(collected / f"{name}.tar") as tar:
+            assert "./config.json" in tar.getnames()
+        assert (collected / f"{name}_best.tar").exists()
+        assert "final step 2" in (collected / f"{name}.log").read_text()
+
+    refused = _script(work, "start", **common, ASR_RUN="two words")
+    assert refused.returncode == 2
+    assert "ASR_RUN=two words: use letters, digits, _ and - only" in refused.stderr
