@@ -474,6 +474,7 @@ def main(argv: list[str] | None = None) -> None:
         lr=args.lr,
         weight_decay=args.weight_decay,
         betas=(0.9, 0.98),
+        fused=device.type == "cuda",  # one kernel for all parameters
     )
     # the schedule's length can be fitted to a time budget (see --fit-schedule)
     schedule = {"total": args.total_steps}
