@@ -13,7 +13,9 @@ shorter vocal tract) and decoded, greedily or with ``--beam-size N`` and
 the model folder's LM. The report gives, per voice and warp, the WER and
 the mean per-frame best log-probability of the CTC output (the model's
 confidence); then the WER when each utterance keeps the warp of highest
-confidence among a subset (``--select``, one or more comma lists), when each
+confidence among a subset (``--select``, one or more comma lists; with
+``--margin M``, only where it beats the unwarped audio's confidence by more
+than M, else the audio stays unwarped), when each
 voice keeps the warp of highest mean confidence over its utterances (per
 speaker, as one would per file), and the oracle (lowest WER per utterance,
 not a reachable figure).
@@ -22,6 +24,7 @@ not a reachable figure).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import defaultdict
@@ -102,7 +105,17 @@ def wer_by_speaker(chosen: list[dict]) -> dict[str, float]:
     return {k: 100.0 * e / max(n, 1) for k, (e, n) in totals.items()}
 
 
-def summarise(rows: list[dict], selections: list[list[float]]) -> dict:
+def choose(rows: list[dict], subset: list[float], margin: float) -> dict:
+    """The row of an utterance kept by confidence among ``subset``: the most
+    confident, unless it beats warp 1 by ``margin`` or less."""
+    best = max((r for r in rows if r["warp"] in subset), key=lambda r: r["confidence"])
+    plain = next(r for r in rows if r["warp"] == 1.0)
+    return best if best["confidence"] - plain["confidence"] > margin else plain
+
+
+def summarise(
+    rows: list[dict], selections: list[list[float]], margins: tuple[float, ...] = (0.0,)
+) -> dict:
     by_utt: dict[int, list[dict]] = defaultdict(list)
     for row in rows:
         by_utt[row["utt"]].append(row)
@@ -119,13 +132,13 @@ def summarise(rows: list[dict], selections: list[list[float]]) -> dict:
         }
     strategies = {}
     for subset in selections:
-        chosen = [
-            max((r for r in rs if r["warp"] in subset), key=lambda r: r["confidence"])
-            for rs in by_utt.values()
-        ]
-        strategies["per utterance, most confident of " + ",".join(map(str, subset))] = (
-            wer_by_speaker(chosen)
-        )
+        for margin in margins:
+            name = "per utterance, most confident of " + ",".join(map(str, subset))
+            if margin:
+                name += f", margin {margin:g}"
+            strategies[name] = wer_by_speaker(
+                [choose(rs, subset, margin) for rs in by_utt.values()]
+            )
     speaker_warp = {
         spk: max(warps, key=lambda w: per_warp[w]["confidence"][spk])
         for spk in per_warp[warps[0]]["confidence"]
@@ -177,7 +190,7 @@ def render(summary: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--manifest", required=True)
+    p.add_argument("--manifest", help="JSONL manifest (not with --rows)")
     p.add_argument("--model", help="model folder (default: the shipped model)")
     p.add_argument("--warps", type=_floats, default=_floats("0.8,0.9,1,1.1,1.2,1.3"))
     p.add_argument(
@@ -201,13 +214,31 @@ def main() -> None:
         help="1: greedy; more: beam search with the model folder's LM (the "
         "warp is still chosen by the CTC confidence)",
     )
+    p.add_argument(
+        "--margin",
+        type=_floats,
+        default=[0.0],
+        help="comma list: a warp other than 1 is kept only when its confidence "
+        "beats warp 1's by more than this (default 0)",
+    )
     p.add_argument("--json", help="also write the rows and summary here")
+    p.add_argument(
+        "--rows",
+        help="summarise the rows of an earlier --json instead of decoding "
+        "(--manifest, --model, --warps and --beam-size are then not used)",
+    )
     args = p.parse_args()
     if 1.0 not in args.warps:
         p.error("--warps must include 1 (the unwarped baseline)")
     started = time.perf_counter()
-    rows = sweep(args.manifest, args.model, args.warps, args.by, args.beam_size)
-    summary = summarise(rows, args.select or [args.warps])
+    if not args.manifest and not args.rows:
+        p.error("give --manifest, or --rows from an earlier --json")
+    if args.rows:
+        rows = json.loads(Path(args.rows).read_text())["rows"]
+        args.warps = sorted({r["warp"] for r in rows})
+    else:
+        rows = sweep(args.manifest, args.model, args.warps, args.by, args.beam_size)
+    summary = summarise(rows, args.select or [args.warps], args.margin)
     print(render(summary))
     print(
         f"\n{len({r['utt'] for r in rows})} utterances x {len(args.warps)} warps "
