@@ -28,6 +28,7 @@ import json
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,7 @@ def choose(rows: list[dict], subset: list[float], margin: float) -> dict:
 
 
 def summarise(
-    rows: list[dict], selections: list[list[float]], margins: tuple[float, ...] = (0.0,)
+    rows: list[dict], selections: list[list[float]], margins: Sequence[float] = (0.0,)
 ) -> dict:
     by_utt: dict[int, list[dict]] = defaultdict(list)
     for row in rows:
@@ -228,15 +229,15 @@ def main() -> None:
         "(--manifest, --model, --warps and --beam-size are then not used)",
     )
     args = p.parse_args()
-    if 1.0 not in args.warps:
-        p.error("--warps must include 1 (the unwarped baseline)")
-    started = time.perf_counter()
     if not args.manifest and not args.rows:
         p.error("give --manifest, or --rows from an earlier --json")
+    started = time.perf_counter()
     if args.rows:
         rows = json.loads(Path(args.rows).read_text())["rows"]
         args.warps = sorted({r["warp"] for r in rows})
-    else:
+    if 1.0 not in args.warps:
+        p.error("--warps must include 1 (the unwarped baseline)")
+    if not args.rows:
         rows = sweep(args.manifest, args.model, args.warps, args.by, args.beam_size)
     summary = summarise(rows, args.select or [args.warps], args.margin)
     print(render(summary))

@@ -33,8 +33,8 @@ VOC_MINUTES=${VOC_MINUTES:-$MINUTES}
 TRAIN=${TRAIN:-"asr fastpitch vocoder"}  # which models to train
 ASR_RUN=${ASR_RUN:-asr}
 TEXT_FILE=${TEXT_FILE:-.carry/sentences.txt}  # the sentences the corpora read
-if [[ ! $ASR_RUN =~ ^[A-Za-z0-9_-]+$ ]]; then
-  echo "ASR_RUN=$ASR_RUN: use letters, digits, _ and - only" >&2
+if [[ ! $ASR_RUN =~ ^[A-Za-z0-9_-]+$ || $ASR_RUN == fastpitch || $ASR_RUN == vocoder ]]; then
+  echo "ASR_RUN=$ASR_RUN: use letters, digits, _ and - only, and not fastpitch or vocoder" >&2
   exit 2
 fi
 wants() { [[ " $TRAIN " == *" $1 "* ]]; }

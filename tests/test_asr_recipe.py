@@ -462,7 +462,8 @@ def _script(work: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
 def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
     """Two ASR runs named by ASR_RUN share the corpus the first one built and
     keep their own folders, logs and collected archives; a run name that is
-    not a plain word is refused before anything starts."""
+    not a plain word, or is another model's, is refused before anything
+    starts."""
     import tarfile
     import time
 
@@ -522,6 +523,8 @@ def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
         assert (collected / f"{name}_best.tar").exists()
         assert "final step 2" in (collected / f"{name}.log").read_text()
 
-    refused = _script(work, "start", **common, ASR_RUN="two words")
-    assert refused.returncode == 2
-    assert "ASR_RUN=two words: use letters, digits, _ and - only" in refused.stderr
+    for bad in ["two words", "vocoder"]:  # vocoder: the vocoder run's folder
+        refused = _script(work, "start", **common, ASR_RUN=bad)
+        assert refused.returncode == 2
+        assert f"ASR_RUN={bad}: use letters, digits, _ and - only" in refused.stderr
+    assert not (work / "run_vocoder").exists()
