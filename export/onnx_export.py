@@ -105,12 +105,14 @@ def export_asr(
 ) -> list[ExportReport]:
     """Export the recognizer in ``model_dir`` (None: the shipped one)."""
     from export.asr_graphs import asr_graphs, asr_metadata
-    from speech.asr.model import load_model
+    from speech.asr.model import DEFAULT_MODEL_DIR, load_model, weights_digest
 
     model = load_model(model_dir)
     if model.tokenizer is None:
         raise ValueError(f"{model_dir}: the model has no tokenizer.model")
     base = asr_metadata(model)
+    # lets the shipped export tell when the shipped weights have moved on
+    base["weights_sha256"] = weights_digest(model_dir or DEFAULT_MODEL_DIR)
     graphs = asr_graphs(model)
     metadata = {}
     for name in graphs:

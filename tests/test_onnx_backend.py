@@ -524,3 +524,43 @@ def test_standalone_examples(tmp_path, onnx_dir, speech_file):
     samples, _ = sf.read(wav, dtype="float32")
     reference = OnnxSynthesizer(onnx_dir).synthesize_phonemes(PHONEMES)
     np.testing.assert_allclose(samples, reference, rtol=0, atol=2 / 32768)
+
+
+def test_shipped_export_tells_when_the_weights_moved_on(
+    onnx_dir, model_dir, tmp_path, monkeypatch, caplog
+) -> None:
+    """An export records the digest of the weights it came from; the shipped
+    export (loaded by default) warns in one line when the shipped weights
+    differ, e.g. after an update that was not followed by ./install.sh, and
+    stays quiet when they match (as install.sh leaves it)."""
+    import shutil
+
+    import speech.asr.model as asr_model
+    from speech.onnx import Graph
+    from speech.onnx.asr import warn_if_stale
+
+    folder = onnx_dir / "asr"
+    recorded = Graph(folder / "asr_step.onnx").metadata["weights_sha256"]
+    assert recorded == asr_model.weights_digest(model_dir)
+
+    moved = tmp_path / "moved"
+    shutil.copytree(model_dir, moved)
+    monkeypatch.setattr(asr_model, "DEFAULT_MODEL_DIR", model_dir)
+    assert not warn_if_stale(folder, recorded)
+    model = load_model(moved)
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    asr_model.save_model(model, moved)
+    monkeypatch.setattr(asr_model, "DEFAULT_MODEL_DIR", moved)
+    with caplog.at_level("WARNING", logger="speech.onnx.asr"):
+        assert warn_if_stale(folder, recorded)
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert f"{folder} was exported from other weights than {moved}" in message
+    assert "speech export onnx" in message and "\n" not in message
+
+    # the real shipped export, as install.sh made it, matches the shipped weights
+    monkeypatch.undo()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="speech.onnx.asr"):
+        OnnxAsrBackend()
+    assert not caplog.records

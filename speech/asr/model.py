@@ -10,6 +10,7 @@ frames, T' encoder frames, M mel bins, V vocabulary.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -233,6 +234,21 @@ def _atomic(target: Path, write) -> None:  # type: ignore[no-untyped-def]
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def weights_digest(folder: str | Path) -> str:
+    """SHA-256 of a model folder's weight files (``model.pt`` or its shards,
+    in order): what an export records of the weights it came from.
+    ``FileNotFoundError`` when it has none."""
+    single, shards = _weight_files(Path(folder))
+    if single is None and not shards:
+        raise FileNotFoundError(f"{folder}: no weights (model.pt or shards)")
+    digest = hashlib.sha256()
+    for file in [single] if single is not None else shards:
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def load_state(folder: str | Path) -> dict[str, Tensor]:

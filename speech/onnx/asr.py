@@ -14,7 +14,9 @@ L left context, K2 conv context, D model width, M mel bins, V vocabulary.
 from __future__ import annotations
 
 import base64
+import logging
 import os
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -28,6 +30,8 @@ from speech.asr.layer_pipeline import (
 from speech.asr.tokenizer import Tokenizer
 from speech.core.layout import GRAPH_LAYOUT_FIELDS, chunk_layout_arrays
 from speech.onnx import Graph, find_model_folder
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "MODEL_TYPE",
@@ -74,6 +78,30 @@ def unstack_states(state: OnnxEncoderState) -> list[OnnxEncoderState]:
     ]
 
 
+def warn_if_stale(folder: Path, exported_from: str | None) -> bool:
+    """Warn (and return True) when the shipped export in ``folder`` was made
+    from other weights than the shipped model's: after an update that
+    brought new weights, until ``./install.sh`` or ``speech export onnx``
+    exports them again."""
+    from speech.asr.model import DEFAULT_MODEL_DIR, weights_digest
+
+    try:
+        current = weights_digest(DEFAULT_MODEL_DIR)
+    except OSError:
+        return False  # no shipped weights to compare with
+    if exported_from == current:
+        return False
+    logger.warning(
+        "%s was exported from other weights than %s: its transcripts will "
+        "differ from the PyTorch back end's until it is exported again "
+        "(./install.sh, or speech export onnx --out %s --int8)",
+        folder,
+        DEFAULT_MODEL_DIR,
+        folder.parent,
+    )
+    return True
+
+
 class OnnxAsrBackend:
     """ONNX Runtime back end of ``speech.asr.recognizer.Recognizer``.
 
@@ -102,6 +130,8 @@ class OnnxAsrBackend:
                 f"{self.folder / STEP_FILE}: model_type {meta.get('model_type')!r}, "
                 f"expected {MODEL_TYPE!r}"
             )
+        if model is None:
+            warn_if_stale(self.folder, meta.get("weights_sha256"))
         self._config = AsrConfig.from_dict(self.step_graph.meta_json("config"))
         self.tokenizer = Tokenizer.from_bytes(base64.b64decode(meta["tokenizer"]))
         self.conv_context = int(meta["conv_context"])
