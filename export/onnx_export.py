@@ -105,7 +105,8 @@ def export_asr(
 ) -> list[ExportReport]:
     """Export the recognizer in ``model_dir`` (None: the shipped one)."""
     from export.asr_graphs import asr_graphs, asr_metadata
-    from speech.asr.model import DEFAULT_MODEL_DIR, load_model, weights_digest
+    from speech.asr.model import load_model
+    from speech.asr.weights import DEFAULT_MODEL_DIR, weights_digest
 
     model = load_model(model_dir)
     if model.tokenizer is None:

@@ -484,6 +484,16 @@ def test_cli_runs_without_torch(tmp_path, onnx_dir, speech_file):
     assert done.returncode == 0, done.stderr
     expected = load_recognizer(onnx_dir, backend="onnx").transcribe(speech_file)
     assert done.stdout == to_txt(expected) and expected.text
+    # the shipped export (install.sh's), checked against the shipped weights
+    done = subprocess.run(
+        [*speech, "transcribe", "--backend", "onnx", "--beam-size", "1",
+         "--quiet", str(speech_file)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "exported from other weights" not in done.stderr
+    shipped = load_recognizer(backend="onnx").transcribe(speech_file)
+    assert done.stdout == to_txt(shipped) and shipped.text
     wav = tmp_path / "out.wav"
     text = "Hello world. Fine, thanks!"
     done = subprocess.run(
@@ -536,22 +546,23 @@ def test_shipped_export_tells_when_the_weights_moved_on(
     import shutil
 
     import speech.asr.model as asr_model
+    import speech.asr.weights as asr_weights
     from speech.onnx import Graph
     from speech.onnx.asr import warn_if_stale
 
     folder = onnx_dir / "asr"
     recorded = Graph(folder / "asr_step.onnx").metadata["weights_sha256"]
-    assert recorded == asr_model.weights_digest(model_dir)
+    assert recorded == asr_weights.weights_digest(model_dir)
 
     moved = tmp_path / "moved"
     shutil.copytree(model_dir, moved)
-    monkeypatch.setattr(asr_model, "DEFAULT_MODEL_DIR", model_dir)
+    monkeypatch.setattr(asr_weights, "DEFAULT_MODEL_DIR", model_dir)
     assert not warn_if_stale(folder, recorded)
     model = load_model(moved)
     with torch.no_grad():
         next(model.parameters()).add_(0.01)
     asr_model.save_model(model, moved)
-    monkeypatch.setattr(asr_model, "DEFAULT_MODEL_DIR", moved)
+    monkeypatch.setattr(asr_weights, "DEFAULT_MODEL_DIR", moved)
     with caplog.at_level("WARNING", logger="speech.onnx.asr"):
         assert warn_if_stale(folder, recorded)
     (message,) = [r.getMessage() for r in caplog.records]

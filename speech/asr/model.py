@@ -10,10 +10,8 @@ frames, T' encoder frames, M mel bins, V vocabulary.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +21,10 @@ from torch import Tensor, nn
 
 from speech.asr.config import AsrConfig
 from speech.asr.encoder import ChunkFormerEncoder, EncoderState
+from speech.asr.weights import DEFAULT_MODEL_DIR
+from speech.asr.weights import SHARD as _SHARD
+from speech.asr.weights import shard_names as _shard_names
+from speech.asr.weights import weight_files as _weight_files
 
 if TYPE_CHECKING:
     from speech.asr.tokenizer import Tokenizer
@@ -36,10 +38,8 @@ __all__ = [
     "save_model",
 ]
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "asr"
 # tensor bytes per weights file; with pickling overhead a file stays < 16 MB
 MAX_SHARD_BYTES = 15 * 2**20
-_SHARD = re.compile(r"model-(\d{5})-of-(\d{5})\.pt")
 
 
 class AsrModel(nn.Module):
@@ -166,17 +166,6 @@ def _split_state(state: dict[str, Tensor], max_bytes: int) -> list[dict[str, Ten
     return shards
 
 
-def _shard_names(folder: Path, count: int) -> list[Path]:
-    return [folder / f"model-{i:05d}-of-{count:05d}.pt" for i in range(1, count + 1)]
-
-
-def _weight_files(folder: Path) -> tuple[Path | None, list[Path]]:
-    """``model.pt`` (or None) and the shard files of a model folder."""
-    single = folder / "model.pt"
-    shards = sorted(p for p in folder.glob("model-*.pt") if _SHARD.fullmatch(p.name))
-    return (single if single.is_file() else None), shards
-
-
 def save_model(
     model: AsrModel,
     path: str | Path,
@@ -234,21 +223,6 @@ def _atomic(target: Path, write) -> None:  # type: ignore[no-untyped-def]
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def weights_digest(folder: str | Path) -> str:
-    """SHA-256 of a model folder's weight files (``model.pt`` or its shards,
-    in order): what an export records of the weights it came from.
-    ``FileNotFoundError`` when it has none."""
-    single, shards = _weight_files(Path(folder))
-    if single is None and not shards:
-        raise FileNotFoundError(f"{folder}: no weights (model.pt or shards)")
-    digest = hashlib.sha256()
-    for file in [single] if single is not None else shards:
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def load_state(folder: str | Path) -> dict[str, Tensor]:

@@ -83,7 +83,7 @@ def warn_if_stale(folder: Path, exported_from: str | None) -> bool:
     from other weights than the shipped model's: after an update that
     brought new weights, until ``./install.sh`` or ``speech export onnx``
     exports them again."""
-    from speech.asr.model import DEFAULT_MODEL_DIR, weights_digest
+    from speech.asr.weights import DEFAULT_MODEL_DIR, weights_digest
 
     try:
         current = weights_digest(DEFAULT_MODEL_DIR)
