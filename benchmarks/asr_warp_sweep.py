@@ -42,7 +42,7 @@ from recipes.common import read_manifest  # noqa: E402
 from speech.asr.config import ChunkGeometry  # noqa: E402
 from speech.asr.frontend import fbank_batch  # noqa: E402
 from speech.asr.metrics import word_errors  # noqa: E402
-from speech.asr.recognizer import load_recognizer  # noqa: E402
+from speech.asr.recognizer import load_recognizer, warp_confidence  # noqa: E402
 from speech.audio import load_audio  # noqa: E402
 from speech.text.normalize import asr_transcript  # noqa: E402
 
@@ -86,7 +86,7 @@ def sweep(
                     "warp": warp,
                     "errors": errors,
                     "words": words,
-                    "confidence": float(log_probs.max(-1).mean()),
+                    "confidence": warp_confidence(log_probs),
                 }
             )
     return rows

@@ -43,6 +43,7 @@ from starlette.responses import (
 
 from server.batching import TtsJob
 from server.protocol import ProtocolError, TtsRequest
+from speech.asr.frontend import VTLN_RANGE
 from speech.asr.recognizer import parse_vtln
 from speech.audio import float_to_pcm
 from speech.errors import AudioError
@@ -177,15 +178,16 @@ def _render(transcript: Transcript, fmt: str) -> Response:
 
 
 def _vtln_field(value: Any) -> float | str | None:
-    """The form's ``vtln`` (an extension): "auto", a factor in [0.5, 2], or
-    absent (the server's setting)."""
+    """The form's ``vtln`` (an extension): "auto", a factor within
+    ``VTLN_RANGE``, or absent (the server's setting)."""
     if value is None or value == "":
         return None
     setting = parse_vtln(value) if isinstance(value, str) else None
     if setting is None:
+        low, high = VTLN_RANGE
         raise ProtocolError(
             "bad_option",
-            f"'vtln' must be 'auto' or a number in [0.5, 2], got {value!r}",
+            f"'vtln' must be 'auto' or a number in [{low:g}, {high:g}], got {value!r}",
         )
     return setting
 

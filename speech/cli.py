@@ -60,12 +60,14 @@ def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _vtln(text: str) -> float | str:
+    from speech.asr.frontend import VTLN_RANGE
     from speech.asr.recognizer import parse_vtln
 
     value = parse_vtln(text)
     if value is None:
+        low, high = VTLN_RANGE
         raise argparse.ArgumentTypeError(
-            f"{text!r} is neither 'auto' nor a factor within 0.5..2"
+            f"{text!r} is neither 'auto' nor a factor within {low:g}..{high:g}"
         )
     return value
 

@@ -44,7 +44,13 @@ from recipes.common import (
     save_checkpoint,
 )
 from speech.asr.config import AsrConfig
-from speech.asr.frontend import FbankConfig, fbank_batch, fbank_numpy, fbank_torch
+from speech.asr.frontend import (
+    VTLN_RANGE,
+    FbankConfig,
+    fbank_batch,
+    fbank_numpy,
+    fbank_torch,
+)
 from speech.asr.metrics import word_error_rate
 from speech.asr.model import AsrModel, load_state, save_model
 from speech.asr.tokenizer import Tokenizer
@@ -196,8 +202,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     low, high = args.vtlp_range
-    if not 0.5 <= low <= high <= 2.0:
-        p.error(f"--vtlp-range {low} {high}: need 0.5 <= LOW <= HIGH <= 2")
+    lowest, highest = VTLN_RANGE  # the warps the front end takes
+    if not lowest <= low <= high <= highest:
+        p.error(
+            f"--vtlp-range {low} {high}: need {lowest:g} <= LOW <= HIGH <= {highest:g}"
+        )
     args.vtlp_range = (low, high)
     tuned = args.init_from is not None
     if args.lr is None:

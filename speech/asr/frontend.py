@@ -49,11 +49,8 @@ __all__ = [
     "warp_spectrum",
 ]
 
-_LOG_FLOOR = float(np.finfo(np.float32).eps)
-VTLN_RANGE = (
-    0.5,
-    2.0,
-)  # the warp factors FbankConfig.vtln_warp takes  # torchaudio floors mel energies here
+_LOG_FLOOR = float(np.finfo(np.float32).eps)  # torchaudio floors mel energies here
+VTLN_RANGE = (0.5, 2.0)  # the warp factors FbankConfig.vtln_warp takes
 _FRAMES_PER_BATCH = 4096  # bounds fbank_numpy's working memory (~16 MiB)
 
 

@@ -63,6 +63,12 @@ VTLN_WARPS = (0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
 VTLN_SECONDS = 60.0
 
 
+def warp_confidence(log_probs: Any) -> float:
+    """What ``vtln="auto"`` maximises over the warps: the mean over frames of
+    the best CTC log-probability, (T, V) -> scalar."""
+    return float(np.asarray(log_probs).max(-1).mean())
+
+
 def parse_vtln(value: object) -> float | Literal["auto"] | None:
     """A VTLN setting from a number or its text: ``"auto"``, or a warp factor
     within ``VTLN_RANGE``; None for anything else (callers word the error)."""
@@ -189,8 +195,10 @@ class Recognizer:
             raise ValueError(f"beam_size must be at least 1, got {beam_size}")
         setting = parse_vtln(vtln)
         if setting is None:
+            low, high = VTLN_RANGE
             raise ValueError(
-                f"vtln must be 'auto' or a factor within 0.5..2, got {vtln!r}"
+                f"vtln must be 'auto' or a factor within {low:g}..{high:g}, "
+                f"got {vtln!r}"
             )
         self.vtln = setting
         self.backend = backend
@@ -358,7 +366,7 @@ class Recognizer:
             return 1.0
         features = [self.features(head, warp) for warp in VTLN_WARPS]
         outputs = self.backend.encode_list(features, self.config.offline)
-        scores = [float(np.asarray(out).max(-1).mean()) for out in outputs]
+        scores = [warp_confidence(out) for out in outputs]
         return VTLN_WARPS[int(np.argmax(scores))]
 
     def warp_for(
