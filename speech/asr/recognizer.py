@@ -298,8 +298,10 @@ class Recognizer:
             device = str(getattr(self.backend, "device", "cpu"))
             block_seconds = 600.0 if device.startswith("cuda") else 60.0
         if isinstance(audio, np.ndarray):
-            features = self.features(audio, self.warp_for(audio, vtln))
-            log_probs = self.backend.encode_list([features], geometry)[0]
+            warp, log_probs = self._warp_and_output(audio, geometry, vtln)
+            if log_probs is None:
+                features = self.features(audio, warp)
+                log_probs = self.backend.encode_list([features], geometry)[0]
             return self.decode(log_probs, len(audio) / self.sample_rate, beam_size)
         window = geometry.chunk_size + geometry.right_context
         if window > MAX_LONG_FORM_WINDOW:
@@ -356,27 +358,35 @@ class Recognizer:
 
     def estimate_warp(self, samples: np.ndarray) -> float:
         """The factor of ``VTLN_WARPS`` under which the model is most
-        confident (mean per-frame best log-probability, offline geometry)
-        on the first ``VTLN_SECONDS`` of ``samples``; 1 for less than a
-        second of audio."""
-        head = np.asarray(samples, dtype=np.float32)[
-            : int(VTLN_SECONDS * self.sample_rate)
-        ]
+        confident (``warp_confidence``, offline geometry) on the first
+        ``VTLN_SECONDS`` of ``samples``; 1 for less than a second of audio."""
+        return self._estimate(samples)[0]
+
+    def _estimate(self, samples: np.ndarray) -> tuple[float, Any | None]:
+        """``estimate_warp``'s factor, and the offline log-probabilities of
+        the whole input under it when the candidates covered all of it."""
+        samples = np.asarray(samples, dtype=np.float32)
+        head = samples[: int(VTLN_SECONDS * self.sample_rate)]
         if len(head) < self.sample_rate:
-            return 1.0
+            return 1.0, None
         features = [self.features(head, warp) for warp in VTLN_WARPS]
         outputs = self.backend.encode_list(features, self.config.offline)
-        scores = [warp_confidence(out) for out in outputs]
-        return VTLN_WARPS[int(np.argmax(scores))]
+        best = int(np.argmax([warp_confidence(out) for out in outputs]))
+        return VTLN_WARPS[best], outputs[best] if len(head) == len(samples) else None
 
-    def warp_for(
-        self, samples: np.ndarray, vtln: float | Literal["auto"] | None = None
-    ) -> float:
-        """The VTLN factor for an input: the fixed one, or ``estimate_warp``
-        (``vtln``: instead of the recognizer's setting)."""
-        if self._setting(vtln) == "auto":
-            return self.estimate_warp(samples)
-        return self._fixed_warp(vtln)
+    def _warp_and_output(
+        self,
+        samples: np.ndarray,
+        geometry: ChunkGeometry,
+        vtln: float | Literal["auto"] | None = None,
+    ) -> tuple[float, Any | None]:
+        """An input's VTLN factor (``vtln``: instead of the recognizer's
+        setting) and, when ``"auto"`` already encoded the whole input under
+        it with ``geometry``, those log-probabilities (not encoded twice)."""
+        if self._setting(vtln) != "auto":
+            return self._fixed_warp(vtln), None
+        warp, log_probs = self._estimate(samples)
+        return warp, log_probs if geometry == self.config.offline else None
 
     def _setting(self, vtln: float | Literal["auto"] | None) -> float | Literal["auto"]:
         """A call's VTLN setting: its own, else the recognizer's."""
@@ -449,8 +459,14 @@ class Recognizer:
                 yield path, error
         if not loaded:
             return
-        features = [self.features(s, self.warp_for(s)) for _, s in loaded]
-        outputs = self.backend.encode_list(features, geometry)
+        chosen = [self._warp_and_output(s, geometry) for _, s in loaded]
+        outputs = [log_probs for _, log_probs in chosen]
+        todo = [i for i, log_probs in enumerate(outputs) if log_probs is None]
+        if todo:
+            features = [self.features(loaded[i][1], chosen[i][0]) for i in todo]
+            encoded = self.backend.encode_list(features, geometry)
+            for i, log_probs in zip(todo, encoded, strict=True):
+                outputs[i] = log_probs
         for (path, samples), log_probs in zip(loaded, outputs, strict=True):
             yield (
                 path,
