@@ -528,3 +528,65 @@ def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
         assert refused.returncode == 2
         assert f"ASR_RUN={bad}: use letters, digits, _ and - only" in refused.stderr
     assert not (work / "run_vocoder").exists()
+
+
+def test_average_of_model_folders(model_dir, tmp_path, capsys) -> None:
+    """Two models of one lineage average to their (weighted) mean, in a
+    folder that loads; a model of another start or shape is refused with a
+    one-line error naming it."""
+    from recipes.asr import average
+    from speech.asr.model import load_state, save_model
+
+    other = load_model(model_dir)
+    with torch.no_grad():
+        for value in other.parameters():
+            value.add_(torch.randn_like(value) * 0.1 + 0.05)
+    save_model(other, tmp_path / "other", half=False)
+    first, second = load_state(model_dir), load_state(tmp_path / "other")
+
+    average.main(
+        [str(model_dir), str(tmp_path / "other"), "--out", str(tmp_path / "m")]
+    )
+    average.main(
+        [str(model_dir), str(tmp_path / "other"), "--weights", "3", "1", "--fp32"]
+        + ["--out", str(tmp_path / "w")]
+    )
+    assert "averaged 2 models (weights 0.75, 0.25)" in capsys.readouterr().out
+    mean, weighted = load_state(tmp_path / "m"), load_state(tmp_path / "w")
+    name = "ctc.weight"
+    assert not torch.equal(first[name], second[name])
+    torch.testing.assert_close(
+        mean[name], (first[name] + second[name]) / 2, rtol=1e-3, atol=1e-3
+    )
+    torch.testing.assert_close(
+        weighted[name], 0.75 * first[name] + 0.25 * second[name], rtol=1e-6, atol=1e-6
+    )
+    torch.testing.assert_close(weighted["feature_mean"], first["feature_mean"])
+    features = torch.randn(1, 40, load_model(model_dir).config.num_mel_bins)
+    assert (
+        load_model(tmp_path / "m")(features, torch.tensor([40]), 8, 16, 4)[0]
+        .isfinite()
+        .all()
+    )
+
+    stranger = load_model(model_dir)
+    with torch.no_grad():
+        stranger.feature_mean.add_(1.0)
+    save_model(stranger, tmp_path / "stranger", half=False)
+    with pytest.raises(SystemExit):
+        average.main(
+            [str(model_dir), str(tmp_path / "stranger"), "--out", str(tmp_path / "x")]
+        )
+    err = capsys.readouterr().err
+    assert (
+        "stranger: feature_mean differs" in err and "fine-tuned from one start" in err
+    )
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(SystemExit):
+        average.main(
+            [str(model_dir), str(tmp_path / "other"), "--weights", "1", "--out", "y"]
+        )
+    assert "--weights: 1 values for 2 models" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        average.main([str(model_dir), str(tmp_path), "--out", str(tmp_path / "x")])
+    assert "not a model folder (no config.json)" in capsys.readouterr().err
