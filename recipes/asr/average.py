@@ -25,7 +25,6 @@ import torch
 
 from speech.asr.config import AsrConfig
 from speech.asr.model import AsrModel, load_state, save_model
-from speech.asr.tokenizer import Tokenizer
 
 
 def average_states(
@@ -109,7 +108,6 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     model = AsrModel(AsrConfig.load(args.models[0] / "config.json"))
     model.load_state_dict(average_states(states, weights))
-    model.tokenizer = Tokenizer.load(args.models[0] / "tokenizer.model")
     save_model(
         model,
         args.out,

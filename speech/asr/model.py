@@ -21,10 +21,7 @@ from torch import Tensor, nn
 
 from speech.asr.config import AsrConfig
 from speech.asr.encoder import ChunkFormerEncoder, EncoderState
-from speech.asr.weights import DEFAULT_MODEL_DIR
-from speech.asr.weights import SHARD as _SHARD
-from speech.asr.weights import shard_names as _shard_names
-from speech.asr.weights import weight_files as _weight_files
+from speech.asr.weights import DEFAULT_MODEL_DIR, SHARD, shard_names, weight_files
 
 if TYPE_CHECKING:
     from speech.asr.tokenizer import Tokenizer
@@ -191,11 +188,11 @@ def save_model(
         for k, v in model.state_dict().items()
     }
     shards = _split_state(state, max_shard_bytes)
-    old_single, old_shards = _weight_files(out)
+    old_single, old_shards = weight_files(out)
     if len(shards) == 1:
         written = [out / "model.pt"]
     else:
-        written = _shard_names(out, len(shards))
+        written = shard_names(out, len(shards))
     for target, shard in zip(written, shards, strict=True):
         _atomic(target, lambda f, shard=shard: torch.save(shard, f))
     for stale in [old_single, *old_shards]:
@@ -231,7 +228,7 @@ def load_state(folder: str | Path) -> dict[str, Tensor]:
     A folder with both, with shards of different counts or with a shard
     missing raises ``ValueError``; one with neither ``FileNotFoundError``."""
     folder = Path(folder)
-    single, shards = _weight_files(folder)
+    single, shards = weight_files(folder)
     if single is None and not shards:
         raise FileNotFoundError(
             f"{folder}: no weights (model.pt or model-00001-of-0000N.pt shards)"
@@ -242,10 +239,10 @@ def load_state(folder: str | Path) -> dict[str, Tensor]:
             "remove the stale ones"
         )
     if shards:
-        counts = {int(_SHARD.fullmatch(p.name)[2]) for p in shards}  # type: ignore[index]
+        counts = {int(SHARD.fullmatch(p.name)[2]) for p in shards}  # type: ignore[index]
         if len(counts) != 1:
             raise ValueError(f"{folder}: shards of different sets ({sorted(counts)})")
-        expected = _shard_names(folder, counts.pop())
+        expected = shard_names(folder, counts.pop())
         missing = [p.name for p in expected if p not in shards]
         if missing:
             raise ValueError(f"{folder}: shard missing: {', '.join(missing)}")
