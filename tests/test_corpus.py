@@ -613,3 +613,73 @@ def test_parallel_normalisation_keeps_order_and_first_occurrences(monkeypatch):
     assert two == one
     assert [s.raw for s in one].count("The cat sat on the mat today.") == 1
     assert len(one) == 1 + 2 * 120
+
+
+def test_extra_fraction_sets_the_share_of_extra_sentences() -> None:
+    sentences = prepare_sentences(SENTENCES)
+    extra = prepare_sentences(
+        [f"Extra sentence number {w} is here." for w in ("one", "two", "three")]
+    )
+    train = [Voice.parse("flite:slt"), Voice.parse("espeak:en-us+m1")]
+    heldout = [Voice.parse("flite:awb")]
+    planner = PathPlanner("flat", [v.spec for v in train + heldout])
+    extra_texts = {s.text for s in extra}
+
+    def train_texts(fraction: float, draw: int = 0) -> list[str]:
+        config = CorpusConfig(
+            out=Path("unused"),
+            train_utts=40,
+            dev_utts=2,
+            test_utts=2,
+            extra_fraction=fraction,
+            draw=draw,
+        )
+        jobs = plan_jobs(sentences, train, heldout, config, planner, extra)[0]
+        return [j.text for j in jobs if j.split == "train"]
+
+    for fraction in (0.0, 0.25, 1.0):
+        texts = train_texts(fraction)
+        assert len(texts) == 40
+        assert sum(t in extra_texts for t in texts) == round(40 * fraction)
+    # both pools are read through, mixed rather than one after the other
+    texts = train_texts(0.25)
+    assert {t for t in texts if t in extra_texts} == extra_texts
+    assert any(t in extra_texts for t in texts[:20])
+    assert any(t in extra_texts for t in texts[20:])
+    # another draw deals another order, with the same share
+    other = train_texts(0.25, draw=3)
+    assert other != texts and sum(t in extra_texts for t in other) == 10
+    # every sentence held out for dev and test stays out of training
+    config = CorpusConfig(
+        out=Path("unused"),
+        train_utts=40,
+        dev_utts=2,
+        test_utts=2,
+        extra_fraction=0.25,
+    )
+    held = {
+        j.text
+        for j in plan_jobs(sentences, train, heldout, config, planner, extra)[0]
+        if j.split != "train"
+    }
+    assert not set(texts) & held
+
+
+def test_extra_fraction_needs_extra_text(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recipes.data.build_corpus",
+            "--out",
+            str(tmp_path / "c"),
+            "--extra-fraction",
+            "0.3",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "--extra-fraction needs --extra-train-text" in result.stderr
+    assert not (tmp_path / "c").exists()

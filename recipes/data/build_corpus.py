@@ -16,7 +16,10 @@ Sentences are shuffled with the seed; the first ``--test-utts`` are the test
 sentences, the next ``--dev-utts`` the dev sentences, and training cycles
 through the rest, followed by the sentences of ``--extra-train-text`` files
 (training only, shuffled with the seed; any that a dev or test sentence also
-has is dropped), so more text never changes the evaluation sets. Held-out
+has is dropped), so more text never changes the evaluation sets. With
+``--extra-fraction F`` that share of the training utterances reads the extra
+sentences and the rest the main text's, each cycling through its own pool,
+whatever ``--train-utts`` is. Held-out
 voices (``--heldout-voices``, see ``recipes.data.voices``) never appear in
 train or dev; with the default
 training voices their espeak-ng variants are left out of training altogether.
@@ -94,6 +97,7 @@ class CorpusConfig:
     mbrola_fraction: float = 0.0  # so is MBROLA (contrib and non-free)
     text_file: Path | None = None
     extra_train_text: tuple[Path, ...] = ()
+    extra_fraction: float | None = None  # None: extra sentences follow the main ones
     fortunes_dir: Path = FORTUNES_DIR
     min_words: int = 3
     max_words: int = 30
@@ -157,6 +161,37 @@ def _voice_sequence(
     return sequence
 
 
+def _mixed_train_pool(
+    main: Sequence[Sentence], extra: Sequence[Sentence], config: CorpusConfig
+) -> list[Sentence]:
+    """One sentence per training utterance: ``extra_fraction`` of them from
+    ``extra`` and the rest from ``main``, each pool cycled in its order (from
+    a point that ``--draw`` moves, so that draws of fewer utterances than
+    sentences read different ones), the two interleaved at random (seeded)."""
+    count = config.train_utts
+    n_extra = round(count * (config.extra_fraction or 0.0))
+    if n_extra and not extra:
+        raise ValueError("--extra-fraction: the extra text adds no new sentence")
+    if count - n_extra and not main:
+        raise ValueError(
+            "--extra-fraction: the main text leaves no training sentence "
+            f"after {config.test_utts} test and {config.dev_utts} dev sentences"
+        )
+    rng = random.Random(f"{config.seed}/extra/{config.draw}")
+    picks = [True] * n_extra + [False] * (count - n_extra)
+    rng.shuffle(picks)
+    out: list[Sentence] = []
+    used = {
+        True: rng.randrange(len(extra)) if config.draw and extra else 0,
+        False: rng.randrange(len(main)) if config.draw and main else 0,
+    }
+    for is_extra in picks:
+        source = extra if is_extra else main
+        out.append(source[used[is_extra] % len(source)])
+        used[is_extra] += 1
+    return out
+
+
 def plan_jobs(
     sentences: Sequence[Sentence],
     train_voices: Sequence[Voice],
@@ -168,20 +203,27 @@ def plan_jobs(
     """All utterances of the three splits and the test sentence pool.
 
     ``extra_train`` sentences are read after the training share of
-    ``sentences``, never by dev or test voices."""
+    ``sentences`` (or mixed in at ``config.extra_fraction``), never by dev or
+    test voices."""
     pool = shuffled(list(sentences), config.seed)
     test_pool = pool[: config.test_utts]
     dev_pool = pool[config.test_utts : config.test_utts + config.dev_utts]
-    train_pool = pool[config.test_utts + config.dev_utts :]
+    main_pool = pool[config.test_utts + config.dev_utts :]
+    extra_pool: list[Sentence] = []
     if extra_train:
         known = {s.key for s in pool}
-        extra = [s for s in extra_train if s.key not in known]
-        train_pool += shuffled(extra, config.seed)
+        extra_pool = shuffled(
+            [s for s in extra_train if s.key not in known], config.seed
+        )
         logger.info(
             "%d extra training sentences (%d already in the main text)",
-            len(extra),
-            len(extra_train) - len(extra),
+            len(extra_pool),
+            len(extra_train) - len(extra_pool),
         )
+    if extra_train and config.extra_fraction is not None:
+        train_pool = _mixed_train_pool(main_pool, extra_pool, config)
+    else:
+        train_pool = main_pool + extra_pool
     if config.train_utts and not train_pool:
         raise ValueError(
             f"{len(pool)} sentences leave none for training after "
@@ -391,6 +433,13 @@ def _parser() -> argparse.ArgumentParser:
         "python -m recipes.data.sentences --source wordnet",
     )
     p.add_argument(
+        "--extra-fraction",
+        type=float,
+        metavar="F",
+        help="share of the training utterances that read --extra-train-text "
+        "sentences (default: they follow the main text's training sentences)",
+    )
+    p.add_argument(
         "--voices",
         nargs="+",
         default=[],
@@ -483,6 +532,10 @@ def main(argv: list[str] | None = None) -> None:
             "--flite-fraction, --festival-fraction, --pico-fraction and "
             "--mbrola-fraction must be >= 0 and sum to <= 1"
         )
+    if args.extra_fraction is not None and not (
+        args.extra_train_text and 0 <= args.extra_fraction <= 1
+    ):
+        parser.error("--extra-fraction needs --extra-train-text and 0 <= F <= 1")
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -504,6 +557,7 @@ def main(argv: list[str] | None = None) -> None:
         mbrola_fraction=args.mbrola_fraction,
         text_file=args.text_file,
         extra_train_text=tuple(args.extra_train_text),
+        extra_fraction=args.extra_fraction,
         fortunes_dir=args.fortunes_dir,
         min_words=args.min_words,
         max_words=args.max_words,
