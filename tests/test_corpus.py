@@ -683,3 +683,89 @@ def test_extra_fraction_needs_extra_text(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "--extra-fraction needs --extra-train-text" in result.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_tuning_voices_read_the_dev_sentences(tmp_path: Path) -> None:
+    text_file = tmp_path / "sentences.txt"
+    text_file.write_text("\n".join(SENTENCES) + "\n")
+    out = tmp_path / "corpus"
+    config = CorpusConfig(
+        out=out,
+        voices=("flite:slt", "espeak:en-us+m1"),
+        heldout_voices=("flite:awb",),
+        tune_voices=("flite:kal", "espeak:en-us+f4"),
+        train_utts=3,
+        dev_utts=2,
+        test_utts=1,
+        layout="librispeech",
+        text_file=text_file,
+        jobs=2,
+    )
+    summary = build_corpus(config)
+    assert summary["counts"] == {"train": 3, "dev": 2, "test": 1, "tune": 2}
+    assert summary["tune_voices"] == ["flite:kal", "espeak:en-us+f4"]
+    rows = {
+        split: [
+            json.loads(x) for x in (out / f"{split}.jsonl").read_text().splitlines()
+        ]
+        for split in ("train", "dev", "test", "tune")
+    }
+    # the dev sentences, read by the tuning voices only, one utterance each
+    assert sorted(r["text"] for r in rows["tune"]) == sorted(
+        r["text"] for r in rows["dev"]
+    )
+    assert {r["speaker"] for r in rows["tune"]} == set(config.tune_voices)
+    for split in ("train", "dev", "test"):
+        assert not {r["speaker"] for r in rows[split]} & set(config.tune_voices)
+    for row in rows["tune"]:
+        assert Path(row["audio"]).parts[0] == "tune"
+        assert Path(row["audio"]).parent.name == "4"  # the LibriSpeech chapter
+        assert wav_info(out / row["audio"])[3] > 0.5
+        stem = Path(row["audio"]).stem
+        trans = (out / row["audio"]).parent / f"{stem.rsplit('-', 1)[0]}.trans.txt"
+        assert f"{stem} {asr_transcript(row['text']).upper()}" in trans.read_text()
+    assert "tune | flite:kal" in (out / "SPEAKERS.TXT").read_text()
+
+    # no tuning voices: no tune.jsonl, as before
+    plain = replace(config, out=tmp_path / "plain", tune_voices=())
+    assert "tune" not in build_corpus(plain)["counts"]
+    assert not (plain.out / "tune.jsonl").exists()
+
+
+def test_tuning_voices_must_be_new_voices_and_need_dev_sentences(
+    tmp_path: Path,
+) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "recipes.data.build_corpus",
+                "--out",
+                str(tmp_path / "c"),
+                "--voices",
+                "flite:slt",
+                "--heldout-voices",
+                "flite:awb",
+                "--train-utts",
+                "2",
+                "--test-utts",
+                "1",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    held = run("--dev-utts", "1", "--tune-voices", "flite:awb")
+    assert held.returncode != 0
+    assert held.stderr.strip().splitlines()[-1] == (
+        "error: voices both in held-out and tuning: flite:awb"
+    )
+    trained = run("--dev-utts", "1", "--tune-voices", "flite:slt")
+    assert "error: voices both in training and tuning: flite:slt" in trained.stderr
+    no_dev = run("--dev-utts", "0", "--tune-voices", "flite:kal")
+    assert no_dev.returncode != 0
+    assert "need --dev-utts > 0" in no_dev.stderr
+    assert not (tmp_path / "c" / "tune.jsonl").exists()

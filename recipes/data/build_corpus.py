@@ -10,7 +10,11 @@ Splits (deterministic given ``--seed``):
 
 * ``train`` - training voices reading training sentences;
 * ``dev`` - training voices reading held-out sentences;
-* ``test`` - held-out voices reading other held-out sentences.
+* ``test`` - held-out voices reading other held-out sentences;
+* ``tune`` (only with ``--tune-voices``) - a third group of voices, in
+  neither training nor test, reading the dev sentences: a set for choosing
+  models (``recipes.asr.train --dev tune.jsonl``, means, rates) by how they
+  read voices they never heard, without reading the test set.
 
 Sentences are shuffled with the seed; the first ``--test-utts`` are the test
 sentences, the next ``--dev-utts`` the dev sentences, and training cycles
@@ -34,7 +38,8 @@ Each utterance gets its own rate (130..210 words per minute) and pitch
 (30..70) unless ``--prosody fixed``
 (175 / 50, the default for ``--layout ljspeech``).
 
-Output (``--out``): ``train.jsonl``, ``dev.jsonl``, ``test.jsonl`` with one
+Output (``--out``): ``train.jsonl``, ``dev.jsonl``, ``test.jsonl`` (and
+``tune.jsonl``) with one
 ``{"audio", "duration", "text", "speaker"}`` per utterance (``audio``
 relative to the folder, ``text`` the normalised sentence, ``speaker`` the
 voice spec), the WAVs in the chosen ``--layout`` (``recipes.data.layouts``),
@@ -98,6 +103,7 @@ class CorpusConfig:
     text_file: Path | None = None
     extra_train_text: tuple[Path, ...] = ()
     extra_fraction: float | None = None  # None: extra sentences follow the main ones
+    tune_voices: tuple[str, ...] = ()  # read the dev sentences; never trained on
     fortunes_dir: Path = FORTUNES_DIR
     min_words: int = 3
     max_words: int = 30
@@ -199,12 +205,13 @@ def plan_jobs(
     config: CorpusConfig,
     planner: PathPlanner,
     extra_train: Sequence[Sentence] = (),
+    tune_voices: Sequence[Voice] = (),
 ) -> tuple[list[Job], list[Sentence]]:
     """All utterances of the three splits and the test sentence pool.
 
     ``extra_train`` sentences are read after the training share of
     ``sentences`` (or mixed in at ``config.extra_fraction``), never by dev or
-    test voices."""
+    test voices. ``tune_voices`` read the dev sentences, one utterance each."""
     pool = shuffled(list(sentences), config.seed)
     test_pool = pool[: config.test_utts]
     dev_pool = pool[config.test_utts : config.test_utts + config.dev_utts]
@@ -240,6 +247,12 @@ def plan_jobs(
         "dev": (train_voices, dev_pool, len(dev_pool), shares),
         "test": (heldout_voices, test_pool, len(test_pool), None),
     }
+    if tune_voices:
+        if not dev_pool:
+            raise ValueError(
+                "--tune-voices read the dev sentences: need --dev-utts > 0"
+            )
+        plans["tune"] = (tune_voices, dev_pool, len(dev_pool), None)
     jobs = []
     for split, (voices, split_pool, count, split_shares) in plans.items():
         if count == 0:
@@ -272,9 +285,11 @@ def plan_jobs(
     return jobs, test_pool
 
 
-def _write_manifests(root: Path, results: Sequence[Result]) -> dict[str, int]:
+def _write_manifests(
+    root: Path, results: Sequence[Result], tune: bool = False
+) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for split in ("train", "dev", "test"):
+    for split in ("train", "dev", "test", "tune")[: 4 if tune else 3]:
         rows = [r for r in results if r.job.split == split and not r.error]
         with (root / f"{split}.jsonl").open("w", encoding="utf-8") as file:
             for r in rows:
@@ -337,11 +352,14 @@ def build_corpus(config: CorpusConfig) -> dict:
     root = config.out
     root.mkdir(parents=True, exist_ok=True)
     heldout = _usable(config.heldout_voices, "held-out")
+    tune = _usable(config.tune_voices, "tuning")
+    if config.tune_voices and not tune:
+        raise ValueError("no usable --tune-voices (see the warnings above)")
     if config.voices:
         train = _usable(config.voices, "training")
     else:  # the default grid, less what is not installed here
         defaults = default_training_voices(
-            [Voice.parse(s) for s in config.heldout_voices]
+            [Voice.parse(s) for s in (*config.heldout_voices, *config.tune_voices)]
         )
         opt_in = {"pico": config.pico_fraction, "mbrola": config.mbrola_fraction}
         defaults = [v for v in defaults if opt_in.get(v.engine, 1.0) > 0]
@@ -349,6 +367,10 @@ def build_corpus(config: CorpusConfig) -> dict:
     overlap = sorted({v.spec for v in train} & {v.spec for v in heldout})
     if overlap:
         raise ValueError(f"voices both in training and held out: {', '.join(overlap)}")
+    for group, name in ((train, "training"), (heldout, "held-out")):
+        overlap = sorted({v.spec for v in tune} & {v.spec for v in group})
+        if overlap:
+            raise ValueError(f"voices both in {name} and tuning: {', '.join(overlap)}")
     if config.layout == "ljspeech" and len(train) != 1:
         raise ValueError("--layout ljspeech is for one training voice (--voices)")
     sentences = load_sentences(
@@ -365,8 +387,10 @@ def build_corpus(config: CorpusConfig) -> dict:
             path, config.fortunes_dir, config.min_words, config.max_words, config.jobs
         )
     ]
-    planner = PathPlanner(config.layout, [v.spec for v in [*train, *heldout]])
-    jobs, test_pool = plan_jobs(sentences, train, heldout, config, planner, extra_train)
+    planner = PathPlanner(config.layout, [v.spec for v in [*train, *heldout, *tune]])
+    jobs, test_pool = plan_jobs(
+        sentences, train, heldout, config, planner, extra_train, tune
+    )
     logger.info(
         "%d utterances, %d training and %d held-out voices, %d jobs",
         len(jobs),
@@ -377,7 +401,7 @@ def build_corpus(config: CorpusConfig) -> dict:
     results = run_jobs(jobs, root, config.sample_rate, config.jobs)
     failed = _report_failures(results)
     good = [r for r in results if not r.error]
-    counts = _write_manifests(root, good)
+    counts = _write_manifests(root, good, tune=bool(tune))
     write_index_files(root, config.layout, good, planner.speaker_ids)
     long_form = build_long_form(
         root,
@@ -404,6 +428,7 @@ def build_corpus(config: CorpusConfig) -> dict:
         ],
         "training_voices": [v.spec for v in train],
         "heldout_voices": [v.spec for v in heldout],
+        "tune_voices": [v.spec for v in tune],
         "engines": _engine_timings(results),
         "seconds": round(time.perf_counter() - start, 1),
     }
@@ -431,6 +456,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="more sentences for training only, one per line (.gz too), e.g. "
         "python -m recipes.data.sentences --source wordnet",
+    )
+    p.add_argument(
+        "--tune-voices",
+        nargs="+",
+        default=[],
+        metavar="SPEC",
+        help="voices in neither training nor test that read the dev sentences "
+        "into tune.jsonl, for choosing models on unseen voices "
+        "(e.g. mbrola:us1 mbrola:us2 mbrola:us3 mbrola:en1)",
     )
     p.add_argument(
         "--extra-fraction",
@@ -558,6 +592,7 @@ def main(argv: list[str] | None = None) -> None:
         text_file=args.text_file,
         extra_train_text=tuple(args.extra_train_text),
         extra_fraction=args.extra_fraction,
+        tune_voices=tuple(args.tune_voices),
         fortunes_dir=args.fortunes_dir,
         min_words=args.min_words,
         max_words=args.max_words,

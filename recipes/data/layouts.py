@@ -1,17 +1,19 @@
 """Folder layouts of a built corpus: where each WAV goes and the index files.
 
 Every layout also gets JSONL manifests (``train.jsonl``, ``dev.jsonl``,
-``test.jsonl``) in the output folder, audio paths relative to it.
+``test.jsonl`` and, with tuning voices, ``tune.jsonl``) in the output folder,
+audio paths relative to it.
 
 * ``flat`` - ``<split>/<split>-<index>.wav``.
 * ``librispeech`` - ``<split>/<speaker>/<chapter>/<speaker>-<chapter>-<n>.wav``
   with ``<speaker>-<chapter>.trans.txt`` beside them (``<utterance id>
   <UPPER-CASE TRANSCRIPT>`` lines) and ``SPEAKERS.TXT`` mapping the numeric
   speaker ids to voices. Speaker ids are 1000 + the voice's rank among all
-  voices of the build; the chapter is 1 (train), 2 (dev) or 3 (test).
+  voices of the build; the chapter is 1 (train), 2 (dev), 3 (test) or 4
+  (tune).
 * ``ljspeech`` - ``wavs/<id>.wav`` and ``metadata.csv`` (train) with
   ``id|text|normalized text`` lines, plus ``metadata_dev.csv`` and
-  ``metadata_test.csv`` for the other splits.
+  ``metadata_test.csv`` (and ``metadata_tune.csv``) for the other splits.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from speech.text.normalize import asr_transcript
 __all__ = ["CHAPTERS", "Layout", "PathPlanner", "write_index_files"]
 
 Layout = Literal["flat", "librispeech", "ljspeech"]
-CHAPTERS = {"train": 1, "dev": 2, "test": 3}
+CHAPTERS = {"train": 1, "dev": 2, "test": 3, "tune": 4}
 
 
 class Entry(Protocol):
@@ -94,6 +96,7 @@ def _ljspeech(root: Path, entries: Sequence[Entry]) -> None:
         "train": "metadata.csv",
         "dev": "metadata_dev.csv",
         "test": "metadata_test.csv",
+        "tune": "metadata_tune.csv",
     }
     rows: defaultdict[str, list[str]] = defaultdict(list)
     for entry in entries:
