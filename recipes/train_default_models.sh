@@ -13,6 +13,10 @@
 # CORPUS_JOBS (default 16) synthesis processes build the ASR corpus of
 # ASR_UTTS / ASR_DEV_UTTS / ASR_TEST_UTTS utterances (36000 / 500 / 800) and
 # ASR_LONG_FORM long recordings (2), from TEXT_FILE (.carry/sentences.txt).
+# ASR_TUNE_VOICES (e.g. "mbrola:us1 mbrola:us2 mbrola:us3 mbrola:en1", with
+# .carry/mbroladeb carried) adds a tune split, the dev sentences read by
+# voices in neither training nor test, and the ASR trainer evaluates on it
+# instead of dev, so its best/ follows unseen voices.
 # WORK (default /tmp/work) holds corpora, runs and logs; MINUTES (default 18)
 # is each training's wall-clock budget. ASR_RUN (default asr) names the ASR
 # run: its folder is $WORK/run_$ASR_RUN and its log $WORK/$ASR_RUN.log, so two
@@ -53,6 +57,7 @@ start() {
     python -m recipes.data.build_corpus --out "$WORK/asr" --text-file "$TEXT_FILE" \
       --jobs "${CORPUS_JOBS:-16}" --train-utts "${ASR_UTTS:-36000}" --dev-utts "${ASR_DEV_UTTS:-500}" \
       --test-utts "${ASR_TEST_UTTS:-800}" --long-form "${ASR_LONG_FORM:-2}" \
+      ${ASR_TUNE_VOICES:+--tune-voices $ASR_TUNE_VOICES} \
       ${ASR_CORPUS_EXTRA:-} > "$WORK/corpus_asr.log" 2>&1
   fi
   if (wants fastpitch || wants vocoder) && [[ ! -f $WORK/tts/metadata.csv ]]; then
@@ -62,9 +67,11 @@ start() {
   fi
   tail -n 3 "$WORK"/corpus_*.log || true
   if wants asr; then
+  local asr_dev=dev
+  if [[ -n ${ASR_TUNE_VOICES:-} ]]; then asr_dev=tune; fi
   # ASR_LAUNCH="python -m torch.distributed.run --standalone --nproc_per_node 2" for DDP
   ${ASR_GPUS:+env "CUDA_VISIBLE_DEVICES=$ASR_GPUS"} setsid nohup ${ASR_LAUNCH:-python} -m recipes.asr.train --train "$WORK/asr/train.jsonl" \
-    --dev "$WORK/asr/dev.jsonl" --out "$WORK/run_$ASR_RUN" --max-minutes "$ASR_MINUTES" \
+    --dev "$WORK/asr/$asr_dev.jsonl" --out "$WORK/run_$ASR_RUN" --max-minutes "$ASR_MINUTES" \
     --total-steps 40000 --fit-schedule 300 --batch-seconds "${ASR_BATCH_SECONDS:-500}" \
     --workers "${ASR_WORKERS:-8}" ${ASR_LR:+--lr "$ASR_LR"} ${ASR_WARMUP:+--warmup "$ASR_WARMUP"} \
     --eval-every 1500 --save-every 1000 --join-fraction "${ASR_JOIN:-0.3}" \

@@ -461,9 +461,10 @@ def _script(work: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
     """Two ASR runs named by ASR_RUN share the corpus the first one built and
-    keep their own folders, logs and collected archives; a run name that is
-    not a plain word, or is another model's, is refused before anything
-    starts."""
+    keep their own folders, logs and collected archives; with
+    ASR_TUNE_VOICES the corpus gets a tune split, read by a voice in neither
+    training nor test, and the runs evaluate on it; a run name that is not a
+    plain word, or is another model's, is refused before anything starts."""
     import tarfile
     import time
 
@@ -488,6 +489,7 @@ def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
         "ASR_MINUTES": "5",
         "ASR_WORKERS": "0",
         "ASR_BATCH_SECONDS": "12",
+        "ASR_TUNE_VOICES": "flite:kal",
     }
     tiny = "--device cpu --vocab-size 40 --num-heads 2 --ffn-dim 48 --num-layers 1 "
     tiny += "--max-steps 2 --dev-utterances 4"
@@ -500,6 +502,10 @@ def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
         assert f"logs in {work}/{{{name},fastpitch,vocoder}}.log" in done.stdout
     corpus_logs = list(work.glob("corpus_*.log"))
     assert [p.name for p in corpus_logs] == ["corpus_asr.log"]
+    tune = [json.loads(x) for x in (work / "asr/tune.jsonl").read_text().splitlines()]
+    dev = [json.loads(x) for x in (work / "asr/dev.jsonl").read_text().splitlines()]
+    assert {r["speaker"] for r in tune} == {"flite:kal"}
+    assert sorted(r["text"] for r in tune) == sorted(r["text"] for r in dev)
 
     deadline = time.monotonic() + 300
     configs = {name: work / f"run_{name}/model/config.json" for name in arms}
@@ -514,6 +520,7 @@ def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
     for name in arms:
         log = (work / f"{name}.log").read_text()
         assert "final step 2 dev WER" in log
+        assert f"dev WER on 4 utterances of {work}/asr/tune.jsonl (1 voices)" in log
         assert (work / f"run_{name}/best/dev_wer.json").exists()
         collected = tmp_path / f"out_{name}"
         done = _script(work, "collect", str(collected), ASR_RUN=name)

@@ -540,6 +540,12 @@ def main(argv: list[str] | None = None) -> None:
         from recipes.common import read_wav
 
         dev = [(u, read_wav(u.audio, config.sample_rate)) for u in dev_utts]
+        logger.info(
+            "dev WER on %d utterances of %s (%d voices)",
+            len(dev),
+            ", ".join(str(p) for p in args.dev),
+            len({u.speaker for u in dev_utts}),
+        )
     stop_step = args.max_steps or args.total_steps
     autocast = torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=args.bf16 and device.type == "cuda"
