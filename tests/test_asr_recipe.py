@@ -110,8 +110,10 @@ def test_resume_is_exact(corpus, tmp_path, workers) -> None:
 
 def test_best_dev_model_is_kept(corpus, tmp_path, monkeypatch) -> None:
     """out/best holds the weights of the evaluation with the lowest mean dev
-    WER (here the one at step 4 of 6), not the last; out/model the last."""
-    scripted = iter([50.0, 30.0, 40.0, 45.0])  # steps 2, 4, 6 and the final one
+    WER (here the one at step 4 of 6), not the last; out/model the last. A
+    run that ends on an evaluation step reports that evaluation as its final
+    one instead of evaluating the same weights again."""
+    scripted = iter([50.0, 30.0, 40.0])  # steps 2, 4 and 6 (also the final one)
 
     def validate(*args, **kwargs):
         wer = next(scripted)
@@ -122,7 +124,13 @@ def test_best_dev_model_is_kept(corpus, tmp_path, monkeypatch) -> None:
     _run(corpus, tmp_path / "run", 6, *dev)
     record = json.loads((tmp_path / "run" / "best" / "dev_wer.json").read_text())
     assert record["step"] == 4 and record["full"] == 30.0
-    assert next(scripted, None) is None  # every evaluation was made
+    assert next(scripted, None) is None  # every evaluation was made, none twice
+    # ending between evaluations: steps 2, 4 and the final step 5
+    scripted = iter([50.0, 45.0, 20.0])
+    _run(corpus, tmp_path / "five", 5, *dev)
+    assert next(scripted, None) is None
+    record = json.loads((tmp_path / "five" / "best" / "dev_wer.json").read_text())
+    assert record["step"] == 5 and record["full"] == 20.0
     _run(corpus, tmp_path / "four", 4)
     best = load_model(tmp_path / "run" / "best").state_dict()
     four = load_model(tmp_path / "four" / "model").state_dict()

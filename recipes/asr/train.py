@@ -587,6 +587,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     profiler = start_profiler(args.profile_steps, device) if env.is_main else None
     loader_wait, fetch_started = 0.0, time.monotonic()
+    last_eval: tuple[int, dict[str, float]] = (-1, {})  # step, dev WERs
     while not done:
         sampler.epoch, sampler.start = epoch, position
         for batch in loader:
@@ -677,6 +678,7 @@ def main(argv: list[str] | None = None) -> None:
                 checkpoint_now()
             if dev and step % args.eval_every == 0:
                 wers = validate(model, dev, tokenizer, device)
+                last_eval = (step, wers)
                 logger.info(
                     "step %d dev WER %s",
                     step,
@@ -704,13 +706,16 @@ def main(argv: list[str] | None = None) -> None:
     if env.is_main:
         elapsed = time.monotonic() - started
         if dev:
-            wers = validate(model, dev, tokenizer, device)
+            if last_eval[0] == step:  # evaluated at this very step: not again
+                wers = last_eval[1]
+            else:
+                wers = validate(model, dev, tokenizer, device)
+                keep_best(model, wers, step, out)
             logger.info(
                 "final step %d dev WER %s",
                 step,
                 {k: round(v, 2) for k, v in wers.items()},
             )
-            keep_best(model, wers, step, out)
         model.tokenizer = tokenizer
         save_model(
             model, out / "model", half=True, tokenizer_file=out / "tokenizer.model"
