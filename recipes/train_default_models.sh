@@ -125,9 +125,13 @@ collect() {
     local src=${run%%:*} name=${run##*:}
     [[ -d $WORK/$src ]] && tar -C "$WORK/$src" -cf "$out/$name.tar" .
   done
-  tail -c 200000 "$WORK/$ASR_RUN.log" > "$out/$ASR_RUN.log" || true
-  tail -c 100000 "$WORK/fastpitch.log" > "$out/fastpitch.log" || true
-  tail -c 100000 "$WORK/vocoder.log" > "$out/vocoder.log" || true
+  for log in "$ASR_RUN:200000" fastpitch:100000 vocoder:100000; do
+    # only the logs of runs this machine started (no empty files for the rest)
+    local log_name=${log%%:*} bytes=${log##*:}
+    if [[ -f $WORK/$log_name.log ]]; then
+      tail -c "$bytes" "$WORK/$log_name.log" > "$out/$log_name.log"
+    fi
+  done
   cp "$WORK/tts/metadata_dev.csv" "$out/tts_dev_metadata.csv" 2>/dev/null || true
   cp "$WORK/${ASR_RUN}_eval.md" "$out/" 2>/dev/null || true
   ls -la "$out"

@@ -537,6 +537,8 @@ def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
             assert "./config.json" in tar.getnames()
         assert (collected / f"{name}_best.tar").exists()
         assert "final step 2" in (collected / f"{name}.log").read_text()
+        # an ASR-only machine: no (empty) TTS logs among the results
+        assert not list(collected.glob("fastpitch*")) + list(collected.glob("voc*"))
 
     for bad in ["two words", "vocoder"]:  # vocoder: the vocoder run's folder
         refused = _script(work, "start", **common, ASR_RUN=bad)
