@@ -168,6 +168,43 @@ def test_parsed_lm_cache(lm, tmp_path, monkeypatch) -> None:
     assert dict(NgramLM.load(arpa).entries.items()) == dict(parsed.entries.items())
 
 
+def test_lm_cache_keeps_the_most_recently_used(tmp_path, monkeypatch) -> None:
+    """The cache holds the parsed arrays of the CACHE_KEEP LM files used last:
+    writing one more deletes the least recently used, and a load from the
+    cache counts as a use."""
+    import os
+    import time
+
+    from speech.asr import lm as lm_module
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SPEECH_CACHE_DIR", str(cache))
+    monkeypatch.setattr(lm_module, "CACHE_KEEP", 3)
+    arpas = []
+    for word in ("alpha", "bravo", "charlie", "delta"):
+        path = tmp_path / f"{word}.arpa"
+        NgramLM.estimate([[word, "and", "more", "words"]]).save(path)
+        arpas.append(path)
+
+    def entries() -> set[str]:
+        return {p.name for p in cache.glob("lm-*.npz")}
+
+    names = []
+    for step, path in enumerate(arpas[:3]):
+        NgramLM.load(path)
+        (new,) = entries() - set(names)
+        names.append(new)
+        # distinct use times, whatever the file system's clock resolution
+        os.utime(cache / new, ns=(time.time_ns(), (1_000 + step) * 10**9))
+    (cache / "notes.txt").write_text("not an LM: left alone")
+    NgramLM.load(arpas[0])  # a cache hit: alpha is now the most recent
+    NgramLM.load(arpas[3])  # a fourth entry: bravo, used longest ago, goes
+    assert len(entries()) == 3
+    assert names[0] in entries() and names[2] in entries()
+    assert names[1] not in entries()
+    assert (cache / "notes.txt").exists()
+
+
 def test_arpa_round_trip_plain_and_gzip(lm, tmp_path) -> None:
     for name in ("lm.arpa", "lm.arpa.gz"):
         lm.save(tmp_path / name)

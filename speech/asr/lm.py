@@ -26,8 +26,10 @@ the 600 MB of a dict of tuples. Parsing a large ARPA file takes seconds, so
 ``NgramLM.load`` keeps the parsed arrays in a cache file named by the ARPA
 file's SHA-256 (``$SPEECH_CACHE_DIR``, else ``$XDG_CACHE_HOME/speech`` or
 ``~/.cache/speech``; ``SPEECH_CACHE_DIR=""`` turns it off): later loads of
-the same file read the arrays instead. A cache that cannot be written or
-read is skipped with a log line, never an error.
+the same file read the arrays instead. The cache keeps the parsed arrays of
+the ``CACHE_KEEP`` LM files used last (each load of a cached file marks it
+used) and deletes older entries when it writes a new one. A cache that
+cannot be written or read is skipped with a log line, never an error.
 """
 
 from __future__ import annotations
@@ -77,8 +79,23 @@ State = tuple[str, ...]
 
 _ID_BITS = 21  # bits per word id in a packed n-gram key
 _CACHE_VERSION = 1  # bump when the cached arrays change meaning
+CACHE_KEEP = 4  # parsed LMs kept in the cache folder (the most recently used)
 
 logger = logging.getLogger(__name__)
+
+
+def _evict(folder: Path, keep: int) -> None:
+    """Delete all but the ``keep`` most recently used cached LMs in ``folder``
+    (other files are left alone)."""
+    try:
+        entries = sorted(
+            folder.glob("lm-*.npz"), key=lambda p: p.stat().st_mtime_ns, reverse=True
+        )
+        for stale in entries[keep:]:
+            stale.unlink(missing_ok=True)
+            logger.info("LM cache: removed %s (least recently used)", stale.name)
+    except OSError as error:
+        logger.info("LM cache %s not pruned (%s)", folder, error)
 
 
 def cache_dir() -> Path | None:
@@ -338,6 +355,8 @@ class NgramLM:
             cached = folder / f"lm-{digest}-v{_CACHE_VERSION}.npz"
             lm = cls._from_cache(cached)
             if lm is not None:
+                with contextlib.suppress(OSError):
+                    os.utime(cached)  # most recently used: evicted last
                 return lm
         lm = cls._parse(path, data)
         if cached is not None:
@@ -373,6 +392,8 @@ class NgramLM:
                 raise
         except OSError as error:
             logger.info("LM cache %s not written (%s)", cached, error)
+            return
+        _evict(cached.parent, keep=CACHE_KEEP)
 
     @classmethod
     def _parse(cls, path: Path, data: bytes | None = None) -> NgramLM:
