@@ -114,8 +114,10 @@ def test_best_dev_model_is_kept(corpus, tmp_path, monkeypatch) -> None:
     run that ends on an evaluation step reports that evaluation as its final
     one instead of evaluating the same weights again."""
     scripted = iter([50.0, 30.0, 40.0])  # steps 2, 4 and 6 (also the final one)
+    dev_sizes = set()
 
-    def validate(*args, **kwargs):
+    def validate(model, dev, *args, **kwargs):
+        dev_sizes.add(len(dev))
         wer = next(scripted)
         return {"full": wer, "offline": wer, "streaming": wer + 2}
 
@@ -125,6 +127,14 @@ def test_best_dev_model_is_kept(corpus, tmp_path, monkeypatch) -> None:
     record = json.loads((tmp_path / "run" / "best" / "dev_wer.json").read_text())
     assert record["step"] == 4 and record["full"] == 30.0
     assert next(scripted, None) is None  # every evaluation was made, none twice
+    assert dev_sizes == {len(corpus.read_text().splitlines())}
+    # by default on every dev utterance, as recipes.asr.evaluate reads them
+    rows = corpus.read_text().splitlines()
+    long_dev = corpus.parent / "long_dev.jsonl"  # beside it: same audio paths
+    long_dev.write_text("".join(f"{rows[i % len(rows)]}\n" for i in range(450)))
+    scripted, dev_sizes = iter([50.0]), set()
+    _run(corpus, tmp_path / "long", 1, "--dev", str(long_dev))
+    assert dev_sizes == {450}
     # ending between evaluations: steps 2, 4 and the final step 5
     scripted = iter([50.0, 45.0, 20.0])
     _run(corpus, tmp_path / "five", 5, *dev)

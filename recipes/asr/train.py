@@ -166,7 +166,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save-every", type=int, default=1000)
     p.add_argument("--eval-every", type=int, default=2000)
     p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--dev-utterances", type=int, default=400)
+    p.add_argument(
+        "--dev-utterances",
+        type=int,
+        default=0,
+        metavar="N",
+        help="evaluate on the first N dev utterances (default 0: all of them, "
+        "as recipes.asr.evaluate does, so the two report the same WER)",
+    )
     p.add_argument(
         "--fit-schedule",
         type=int,
@@ -535,7 +542,7 @@ def main(argv: list[str] | None = None) -> None:
     dev = []
     if env.is_main and args.dev:
         dev_utts = [u for path in args.dev for u in read_manifest(path)][
-            : args.dev_utterances
+            : args.dev_utterances or None
         ]
         from recipes.common import read_wav
 
