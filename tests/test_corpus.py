@@ -56,11 +56,27 @@ def wav_info(path: Path) -> tuple[int, int, int, float]:
         return rate, file.getnchannels(), file.getsampwidth(), frames / rate
 
 
+def sentences_file(tmp_path: Path) -> Path:
+    """SENTENCES as a text file, one per line."""
+    text_file = tmp_path / "sentences.txt"
+    text_file.write_text("\n".join(SENTENCES) + "\n")
+    return text_file
+
+
+def build_cli(*args: str) -> subprocess.CompletedProcess:
+    """``python -m recipes.data.build_corpus ARGS`` as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "recipes.data.build_corpus", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def small_corpus(tmp_path: Path, **settings: object) -> tuple[dict, list[str]]:
     """Build a tiny corpus of SENTENCES with the default training voices and
     flite:awb held out; its summary and the training speakers."""
-    text_file = tmp_path / "sentences.txt"
-    text_file.write_text("\n".join(SENTENCES) + "\n")
+    text_file = sentences_file(tmp_path)
     config = CorpusConfig(
         out=tmp_path / "corpus",
         heldout_voices=("flite:awb",),
@@ -157,12 +173,10 @@ def test_wordnet_glosses_become_sentences(tmp_path: Path) -> None:
     # a broken extra text file stops the build with one line naming it
     broken = tmp_path / "broken.txt.gz"
     broken.write_bytes(b"not gzip")
-    result = subprocess.run(
-        [sys.executable, "-m", "recipes.data.build_corpus", "--out",
-         str(tmp_path / "c"), "--text-file", str(out), "--extra-train-text",
-         str(broken), "--voices", "espeak:en-us+m1", "--heldout-voices",
-         "espeak:en+m1", "--train-utts", "2", "--dev-utts", "0", "--test-utts", "1"],
-        capture_output=True, text=True,
+    result = build_cli(
+        "--out", str(tmp_path / "c"), "--text-file", str(out), "--extra-train-text",
+        str(broken), "--voices", "espeak:en-us+m1", "--heldout-voices",
+        "espeak:en+m1", "--train-utts", "2", "--dev-utts", "0", "--test-utts", "1",
     )  # fmt: skip
     assert result.returncode == 1
     assert (
@@ -386,11 +400,9 @@ def test_engine_shares(tmp_path: Path) -> None:
     # Pico voices join the default training voices only when asked for
     defaults = {v.spec for v in default_training_voices([])}
     assert {"pico:en-US", "mbrola:us2"} <= defaults
-    result = subprocess.run(
-        [sys.executable, "-m", "recipes.data.build_corpus", "--out", str(tmp_path),
-         "--flite-fraction", "0.5", "--festival-fraction", "0.2",
-         "--mbrola-fraction", "0.4"],
-        capture_output=True, text=True,
+    result = build_cli(
+        "--out", str(tmp_path), "--flite-fraction", "0.5",
+        "--festival-fraction", "0.2", "--mbrola-fraction", "0.4",
     )  # fmt: skip
     assert result.returncode == 2
     assert "must be >= 0 and sum to <= 1" in result.stderr
@@ -471,8 +483,7 @@ def test_plan_is_deterministic_and_splits_are_disjoint() -> None:
 def test_build_corpus_end_to_end(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    text_file = tmp_path / "sentences.txt"
-    text_file.write_text("\n".join(SENTENCES) + "\n")
+    text_file = sentences_file(tmp_path)
     out = tmp_path / "corpus"
     config = CorpusConfig(
         out=out,
@@ -536,8 +547,7 @@ def test_build_corpus_end_to_end(
 
 
 def test_ljspeech_layout_and_long_form(tmp_path: Path) -> None:
-    text_file = tmp_path / "sentences.txt"
-    text_file.write_text("\n".join(SENTENCES) + "\n")
+    text_file = sentences_file(tmp_path)
     out = tmp_path / "tts"
     config = CorpusConfig(
         out=out,
@@ -575,8 +585,7 @@ def test_ljspeech_layout_and_long_form(tmp_path: Path) -> None:
 
 def test_builder_needs_no_soundfile_librosa_soxr_or_torch(tmp_path: Path) -> None:
     """The GPU machine has none of soundfile, librosa, soxr; torch is not needed."""
-    text_file = tmp_path / "sentences.txt"
-    text_file.write_text("\n".join(SENTENCES) + "\n")
+    text_file = sentences_file(tmp_path)
     code = f"""
 import sys
 for name in ("soundfile", "librosa", "soxr"):
@@ -666,28 +675,14 @@ def test_extra_fraction_sets_the_share_of_extra_sentences() -> None:
 
 
 def test_extra_fraction_needs_extra_text(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "recipes.data.build_corpus",
-            "--out",
-            str(tmp_path / "c"),
-            "--extra-fraction",
-            "0.3",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = build_cli("--out", str(tmp_path / "c"), "--extra-fraction", "0.3")
     assert result.returncode != 0
     assert "--extra-fraction needs --extra-train-text" in result.stderr
     assert not (tmp_path / "c").exists()
 
 
 def test_tuning_voices_read_the_dev_sentences(tmp_path: Path) -> None:
-    text_file = tmp_path / "sentences.txt"
-    text_file.write_text("\n".join(SENTENCES) + "\n")
+    text_file = sentences_file(tmp_path)
     out = tmp_path / "corpus"
     config = CorpusConfig(
         out=out,
@@ -736,27 +731,11 @@ def test_tuning_voices_must_be_new_voices_and_need_dev_sentences(
     tmp_path: Path,
 ) -> None:
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "recipes.data.build_corpus",
-                "--out",
-                str(tmp_path / "c"),
-                "--voices",
-                "flite:slt",
-                "--heldout-voices",
-                "flite:awb",
-                "--train-utts",
-                "2",
-                "--test-utts",
-                "1",
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return build_cli(
+            "--out", str(tmp_path / "c"), "--voices", "flite:slt",
+            "--heldout-voices", "flite:awb", "--train-utts", "2", "--test-utts", "1",
+            *args,
+        )  # fmt: skip
 
     held = run("--dev-utts", "1", "--tune-voices", "flite:awb")
     assert held.returncode != 0

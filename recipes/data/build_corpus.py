@@ -289,7 +289,7 @@ def _write_manifests(
     root: Path, results: Sequence[Result], tune: bool = False
 ) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for split in ("train", "dev", "test", "tune")[: 4 if tune else 3]:
+    for split in ("train", "dev", "test", *(("tune",) if tune else ())):
         rows = [r for r in results if r.job.split == split and not r.error]
         with (root / f"{split}.jsonl").open("w", encoding="utf-8") as file:
             for r in rows:
@@ -364,13 +364,17 @@ def build_corpus(config: CorpusConfig) -> dict:
         opt_in = {"pico": config.pico_fraction, "mbrola": config.mbrola_fraction}
         defaults = [v for v in defaults if opt_in.get(v.engine, 1.0) > 0]
         train = _usable([v.spec for v in defaults], "training")
-    overlap = sorted({v.spec for v in train} & {v.spec for v in heldout})
-    if overlap:
-        raise ValueError(f"voices both in training and held out: {', '.join(overlap)}")
-    for group, name in ((train, "training"), (heldout, "held-out")):
-        overlap = sorted({v.spec for v in tune} & {v.spec for v in group})
+    groups = [
+        ("training", train, "held out", heldout),
+        ("training", train, "tuning", tune),
+        ("held-out", heldout, "tuning", tune),
+    ]
+    for name, group, other_name, other in groups:
+        overlap = sorted({v.spec for v in group} & {v.spec for v in other})
         if overlap:
-            raise ValueError(f"voices both in {name} and tuning: {', '.join(overlap)}")
+            raise ValueError(
+                f"voices both in {name} and {other_name}: {', '.join(overlap)}"
+            )
     if config.layout == "ljspeech" and len(train) != 1:
         raise ValueError("--layout ljspeech is for one training voice (--voices)")
     sentences = load_sentences(
