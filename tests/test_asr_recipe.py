@@ -404,6 +404,36 @@ def test_vtlp_range_is_checked(capsys) -> None:
     )
 
 
+def schedule_end(refit: bool, budget: float = 900.0, n: int = 300) -> float:
+    """Run the trainer's schedule fitting against a clock: 14 steps/s until
+    step 300, then 9 (stage 24's arms: the first epoch's short utterances,
+    then longer ones, evaluations and neighbours); return the learning-rate
+    factor of the step at which the time budget runs out."""
+    total, step, now, pace_from = 40000, 0, 0.0, 0.0
+    while now < budget - 60.0:
+        now += 1.0 / (14.0 if step < 300 else 9.0)
+        step += 1
+        if step == n // 2:
+            pace_from = now
+        if train.refit_due(step, n) and (refit or step == n):
+            rate = (step - n // 2) / (now - pace_from)
+            total = train.fitted_total(step, rate, budget - now - 60.0, 40000)
+    return train.lr_factor(step, 1000, total)
+
+
+def test_schedule_follows_the_pace_of_the_run() -> None:
+    """Fitted once at step N, a run that slows down afterwards stops with
+    its learning rate still high (stage 24's arms: about a quarter of the
+    peak); refitted every N steps, it ends its cosine with the budget."""
+    assert [s for s in range(1, 1000) if train.refit_due(s, 300)] == [300, 600, 900]
+    assert not any(train.refit_due(s, 0) for s in range(1, 1000))
+    assert train.fitted_total(300, 10.0, 600.0, 40000) == 6300
+    assert train.fitted_total(300, 10.0, 600.0, 5000) == 5000  # --total-steps
+    assert train.fitted_total(300, 10.0, -5.0, 40000) == 301  # budget spent
+    assert schedule_end(refit=False) > 0.2
+    assert schedule_end(refit=True) < 0.05
+
+
 def test_learning_rate_defaults_to_a_fine_tune_rate_with_init_from(capsys) -> None:
     """A run from scratch warms up to the from-scratch peak; one that resumes
     a trained model's weights (fresh optimizer) gets the fine-tune rate;

@@ -179,10 +179,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=0,
         metavar="N",
-        help="with --max-minutes: after N steps of this run, shorten the LR "
-        "schedule to end when the time budget does, at the pace of steps N/2 "
-        "to N (the first steps are slow: loader start, kernel selection; "
-        "stored in the checkpoint)",
+        help="with --max-minutes: after N steps of this run, and every N steps "
+        "after, fit the LR schedule's length so that it ends when the time "
+        "budget does, at the pace kept since step N/2 of this run (the first "
+        "steps are slow: loader start, kernel selection; stored in the "
+        "checkpoint)",
     )
     p.add_argument(
         "--init-from",
@@ -296,6 +297,21 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return 0.03 + 0.97 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def refit_due(steps_this_run: int, every: int) -> bool:
+    """Whether ``--fit-schedule N`` refits the schedule after this step: at
+    step N of the run and every N steps after it, so the schedule follows the
+    pace the run keeps (evaluations, longer utterances after the sorted first
+    epoch, neighbours on the machine) rather than that of its first steps."""
+    return every > 0 and steps_this_run >= every and steps_this_run % every == 0
+
+
+def fitted_total(step: int, rate: float, remaining: float, cap: int) -> int:
+    """The schedule length that ends when ``remaining`` seconds do, at
+    ``rate`` steps/s from ``step``; never past ``cap`` (``--total-steps``)
+    nor before the next step."""
+    return max(step + 1, min(cap, int(step + rate * max(remaining, 0.0))))
 
 
 def prepare(
@@ -662,25 +678,25 @@ def main(argv: list[str] | None = None) -> None:
                 )
             if steps_this_run == args.fit_schedule // 2:
                 pace_from = time.monotonic()
-            if (
-                args.fit_schedule
-                and steps_this_run == args.fit_schedule
-                and clock.limit
-            ):
+            if clock.limit and refit_due(steps_this_run, args.fit_schedule):
                 rate = (steps_this_run - args.fit_schedule // 2) / max(
                     time.monotonic() - pace_from, 1e-9
                 )
                 remaining = clock.limit - clock.elapsed() - 60.0  # final eval + export
                 fitted = torch.tensor(
-                    [step + rate * max(remaining, 0.0)], device=device
+                    [fitted_total(step, rate, remaining, args.total_steps)],
+                    device=device,
                 )
                 if env.world_size > 1:
                     torch.distributed.broadcast(fitted, 0)
-                schedule["total"] = min(schedule["total"], int(fitted.item()))
-                stop_step = min(stop_step, schedule["total"])
-                logger.info(
-                    "schedule fitted: %d steps at %.2f steps/s", schedule["total"], rate
-                )
+                previous, schedule["total"] = schedule["total"], int(fitted.item())
+                stop_step = min(args.max_steps or args.total_steps, schedule["total"])
+                if abs(schedule["total"] - previous) > 0.01 * previous:
+                    logger.info(
+                        "schedule fitted: %d steps at %.2f steps/s",
+                        schedule["total"],
+                        rate,
+                    )
             if step % args.save_every == 0:
                 checkpoint_now()
             if dev and step % args.eval_every == 0:
