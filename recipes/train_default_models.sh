@@ -23,6 +23,10 @@
 # ASR runs can share one corpus and one machine, each on its own GPUs
 # (ASR_GPUS=0,1 sets CUDA_VISIBLE_DEVICES for it), e.g. a second arm:
 #   ASR_RUN=small ASR_GPUS=2,3 TRAIN=asr ... bash recipes/train_default_models.sh start
+# Such an arm's main process gets ASR_THREADS (default 4) CPU threads
+# (OMP_NUM_THREADS): four arms each starting one per core stalled for minutes
+# in the CPU work of their first steps (feature statistics; load 254 on 64
+# cores) where they took seconds with 4.
 # Rerunning `start` resumes every run
 # from its checkpoint (corpora that are gone are rebuilt from the seed: the
 # same sentences, voices and prosody; espeak-ng's audio varies by a few
@@ -70,7 +74,7 @@ start() {
   local asr_dev=dev
   if [[ -n ${ASR_TUNE_VOICES:-} ]]; then asr_dev=tune; fi
   # ASR_LAUNCH="python -m torch.distributed.run --standalone --nproc_per_node 2" for DDP
-  ${ASR_GPUS:+env "CUDA_VISIBLE_DEVICES=$ASR_GPUS"} setsid nohup ${ASR_LAUNCH:-python} -m recipes.asr.train --train "$WORK/asr/train.jsonl" \
+  ${ASR_GPUS:+env "CUDA_VISIBLE_DEVICES=$ASR_GPUS" "OMP_NUM_THREADS=${ASR_THREADS:-4}"} setsid nohup ${ASR_LAUNCH:-python} -m recipes.asr.train --train "$WORK/asr/train.jsonl" \
     --dev "$WORK/asr/$asr_dev.jsonl" --out "$WORK/run_$ASR_RUN" --max-minutes "$ASR_MINUTES" \
     --total-steps 40000 --fit-schedule 300 --batch-seconds "${ASR_BATCH_SECONDS:-500}" \
     --workers "${ASR_WORKERS:-8}" ${ASR_LR:+--lr "$ASR_LR"} ${ASR_WARMUP:+--warmup "$ASR_WARMUP"} \

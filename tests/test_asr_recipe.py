@@ -511,8 +511,10 @@ def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
     """Two ASR runs named by ASR_RUN share the corpus the first one built and
     keep their own folders, logs and collected archives; with
     ASR_TUNE_VOICES the corpus gets a tune split, read by a voice in neither
-    training nor test, and the runs evaluate on it; a run name that is not a
+    training nor test, and the runs evaluate on it; an arm pinned to GPUs
+    (ASR_GPUS) runs with ASR_THREADS CPU threads; a run name that is not a
     plain word, or is another model's, is refused before anything starts."""
+    import os
     import tarfile
     import time
 
@@ -542,9 +544,15 @@ def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
     tiny = "--device cpu --vocab-size 40 --num-heads 2 --ffn-dim 48 --num-layers 1 "
     tiny += "--max-steps 2 --dev-utterances 4"
     arms = {"big": "--d-model 48", "small": "--d-model 32"}
+    gpus = {"big": {}, "small": {"ASR_GPUS": "0", "ASR_THREADS": "1"}}
     for name, size in arms.items():
         done = _script(
-            work, "start", **common, ASR_RUN=name, ASR_EXTRA=f"{tiny} {size}"
+            work,
+            "start",
+            **common,
+            **gpus[name],
+            ASR_RUN=name,
+            ASR_EXTRA=f"{tiny} {size}",
         )
         assert done.returncode == 0, done.stderr
         assert f"logs in {work}/{{{name},fastpitch,vocoder}}.log" in done.stdout
@@ -579,6 +587,13 @@ def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
         assert "final step 2" in (collected / f"{name}.log").read_text()
         # an ASR-only machine: no (empty) TTS logs among the results
         assert not list(collected.glob("fastpitch*")) + list(collected.glob("voc*"))
+
+    # an arm pinned to its GPUs (ASR_GPUS) gets ASR_THREADS CPU threads
+    # (torch takes no more than the machine's cores, so 1 is the one value
+    # that shows on any machine)
+    assert "CPU threads: 1\n" in (work / "small.log").read_text()
+    if (os.cpu_count() or 1) > 1:
+        assert "CPU threads: 1\n" not in (work / "big.log").read_text()
 
     for bad in ["two words", "vocoder"]:  # vocoder: the vocoder run's folder
         refused = _script(work, "start", **common, ASR_RUN=bad)

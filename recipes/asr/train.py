@@ -503,9 +503,10 @@ def main(argv: list[str] | None = None) -> None:
     if env.is_main:
         params = sum(p.numel() for p in model.parameters())
         logger.info(
-            "model: %.2fM parameters, config %s",
+            "model: %.2fM parameters, config %s, CPU threads: %d",
             params / 1e6,
             json.dumps(config.to_dict()),
+            torch.get_num_threads(),
         )
 
     optimizer = torch.optim.AdamW(
