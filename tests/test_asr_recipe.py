@@ -482,6 +482,29 @@ def test_pack_weights_round_trip(model_dir, tmp_path) -> None:
     ).read_bytes()
 
 
+def test_kept_checkpoint_unpacks_into_a_trained_larger_model(tmp_path) -> None:
+    """recipes/asr/checkpoints/large.pt, the weights the next training stage
+    starts from (stage 24's larger model, README "Next"), unpacks into the
+    19.88M-parameter model folder ``--init-from`` reads, and that model
+    recognises a training voice."""
+    from recipes.asr import pack_weights
+    from speech.asr.recognizer import Recognizer
+    from speech.asr.torch_backend import TorchBackend
+
+    root = Path(__file__).resolve().parents[1]
+    pack_weights.main(
+        ["unpack", str(root / "recipes/asr/checkpoints/large.pt"), str(tmp_path / "m")]
+    )
+    model = load_model(tmp_path / "m")
+    assert (model.config.d_model, model.config.num_layers) == (256, 12)
+    assert sum(p.numel() for p in model.parameters()) > 19e6
+    wav = tmp_path / "slt.wav"
+    text = "actions speak louder than words and a stitch in time saves nine"
+    subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(wav)], check=True)
+    heard = set(Recognizer(TorchBackend(tmp_path / "m")).transcribe(wav).text.split())
+    assert {"actions", "speak", "words", "stitch", "time", "saves", "nine"} <= heard
+
+
 def _script(work: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     """``recipes/train_default_models.sh`` as on a GPU machine, with this
     interpreter as ``python`` and the speech engines already installed."""
