@@ -429,6 +429,8 @@ def test_schedule_follows_the_pace_of_the_run() -> None:
     assert not any(train.refit_due(s, 0) for s in range(1, 1000))
     assert train.fitted_total(300, 10.0, 600.0, 40000) == 6300
     assert train.fitted_total(300, 10.0, 600.0, 5000) == 5000  # --total-steps
+    # a resumed run whose stored schedule ends at 6,000 keeps that end
+    assert train.fitted_total(5900, 10.0, 600.0, 6000) == 6000
     assert train.fitted_total(300, 10.0, -5.0, 40000) == 301  # budget spent
     assert schedule_end(refit=False) > 0.2
     assert schedule_end(refit=True) < 0.05

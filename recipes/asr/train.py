@@ -182,8 +182,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="with --max-minutes: after N steps of this run, and every N steps "
         "after, fit the LR schedule's length so that it ends when the time "
         "budget does, at the pace kept since step N/2 of this run (the first "
-        "steps are slow: loader start, kernel selection; stored in the "
-        "checkpoint)",
+        "steps are slow: loader start, kernel selection); the length is stored "
+        "in the checkpoint, and a resumed run never lengthens it",
     )
     p.add_argument(
         "--init-from",
@@ -309,8 +309,9 @@ def refit_due(steps_this_run: int, every: int) -> bool:
 
 def fitted_total(step: int, rate: float, remaining: float, cap: int) -> int:
     """The schedule length that ends when ``remaining`` seconds do, at
-    ``rate`` steps/s from ``step``; never past ``cap`` (``--total-steps``)
-    nor before the next step."""
+    ``rate`` steps/s from ``step``; never past ``cap`` (the length the run
+    started with: ``--total-steps``, or a resumed run's fitted length) nor
+    before the next step."""
     return max(step + 1, min(cap, int(step + rate * max(remaining, 0.0))))
 
 
@@ -602,6 +603,9 @@ def main(argv: list[str] | None = None) -> None:
     progress = tqdm(
         total=stop_step, initial=step, disable=not env.is_main, dynamic_ncols=True
     )
+    # refits move the schedule's end either way, but never past the end this
+    # run started with: a resumed run does not re-warm a finished schedule
+    schedule_cap = schedule["total"]
     audio_seconds, started, steps_this_run = 0.0, time.monotonic(), 0
     pace_from = started  # when step fit_schedule // 2 of this run ended
     model.train()
@@ -685,13 +689,14 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 remaining = clock.limit - clock.elapsed() - 60.0  # final eval + export
                 fitted = torch.tensor(
-                    [fitted_total(step, rate, remaining, args.total_steps)],
+                    [fitted_total(step, rate, remaining, schedule_cap)],
                     device=device,
                 )
                 if env.world_size > 1:
                     torch.distributed.broadcast(fitted, 0)
                 previous, schedule["total"] = schedule["total"], int(fitted.item())
                 stop_step = min(args.max_steps or args.total_steps, schedule["total"])
+                progress.total = stop_step
                 if abs(schedule["total"] - previous) > 0.01 * previous:
                     logger.info(
                         "schedule fitted: %d steps at %.2f steps/s",
