@@ -23,6 +23,10 @@
 # ASR runs can share one corpus and one machine, each on its own GPUs
 # (ASR_GPUS=0,1 sets CUDA_VISIBLE_DEVICES for it), e.g. a second arm:
 #   ASR_RUN=small ASR_GPUS=2,3 TRAIN=asr ... bash recipes/train_default_models.sh start
+# ASR_INIT_PACK=FILE starts the run from an int8 transport copy of a model
+# (python -m recipes.asr.pack_weights pack; e.g. the kept
+# recipes/asr/checkpoints/large.pt): unpacked into $WORK/init_$ASR_RUN and
+# given to the trainer as --init-from.
 # Such an arm's main process gets ASR_THREADS (default 4) CPU threads
 # (OMP_NUM_THREADS): four arms each starting one per core stalled for minutes
 # in the CPU work of their first steps (feature statistics; load 254 on 64
@@ -73,13 +77,20 @@ start() {
   if wants asr; then
   local asr_dev=dev
   if [[ -n ${ASR_TUNE_VOICES:-} ]]; then asr_dev=tune; fi
+  local init=()
+  if [[ -n ${ASR_INIT_PACK:-} ]]; then  # an int8 transport copy (recipes/asr/pack_weights.py)
+    if [[ ! -f $WORK/init_$ASR_RUN/config.json ]]; then
+      python -m recipes.asr.pack_weights unpack "$ASR_INIT_PACK" "$WORK/init_$ASR_RUN"
+    fi
+    init=(--init-from "$WORK/init_$ASR_RUN")
+  fi
   # ASR_LAUNCH="python -m torch.distributed.run --standalone --nproc_per_node 2" for DDP
   ${ASR_GPUS:+env "CUDA_VISIBLE_DEVICES=$ASR_GPUS" "OMP_NUM_THREADS=${ASR_THREADS:-4}"} setsid nohup ${ASR_LAUNCH:-python} -m recipes.asr.train --train "$WORK/asr/train.jsonl" \
     --dev "$WORK/asr/$asr_dev.jsonl" --out "$WORK/run_$ASR_RUN" --max-minutes "$ASR_MINUTES" \
     --total-steps 40000 --fit-schedule 300 --batch-seconds "${ASR_BATCH_SECONDS:-500}" \
     --workers "${ASR_WORKERS:-8}" ${ASR_LR:+--lr "$ASR_LR"} ${ASR_WARMUP:+--warmup "$ASR_WARMUP"} \
     --eval-every 1500 --save-every 1000 --join-fraction "${ASR_JOIN:-0.3}" \
-    ${ASR_EXTRA:-} > "$WORK/$ASR_RUN.log" 2>&1 < /dev/null &
+    "${init[@]}" ${ASR_EXTRA:-} > "$WORK/$ASR_RUN.log" 2>&1 < /dev/null &
   fi
   if wants fastpitch; then
   setsid nohup python -m recipes.tts.train_fastpitch --data "$WORK/tts" \

@@ -537,7 +537,8 @@ def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
     keep their own folders, logs and collected archives; with
     ASR_TUNE_VOICES the corpus gets a tune split, read by a voice in neither
     training nor test, and the runs evaluate on it; an arm pinned to GPUs
-    (ASR_GPUS) runs with ASR_THREADS CPU threads; a run name that is not a
+    (ASR_GPUS) runs with ASR_THREADS CPU threads; ASR_INIT_PACK starts a run
+    from an int8 transport copy; a run name that is not a
     plain word, or is another model's, is refused before anything starts."""
     import os
     import tarfile
@@ -613,6 +614,28 @@ def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
         # an ASR-only machine: no (empty) TTS logs among the results
         assert not list(collected.glob("fastpitch*")) + list(collected.glob("voc*"))
 
+    # a run from an int8 transport copy (ASR_INIT_PACK): the small arm's model,
+    # unpacked into the run's init folder and given as --init-from (without
+    # it, these arguments would build the default width, 192)
+    from recipes.asr import pack_weights
+
+    pack = tmp_path / "small.pt"
+    pack_weights.main(["pack", str(work / "run_small/model"), str(pack)])
+    done = _script(
+        work,
+        "start",
+        **common,
+        ASR_RUN="again",
+        ASR_INIT_PACK=str(pack),
+        ASR_EXTRA=tiny,
+    )
+    assert done.returncode == 0, done.stderr
+    again, deadline = work / "run_again/model/config.json", time.monotonic() + 300
+    while not again.exists():
+        assert time.monotonic() < deadline, (work / "again.log").read_text()[-2000:]
+        time.sleep(1)
+    assert json.loads(again.read_text())["d_model"] == 32
+    assert (work / "init_again/config.json").exists()
     # an arm pinned to its GPUs (ASR_GPUS) gets ASR_THREADS CPU threads
     # (torch takes no more than the machine's cores, so 1 is the one value
     # that shows on any machine)
