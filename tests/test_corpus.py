@@ -634,7 +634,8 @@ def test_extra_fraction_sets_the_share_of_extra_sentences() -> None:
     planner = PathPlanner("flat", [v.spec for v in train + heldout])
     extra_texts = {s.text for s in extra}
 
-    def train_texts(fraction: float, draw: int = 0) -> list[str]:
+    def split_texts(fraction: float, draw: int = 0, held: bool = False) -> list[str]:
+        """The training texts, or with ``held`` those of dev and test."""
         config = CorpusConfig(
             out=Path("unused"),
             train_utts=40,
@@ -644,34 +645,23 @@ def test_extra_fraction_sets_the_share_of_extra_sentences() -> None:
             draw=draw,
         )
         jobs = plan_jobs(sentences, train, heldout, config, planner, extra)[0]
-        return [j.text for j in jobs if j.split == "train"]
+        return [j.text for j in jobs if (j.split != "train") == held]
 
     for fraction in (0.0, 0.25, 1.0):
-        texts = train_texts(fraction)
+        texts = split_texts(fraction)
         assert len(texts) == 40
         assert sum(t in extra_texts for t in texts) == round(40 * fraction)
     # both pools are read through, mixed rather than one after the other
-    texts = train_texts(0.25)
+    texts = split_texts(0.25)
     assert {t for t in texts if t in extra_texts} == extra_texts
     assert any(t in extra_texts for t in texts[:20])
     assert any(t in extra_texts for t in texts[20:])
     # another draw deals another order, with the same share
-    other = train_texts(0.25, draw=3)
+    other = split_texts(0.25, draw=3)
     assert other != texts and sum(t in extra_texts for t in other) == 10
     # every sentence held out for dev and test stays out of training
-    config = CorpusConfig(
-        out=Path("unused"),
-        train_utts=40,
-        dev_utts=2,
-        test_utts=2,
-        extra_fraction=0.25,
-    )
-    held = {
-        j.text
-        for j in plan_jobs(sentences, train, heldout, config, planner, extra)[0]
-        if j.split != "train"
-    }
-    assert not set(texts) & held
+    held = set(split_texts(0.25, held=True))
+    assert held and not set(texts) & held
 
 
 def test_extra_fraction_needs_extra_text(tmp_path: Path) -> None:
