@@ -163,6 +163,30 @@ def _split_state(state: dict[str, Tensor], max_bytes: int) -> list[dict[str, Ten
     return shards
 
 
+def save_state(
+    state: dict[str, Tensor], path: str | Path, max_shard_bytes: int = MAX_SHARD_BYTES
+) -> Path:
+    """Write a state dict as a model folder's weights: ``model.pt``, or
+    ``model-0000i-of-0000n.pt`` shards of at most ``max_shard_bytes`` tensor
+    bytes; weight files of an earlier save that this one does not use are
+    removed afterwards, and each file is written to a temporary and renamed.
+    ``load_state`` reads them back. Returns the folder."""
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    shards = _split_state(state, max_shard_bytes)
+    old_single, old_shards = weight_files(out)
+    if len(shards) == 1:
+        written = [out / "model.pt"]
+    else:
+        written = shard_names(out, len(shards))
+    for target, shard in zip(written, shards, strict=True):
+        _atomic(target, lambda f, shard=shard: torch.save(shard, f))
+    for stale in [old_single, *old_shards]:
+        if stale is not None and stale not in written:
+            stale.unlink(missing_ok=True)
+    return out
+
+
 def save_model(
     model: AsrModel,
     path: str | Path,
@@ -177,8 +201,6 @@ def save_model(
     files of an earlier save that the new one does not use are removed
     afterwards. Every file is written to a temporary and renamed, so a crash
     leaves no half file."""
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
     state = {
         k: (
             v.half()
@@ -187,17 +209,7 @@ def save_model(
         )
         for k, v in model.state_dict().items()
     }
-    shards = _split_state(state, max_shard_bytes)
-    old_single, old_shards = weight_files(out)
-    if len(shards) == 1:
-        written = [out / "model.pt"]
-    else:
-        written = shard_names(out, len(shards))
-    for target, shard in zip(written, shards, strict=True):
-        _atomic(target, lambda f, shard=shard: torch.save(shard, f))
-    for stale in [old_single, *old_shards]:
-        if stale is not None and stale not in written:
-            stale.unlink(missing_ok=True)
+    out = save_state(state, path, max_shard_bytes)
     config_text = json.dumps(model.config.to_dict(), indent=2) + "\n"
     _atomic(out / "config.json", lambda f: f.write(config_text.encode()))
     source = tokenizer_file or (model.tokenizer.path if model.tokenizer else None)
