@@ -23,14 +23,14 @@
 # ASR runs can share one corpus and one machine, each on its own GPUs
 # (ASR_GPUS=0,1 sets CUDA_VISIBLE_DEVICES for it), e.g. a second arm:
 #   ASR_RUN=small ASR_GPUS=2,3 TRAIN=asr ... bash recipes/train_default_models.sh start
-# ASR_INIT_PACK=DIR starts the run from an int8 transport copy of a model
-# (python -m recipes.asr.pack_weights pack; e.g. the kept
-# recipes/asr/checkpoints/large): unpacked into $WORK/init_$ASR_RUN and
-# given to the trainer as --init-from.
 # Such an arm's main process gets ASR_THREADS (default 4) CPU threads
 # (OMP_NUM_THREADS): four arms each starting one per core stalled for minutes
 # in the CPU work of their first steps (feature statistics; load 254 on 64
 # cores) where they took seconds with 4.
+# ASR_INIT_PACK=DIR starts the run from an int8 transport copy of a model
+# (python -m recipes.asr.pack_weights pack; e.g. the kept
+# recipes/asr/checkpoints/large): unpacked into $WORK/init_$ASR_RUN and
+# given to the trainer as --init-from.
 # Rerunning `start` resumes every run
 # from its checkpoint (corpora that are gone are rebuilt from the seed: the
 # same sentences, voices and prosody; espeak-ng's audio varies by a few

@@ -58,9 +58,9 @@ def pack_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def unpack_state(packed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     state = {}
     for name, tensor in packed.items():
-        scale = packed.get(name + SCALE)
         if name.endswith(SCALE):
             continue
+        scale = packed.get(name + SCALE)
         if scale is None:
             state[name] = tensor
         else:

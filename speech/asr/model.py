@@ -11,8 +11,6 @@ frames, T' encoder frames, M mel bins, V vocabulary.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +20,7 @@ from torch import Tensor, nn
 from speech.asr.config import AsrConfig
 from speech.asr.encoder import ChunkFormerEncoder, EncoderState
 from speech.asr.weights import DEFAULT_MODEL_DIR, SHARD, shard_names, weight_files
+from speech.formats import atomic_output
 
 if TYPE_CHECKING:
     from speech.asr.tokenizer import Tokenizer
@@ -180,7 +179,8 @@ def save_state(
     else:
         written = shard_names(out, len(shards))
     for target, shard in zip(written, shards, strict=True):
-        _atomic(target, lambda f, shard=shard: torch.save(shard, f))
+        with atomic_output(target) as file:
+            torch.save(shard, file)
     for stale in [old_single, *old_shards]:
         if stale is not None and stale not in written:
             stale.unlink(missing_ok=True)
@@ -211,27 +211,16 @@ def save_model(
     }
     out = save_state(state, path, max_shard_bytes)
     config_text = json.dumps(model.config.to_dict(), indent=2) + "\n"
-    _atomic(out / "config.json", lambda f: f.write(config_text.encode()))
+    with atomic_output(out / "config.json") as file:
+        file.write(config_text.encode())
     source = tokenizer_file or (model.tokenizer.path if model.tokenizer else None)
     if (
         source is not None
         and Path(source).resolve() != (out / "tokenizer.model").resolve()
     ):
         data = Path(source).read_bytes()
-        _atomic(out / "tokenizer.model", lambda f: f.write(data))
-
-
-def _atomic(target: Path, write) -> None:  # type: ignore[no-untyped-def]
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_output(out / "tokenizer.model") as file:
+            file.write(data)
 
 
 def load_state(folder: str | Path) -> dict[str, Tensor]:
