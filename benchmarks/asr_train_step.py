@@ -7,7 +7,8 @@ clipping, AdamW) as the trainer runs it, eager or with ``torch.compile``.
 Each step is a new batch of random features whose utterance lengths (1.5 to
 12 s) fill ``--batch-seconds``, with the trainer's own draw of chunk size and
 contexts (``recipes.asr.train.draw_geometry``), random token targets, and on
-a GPU bf16 autocast and fused AdamW. Steps are synchronised and timed one by
+a GPU fused AdamW; ``--precision`` as the trainer's switches: ``fp32``,
+``tf32`` (its default: TensorFloat-32 matrix products) or ``bf16`` autocast. Steps are synchronised and timed one by
 one; the figure is the median of the second half (the first steps build kernels, and
 with ``--compile`` the graphs). Input loading, features and augmentation are
 not included: this is the model's step alone.
@@ -54,12 +55,15 @@ def main() -> None:
     p.add_argument("--batch-seconds", type=float, default=500.0)
     p.add_argument("--steps", type=int, default=80)
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="tf32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json")
     args = p.parse_args()
 
     device = torch.device(args.device)
     config = asr_config(args.config)
+    torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
+    bf16 = args.precision == "bf16" and device.type == "cuda"
     torch.manual_seed(args.seed)
     model = AsrModel(config).to(device).train()
     if args.compile:
@@ -84,7 +88,7 @@ def main() -> None:
         )
         synchronize(args.device)
         start = time.perf_counter()
-        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
             log_probs, out_lengths = model(features, lengths, chunk, left, right)
         loss = F.ctc_loss(
             log_probs.transpose(0, 1).float(),
@@ -105,6 +109,7 @@ def main() -> None:
         "config": args.config,
         "parameters (M)": sum(p.numel() for p in model.parameters()) / 1e6,
         "mode": "compile" if args.compile else "eager",
+        "precision": args.precision,
         "batch s": args.batch_seconds,
         "steps": args.steps,
         "step ms (median, 2nd half)": step_ms,

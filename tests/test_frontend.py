@@ -345,3 +345,37 @@ def test_augmentation_ffts_at_fast_lengths_match_direct_computation():
         low = power[(freqs > 200) & (freqs < 400)].mean()
         high = power[(freqs > 3200) & (freqs < 6400)].mean()
         assert 10 * np.log10(low / high) == pytest.approx(4 * slope, abs=1.0)
+
+
+def test_edge_silence_pads_both_ends_within_its_range():
+    from dataclasses import replace
+
+    from recipes.asr.augment import AugmentConfig, augment_waveform
+
+    rate = 16000
+    speech = np.full(rate, 0.5, np.float32)  # a flat 1 s "utterance"
+    only_edges = replace(
+        AugmentConfig(),
+        speeds=(1.0,),
+        noise_prob=0.0,
+        reverb_prob=0.0,
+        eq_prob=0.0,
+        gain_db=(0.0, 0.0),
+        edge_silence_prob=1.0,
+    )
+    low, high = only_edges.edge_silence_seconds
+    leads, tails = [], []
+    for seed in range(40):
+        out = augment_waveform(speech, np.random.default_rng(seed), only_edges, rate)
+        voiced = np.flatnonzero(out)
+        assert len(voiced) == rate and np.all(out[voiced] == 0.5)  # speech intact
+        lead, tail = voiced[0] / rate, (len(out) - 1 - voiced[-1]) / rate
+        assert low - 1e-4 <= lead <= high and low - 1e-4 <= tail <= high
+        leads.append(lead)
+        tails.append(tail)
+    # each side is drawn on its own, over the whole range
+    assert np.std(np.subtract(leads, tails)) > 0.1
+    assert max(leads) - min(leads) > 0.3
+    # at probability 0 the input comes back unpadded
+    never = replace(only_edges, edge_silence_prob=0.0)
+    assert len(augment_waveform(speech, np.random.default_rng(0), never, rate)) == rate

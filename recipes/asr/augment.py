@@ -42,6 +42,11 @@ class AugmentConfig:
     vtlp_range: tuple[float, float] = (0.88, 1.12)
     eq_prob: float = 0.5
     eq_db: float = 8.0  # largest boost or cut of one band
+    # silence before and after the speech, drawn per side: corpora trimmed to
+    # 50 ms taught the model no margin at the edges, and the last word lost
+    # most (README, model card: "Edges")
+    edge_silence_prob: float = 0.5
+    edge_silence_seconds: tuple[float, float] = (0.05, 0.6)
 
 
 def fft_size(n: int) -> int:
@@ -141,8 +146,14 @@ def augment_waveform(
     sample_rate: int,
     babble_source: Callable[[np.random.Generator], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Speed, colouring (``random_eq``), reverberation, noise and gain, each
-    drawn from ``rng``."""
+    """Edge silence, speed, colouring (``random_eq``), reverberation, noise
+    and gain, each drawn from ``rng``."""
+    if config.edge_silence_prob > 0 and rng.random() < config.edge_silence_prob:
+        low, high = config.edge_silence_seconds
+        before, after = (int(rng.uniform(low, high) * sample_rate) for _ in range(2))
+        samples = np.concatenate(
+            [np.zeros(before, np.float32), samples, np.zeros(after, np.float32)]
+        )
     speed = float(rng.choice(config.speeds))
     if speed != 1.0:
         samples = AF.resample(

@@ -207,6 +207,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "step rate; see the README's model card, stage 22)",
     )
     p.add_argument(
+        "--tf32",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="TensorFloat-32 matrix products on CUDA (float32 storage and "
+        "accumulation, inputs rounded to a 10-bit mantissa; "
+        "benchmarks/asr_train_step.py --precision times it)",
+    )
+    p.add_argument(
+        "--edge-silence-prob",
+        type=float,
+        default=AugmentConfig.edge_silence_prob,
+        help="share of utterances given 50-600 ms of silence before and after "
+        "the speech (the corpora are trimmed to 50 ms)",
+    )
+    p.add_argument(
         "--profile-steps",
         type=int,
         default=0,
@@ -435,6 +450,7 @@ def main(argv: list[str] | None = None) -> None:
     env = Distributed(args.device)
     torch.use_deterministic_algorithms(args.deterministic)
     device = env.device
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.manual_seed(args.seed + env.rank)
     out = Path(args.out)
 
@@ -459,6 +475,7 @@ def main(argv: list[str] | None = None) -> None:
             vtlp_prob=args.vtlp_prob,
             vtlp_range=args.vtlp_range,
             eq_prob=args.eq_prob,
+            edge_silence_prob=args.edge_silence_prob,
         )
     )
     dataset = AsrDataset(
