@@ -8,9 +8,10 @@ Each step is a new batch of random features whose utterance lengths (1.5 to
 12 s) fill ``--batch-seconds``, with the trainer's own draw of chunk size and
 contexts (``recipes.asr.train.draw_geometry``), random token targets, and on
 a GPU fused AdamW; ``--precision`` as the trainer's switches: ``fp32``,
-``tf32`` (its default: TensorFloat-32 matrix products) or ``bf16`` autocast. Steps are synchronised and timed one by
-one; the figure is the median of the second half (the first steps build kernels, and
-with ``--compile`` the graphs). Input loading, features and augmentation are
+``tf32`` (its default: TensorFloat-32 matrix products) or ``bf16`` autocast.
+Steps are synchronised and timed one by one; the figure is the median of the
+second half (the first steps build kernels, and with ``--compile`` the
+graphs). Input loading, features and augmentation are
 not included: this is the model's step alone.
 
 ``--compile`` compiles each Conformer layer (``dynamic=True``) but leaves the
