@@ -4,7 +4,7 @@
 
 Needs numpy, onnxruntime and soundfile; no torch and no part of this
 toolkit: the step graph's metadata says everything (sample rate, filterbank,
-chunk size, left context, vocabulary). The audio is cut into the feature
+chunk size, left context, vocabulary, edge silence). The audio is cut into the feature
 windows of successive chunks and each chunk goes through ``asr_step.onnx``
 with the caches of the previous one; CTC greedy decoding joins the tokens.
 """
@@ -76,7 +76,22 @@ def transcribe(folder: str, audio_path: str) -> str:
     samples, rate = sf.read(audio_path, dtype="float32", always_2d=True)
     if rate != fb["sample_rate"]:
         raise SystemExit(f"{audio_path}: resample to {fb['sample_rate']} Hz first")
-    features = fbank(samples.mean(axis=1), fb)
+    # the silence the model wants around its input (the toolkit's
+    # Recognizer adds the same): the leading part in whole encoder frames
+    before, after = json.loads(meta["config"]).get("edge_padding", (0.0, 0.64))
+    shift = int(fb["sample_rate"] * fb["frame_shift_ms"] / 1000)
+    subsampling = int(meta["subsampling"])
+    lead = (
+        round(before / (subsampling * shift / fb["sample_rate"])) * subsampling * shift
+    )
+    audio = np.concatenate(
+        [
+            np.zeros(lead),
+            samples.mean(axis=1),
+            np.zeros(round(after * fb["sample_rate"])),
+        ]
+    )
+    features = fbank(audio.astype(np.float32), fb)
 
     # Zero caches for one stream: every input but the first two is state.
     state = {}

@@ -216,15 +216,6 @@ class AsrSlot:
         return self.arrivals[0][1] if self.arrivals else None
 
 
-def _end_input(stream: RecognizerStream) -> None:
-    """Flush the stream's resampler, so that its tail joins the last window
-    as in ``RecognizerStream.finish`` (which then finds nothing to flush)."""
-    if stream.resampler is not None:
-        tail = stream.resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-        stream.resampler = None
-        stream.feed(tail)  # already at the model's rate
-
-
 class AsrBatcher(_BatchLoop):
     name = "asr"
 
@@ -265,8 +256,10 @@ class AsrBatcher(_BatchLoop):
         return any(slot.wants_work() for slot in self.slots)
 
     def _needed_input(self, slot: AsrSlot, last_frame: int) -> int:
-        """Input samples that feature frame ``last_frame`` needs."""
+        """Input samples that feature frame ``last_frame`` needs (the
+        stream's leading edge silence is not input)."""
         model = last_frame * self.frame_shift + self.frame_length
+        model = max(model - self.recognizer.lead_samples, 0)
         return min(math.ceil(model * slot.input_rate / self.model_rate), slot.received)
 
     def _pass(
@@ -278,7 +271,9 @@ class AsrBatcher(_BatchLoop):
                 if audio is not None:
                     slot.stream.feed(audio)
                 if ending and not slot.input_ended:
-                    _end_input(slot.stream)
+                    # the resampler's tail and the edge silence join the last
+                    # windows, as in RecognizerStream.finish
+                    slot.stream.end_input()
                     slot.input_ended = True
             except Exception as error:
                 outcome[slot].error = error

@@ -86,6 +86,28 @@ def add_vtln_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _edge_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 5:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration within 0..5 s")
+    return value
+
+
+def add_edge_padding_argument(parser: argparse.ArgumentParser) -> None:
+    """Silence added around each input (transcribe, evaluate)."""
+    parser.add_argument(
+        "--edge-padding",
+        type=_edge_seconds,
+        nargs=2,
+        metavar=("BEFORE", "AFTER"),
+        help="seconds of silence added before and after each input (default: "
+        "the model's: 0 and 0.64 for the shipped one; 0 0: none)",
+    )
+
+
 def lm_options(args: argparse.Namespace) -> dict:
     """``load_recognizer`` keywords from ``add_lm_arguments``' options."""
     return {
@@ -141,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_lm_arguments(t)
     add_vtln_argument(t)
+    add_edge_padding_argument(t)
     t.add_argument(
         "--batch-seconds", type=float, default=1800.0, help="audio per masked batch"
     )
@@ -331,6 +354,7 @@ def transcribe_command(args: argparse.Namespace) -> int:
             device=device,
             beam_size=args.beam_size or 1,
             vtln=args.vtln,
+            edge_padding=args.edge_padding,
             **lm_options(args),
         )
     except (OSError, ValueError) as error:

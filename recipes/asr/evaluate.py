@@ -29,7 +29,12 @@ from speech.asr.recognizer import (
     transcript_from_events,
 )
 from speech.audio import load_audio
-from speech.cli import add_lm_arguments, add_vtln_argument, lm_options
+from speech.cli import (
+    add_edge_padding_argument,
+    add_lm_arguments,
+    add_vtln_argument,
+    lm_options,
+)
 from speech.text.normalize import asr_transcript
 
 FULL = ChunkGeometry(100_000, 0, 0)
@@ -131,6 +136,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         device=args.device,
         beam_size=args.beam_size,
         vtln=args.vtln,
+        edge_padding=args.edge_padding,
         **lm_options(args),
     )
     config = recognizer.config
@@ -202,6 +208,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "geometries": {k: vars(v) for k, v in geometries.items()},
         "latency_streaming_s": config.streaming.latency_seconds(config.num_layers),
         "vtln": args.vtln,
+        "edge_padding": list(recognizer.edge_padding),
         "hypotheses": hypotheses,
     }
 
@@ -228,6 +235,9 @@ def render(report: dict) -> str:
         f"\n\nGeometries (80 ms frames): {geometry}; "
         f"streaming algorithmic latency {latency:.0f} ms."
     )
+    if "edge_padding" in report:
+        before, after = report["edge_padding"]
+        out += f" Edge silence: {before:g} s before, {after:g} s after."
     if report.get("vtln", 1.0) != 1.0:
         out += f" VTLN: {report['vtln']} (each file's own warp, all geometries)."
     if report["long_form"]:
@@ -269,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--beam-size", type=int, default=1)
     add_lm_arguments(p)
     add_vtln_argument(p)
+    add_edge_padding_argument(p)
     p.add_argument("--batch-seconds", type=float, default=600.0)
     p.add_argument("--limit", type=int, default=0, help="first N utterances only")
     p.add_argument(

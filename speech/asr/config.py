@@ -60,6 +60,21 @@ class AsrConfig:
     # default decoding geometries (encoder frames)
     offline: ChunkGeometry = field(default_factory=lambda: ChunkGeometry(64, 128, 64))
     streaming: ChunkGeometry = field(default_factory=lambda: ChunkGeometry(6, 64, 0))
+    # silence (seconds) the recognizer adds before and after every input: the
+    # subsampling drops up to 7 trailing 10 ms frames, and a sentence's last
+    # word needs frames after it to be emitted (README model card, "Edges");
+    # none before by default: there it gained full context little and cost
+    # streaming on unseen voices. A leading part is rounded to whole encoder
+    # frames (80 ms), so that word times move back by an exact number of frames
+    edge_padding: tuple[float, float] = (0.0, 0.64)
+
+    def __post_init__(self) -> None:
+        before, after = self.edge_padding
+        if not (0 <= before <= 5 and 0 <= after <= 5):
+            raise ValueError(
+                f"edge_padding must be two durations within 0..5 s, got "
+                f"{self.edge_padding!r}"
+            )
 
     @property
     def frame_seconds(self) -> float:
@@ -74,6 +89,8 @@ class AsrConfig:
         for key in ("offline", "streaming"):
             if isinstance(data.get(key), dict):
                 data[key] = ChunkGeometry(**data[key])
+        if isinstance(data.get("edge_padding"), list):
+            data["edge_padding"] = tuple(data["edge_padding"])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -180,6 +180,10 @@ class Recognizer:
             the model is most confident on its first ``VTLN_SECONDS``
             (files and arrays; a live stream takes the fixed factor, 1 with
             ``"auto"``, or its own: ``stream(vtln=...)``).
+        edge_padding: seconds of silence added before and after every input
+            (files, arrays and live streams alike; default: the model's
+            ``AsrConfig.edge_padding``). The part before is rounded to whole
+            encoder frames; word times are given on the input's own clock.
     """
 
     def __init__(
@@ -190,6 +194,7 @@ class Recognizer:
         lm_weight: float = DEFAULT_LM_WEIGHT,
         word_bonus: float = DEFAULT_WORD_BONUS,
         vtln: float | Literal["auto"] = 1.0,
+        edge_padding: tuple[float, float] | None = None,
     ) -> None:
         if beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {beam_size}")
@@ -212,6 +217,43 @@ class Recognizer:
             sample_rate=config.sample_rate,
             num_mel_bins=config.num_mel_bins,
             vtln_warp=1.0 if setting == "auto" else setting,
+        )
+        if edge_padding is None:
+            edge_padding = config.edge_padding
+        before, after = (float(x) for x in edge_padding)
+        if not (0 <= before <= 5 and 0 <= after <= 5):
+            raise ValueError(
+                f"edge_padding must be two durations within 0..5 s, got "
+                f"{edge_padding!r}"
+            )
+        # leading silence in whole encoder frames: word times move back by
+        # exactly lead_frames
+        self.lead_frames = round(before / config.frame_seconds)
+        self.lead_samples = (
+            self.lead_frames * SUBSAMPLING * self.fbank_config.frame_shift
+        )
+        self.tail_samples = round(after * config.sample_rate)
+
+    @property
+    def edge_padding(self) -> tuple[float, float]:
+        """Seconds of silence added before and after each input."""
+        return (
+            self.lead_samples / self.sample_rate,
+            self.tail_samples / self.sample_rate,
+        )
+
+    def pad(self, samples: np.ndarray) -> np.ndarray:
+        """``samples`` (at the model's rate) with the edge silence added (none
+        to an empty input, which stays empty)."""
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if not len(samples) or not (self.lead_samples or self.tail_samples):
+            return samples
+        return np.concatenate(
+            [
+                np.zeros(self.lead_samples, np.float32),
+                samples,
+                np.zeros(self.tail_samples, np.float32),
+            ]
         )
 
     @property
@@ -257,8 +299,23 @@ class Recognizer:
             )
         return StreamingCtcDecoder("greedy", endpointer=endpointer)
 
+    def _words(self, hits: Sequence[TokenHit], duration: float | None) -> list[Word]:
+        """Timed words on the input's clock: the leading silence taken off,
+        times clamped to the input (a word ending in the added silence ends
+        with the input)."""
+        words = words_with_times(
+            hits, self.tokenizer, self.config.frame_seconds, -self.lead_frames
+        )
+        for i, word in enumerate(words):
+            start, end = max(word.start, 0.0), max(word.end, 0.0)
+            if duration is not None:
+                start, end = min(start, duration), min(end, duration)
+            if (start, end) != (word.start, word.end):
+                words[i] = replace(word, start=start, end=end)
+        return words
+
     def _transcript(self, hits: list[TokenHit], duration: float) -> Transcript:
-        words = words_with_times(hits, self.tokenizer, self.config.frame_seconds)
+        words = self._words(hits, duration)
         segments = segments_from_words(words)
         return Transcript(
             text=" ".join(w.text for w in words), segments=segments, duration=duration
@@ -267,7 +324,8 @@ class Recognizer:
     def decode(
         self, log_probs: np.ndarray, duration: float, beam_size: int | None = None
     ) -> Transcript:
-        """(T', V) log-probabilities of one input -> transcript."""
+        """(T', V) log-probabilities of one input (edge silence included, as
+        ``pad`` adds it) -> transcript; ``duration``: the input's own."""
         decoder = self._decoder(beam_size, OFFLINE_ENDPOINTS)
         hits = [h for seg in decoder.accept(log_probs) for h in seg.best.hits]
         last = decoder.finish()
@@ -298,11 +356,13 @@ class Recognizer:
             device = str(getattr(self.backend, "device", "cpu"))
             block_seconds = 600.0 if device.startswith("cuda") else 60.0
         if isinstance(audio, np.ndarray):
+            duration = len(audio) / self.sample_rate
+            audio = self.pad(audio)
             warp, log_probs = self._warp_and_output(audio, geometry, vtln)
             if log_probs is None:
                 features = self.features(audio, warp)
                 log_probs = self.backend.encode_list([features], geometry)[0]
-            return self.decode(log_probs, len(audio) / self.sample_rate, beam_size)
+            return self.decode(log_probs, duration, beam_size)
         window = geometry.chunk_size + geometry.right_context
         if window > MAX_LONG_FORM_WINDOW:
             seconds = window * self.config.frame_seconds
@@ -316,31 +376,43 @@ class Recognizer:
         decoder = self._decoder(beam_size, OFFLINE_ENDPOINTS)
         hits: list[TokenHit] = []
         samples = 0
-        blocks = iter_audio_blocks(audio, self.sample_rate, block_seconds)
+        blocks: Iterator[np.ndarray] = iter_audio_blocks(
+            audio, self.sample_rate, block_seconds
+        )
         if self._setting(vtln) == "auto":
             # the first VTLN_SECONDS (or the whole file) choose the warp, as
             # for an array; those blocks then go through like the rest
+            # (edge silence included, as for an array)
             head: list[np.ndarray] = []
             head_samples = 0
+            whole = True
             for block in blocks:
                 head.append(block)
                 head_samples += len(block)
                 if head_samples >= VTLN_SECONDS * self.sample_rate:
+                    whole = False
                     break
-            start = np.concatenate(head) if head else np.zeros(0, np.float32)
+            start = self.pad(np.concatenate(head) if head else np.zeros(0, np.float32))
+            if not whole:
+                start = start[: len(start) - self.tail_samples]
             warp = self.estimate_warp(start)
             blocks = itertools.chain(head, blocks)
         else:
             warp = self._fixed_warp(vtln)
         fbank = StreamingFbank(replace(self.fbank_config, vtln_warp=warp))
-        for block in blocks:
+        lead = np.zeros(self.lead_samples, np.float32)
+        for block in itertools.chain([lead], blocks):
             samples += len(block)
             for segment in decoder.accept(pipeline.push(fbank.accept(block))):
                 hits += segment.best.hits
+        samples -= len(lead)
         if samples == 0:
             from speech.errors import AudioError
 
             raise AudioError(f"{os.fspath(audio)}: no audio samples")
+        tail = fbank.accept(np.zeros(self.tail_samples, np.float32))
+        for segment in decoder.accept(pipeline.push(tail)):
+            hits += segment.best.hits
         for segment in decoder.accept(pipeline.flush()):
             hits += segment.best.hits
         last = decoder.finish()
@@ -452,11 +524,15 @@ class Recognizer:
         beam_size: int | None,
     ) -> Iterator[tuple[str, Transcript | SpeechError]]:
         loaded: list[tuple[str, np.ndarray]] = []
+        durations: list[float] = []
         for _, path in batch:
             try:
-                loaded.append((path, load_audio(path, self.sample_rate)))
+                samples = load_audio(path, self.sample_rate)
             except SpeechError as error:
                 yield path, error
+                continue
+            loaded.append((path, self.pad(samples)))
+            durations.append(len(samples) / self.sample_rate)
         if not loaded:
             return
         chosen = [self._warp_and_output(s, geometry) for _, s in loaded]
@@ -467,11 +543,10 @@ class Recognizer:
             encoded = self.backend.encode_list(features, geometry)
             for i, log_probs in zip(todo, encoded, strict=True):
                 outputs[i] = log_probs
-        for (path, samples), log_probs in zip(loaded, outputs, strict=True):
-            yield (
-                path,
-                self.decode(log_probs, len(samples) / self.sample_rate, beam_size),
-            )
+        for (path, _), duration, log_probs in zip(
+            loaded, durations, outputs, strict=True
+        ):
+            yield path, self.decode(log_probs, duration, beam_size)
 
     # ------------------------------------------------------------ streaming
 
@@ -538,10 +613,13 @@ class RecognizerStream:
             self.resampler = soxr.ResampleStream(
                 input_sample_rate, recognizer.sample_rate, 1, dtype="float32"
             )
+        self.input_rate = input_sample_rate
         self.segment_index = 0
         self.samples_in = 0
+        self.input_ended = False
         self.finished = False
         self._last_partial = ""
+        self._add_frames(np.zeros(recognizer.lead_samples, np.float32))
 
     @property
     def frame_seconds(self) -> float:
@@ -549,13 +627,38 @@ class RecognizerStream:
 
     def feed(self, samples: np.ndarray, last: bool = False) -> None:
         """Buffer float32 samples (at the input rate)."""
+        if self.input_ended:
+            raise RuntimeError("the stream's input has ended")
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self.samples_in += len(samples)
         if self.resampler is not None:
             samples = self.resampler.resample_chunk(samples, last=last)
+        self._add_frames(samples)
+        if last:
+            self.end_input()
+
+    def _add_frames(self, samples: np.ndarray) -> None:
+        """Features of samples at the model's rate."""
         frames = self.fbank.accept(samples)
         if len(frames):
             self.features = np.concatenate([self.features, frames])
+
+    def end_input(self) -> None:
+        """No more audio: flush the resampler and add the trailing edge
+        silence (``Recognizer.edge_padding``); ``next_window(final=True)``
+        then gives what is left. ``finish`` calls it if need be."""
+        if self.input_ended:
+            return
+        if self.resampler is not None:
+            self._add_frames(
+                self.resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            )
+            self.resampler = None
+        if self.samples_in:
+            self._add_frames(np.zeros(self.recognizer.tail_samples, np.float32))
+        else:  # no audio at all: nothing to decode, not even the edge silence
+            self.features = self.features[:0]
+        self.input_ended = True
 
     def next_window(self, final: bool = False) -> tuple[np.ndarray, int] | None:
         """The next chunk's (8C + 7, M) feature window and its valid encoder
@@ -589,8 +692,10 @@ class RecognizerStream:
         return events
 
     def _segment(self, hypothesis: Hypothesis) -> Segment:
-        words: list[Word] = words_with_times(
-            hypothesis.hits, self.recognizer.tokenizer, self.frame_seconds
+        # times within the audio received so far
+        rate = self.input_rate or self.recognizer.sample_rate
+        words: list[Word] = self.recognizer._words(
+            hypothesis.hits, self.samples_in / rate
         )
         if not words:
             return Segment(text="", start=0.0, end=0.0, words=[])
@@ -622,7 +727,7 @@ class RecognizerStream:
         """End of input: decode what is left and close the last segment."""
         if self.finished:
             return []
-        self.feed(np.zeros(0, dtype=np.float32), last=True)
+        self.end_input()
         events = [e for e in self._run(final=True) if e.kind == "final"]
         closed = self.decoder.finish()
         if closed is not None:
