@@ -46,7 +46,8 @@ def encode(
     rate = recognizer.sample_rate
 
     def run() -> None:
-        features = [recognizer.features(s) for s in batch]
+        # with the edge silence, as transcribe and evaluate decode
+        features = [recognizer.features(recognizer.pad(s)) for s in batch]
         for samples, log_probs in zip(
             batch, recognizer.backend.encode_list(features, geometry), strict=True
         ):

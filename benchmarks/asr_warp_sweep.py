@@ -65,8 +65,9 @@ def sweep(
     rows = []
     for index, utt in enumerate(read_manifest(manifest)):
         samples = load_audio(utt.audio, rate)
-        waveform = torch.from_numpy(samples)[None]
-        length = torch.tensor([len(samples)])
+        # with the edge silence, as transcribe and evaluate decode
+        waveform = torch.from_numpy(recognizer.pad(samples))[None]
+        length = torch.tensor([waveform.shape[1]])
         features = []
         for warp in warps:
             feats, count = fbank_batch(
