@@ -626,15 +626,16 @@ class RecognizerStream:
         return self.recognizer.config.frame_seconds
 
     def feed(self, samples: np.ndarray, last: bool = False) -> None:
-        """Buffer float32 samples (at the input rate)."""
+        """Buffer float32 samples (at the input rate); ``last``: they end the
+        input (``end_input``)."""
         if self.input_ended:
             raise RuntimeError("the stream's input has ended")
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self.samples_in += len(samples)
         if self.resampler is not None:
-            samples = self.resampler.resample_chunk(samples, last=last)
+            samples = self.resampler.resample_chunk(samples)
         self._add_frames(samples)
-        if last:
+        if last:  # flushes the resampler
             self.end_input()
 
     def _add_frames(self, samples: np.ndarray) -> None:
