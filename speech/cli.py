@@ -87,12 +87,16 @@ def add_vtln_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _edge_seconds(text: str) -> float:
+    from speech.asr.config import MAX_EDGE_PADDING
+
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0 <= value <= 5:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration within 0..5 s")
+    if not 0 <= value <= MAX_EDGE_PADDING:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration within 0..{MAX_EDGE_PADDING:g} s"
+        )
     return value
 
 

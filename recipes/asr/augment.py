@@ -151,9 +151,7 @@ def augment_waveform(
     if config.edge_silence_prob > 0 and rng.random() < config.edge_silence_prob:
         low, high = config.edge_silence_seconds
         before, after = (int(rng.uniform(low, high) * sample_rate) for _ in range(2))
-        samples = np.concatenate(
-            [np.zeros(before, np.float32), samples, np.zeros(after, np.float32)]
-        )
+        samples = np.pad(samples, (before, after))
     speed = float(rng.choice(config.speeds))
     if speed != 1.0:
         samples = AF.resample(

@@ -12,6 +12,18 @@ __all__ = ["AsrConfig", "ChunkGeometry"]
 
 SUBSAMPLING = 8  # input (10 ms) frames per encoder (80 ms) frame
 SUBSAMPLING_FIELD = 15  # input frames seen by one encoder frame
+MAX_EDGE_PADDING = 5.0  # seconds, on each side
+
+
+def check_edge_padding(value: tuple[float, float]) -> tuple[float, float]:
+    """``(before, after)`` seconds of edge silence, checked."""
+    before, after = (float(x) for x in value)
+    if not (0 <= before <= MAX_EDGE_PADDING and 0 <= after <= MAX_EDGE_PADDING):
+        raise ValueError(
+            f"edge_padding must be two durations within 0..{MAX_EDGE_PADDING:g} s, "
+            f"got {value!r}"
+        )
+    return before, after
 
 
 @dataclass(frozen=True)
@@ -69,12 +81,7 @@ class AsrConfig:
     edge_padding: tuple[float, float] = (0.0, 0.64)
 
     def __post_init__(self) -> None:
-        before, after = self.edge_padding
-        if not (0 <= before <= 5 and 0 <= after <= 5):
-            raise ValueError(
-                f"edge_padding must be two durations within 0..5 s, got "
-                f"{self.edge_padding!r}"
-            )
+        check_edge_padding(self.edge_padding)
 
     @property
     def frame_seconds(self) -> float:

@@ -19,7 +19,13 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import soxr
 
-from speech.asr.config import SUBSAMPLING, SUBSAMPLING_FIELD, AsrConfig, ChunkGeometry
+from speech.asr.config import (
+    SUBSAMPLING,
+    SUBSAMPLING_FIELD,
+    AsrConfig,
+    ChunkGeometry,
+    check_edge_padding,
+)
 from speech.asr.decoding import (
     DEFAULT_ENDPOINT_RULES,
     Endpointer,
@@ -218,14 +224,9 @@ class Recognizer:
             num_mel_bins=config.num_mel_bins,
             vtln_warp=1.0 if setting == "auto" else setting,
         )
-        if edge_padding is None:
-            edge_padding = config.edge_padding
-        before, after = (float(x) for x in edge_padding)
-        if not (0 <= before <= 5 and 0 <= after <= 5):
-            raise ValueError(
-                f"edge_padding must be two durations within 0..5 s, got "
-                f"{edge_padding!r}"
-            )
+        before, after = check_edge_padding(
+            config.edge_padding if edge_padding is None else edge_padding
+        )
         # leading silence in whole encoder frames: word times move back by
         # exactly lead_frames
         self.lead_frames = round(before / config.frame_seconds)
@@ -246,15 +247,9 @@ class Recognizer:
         """``samples`` (at the model's rate) with the edge silence added (none
         to an empty input, which stays empty)."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        if not len(samples) or not (self.lead_samples or self.tail_samples):
+        if not len(samples):
             return samples
-        return np.concatenate(
-            [
-                np.zeros(self.lead_samples, np.float32),
-                samples,
-                np.zeros(self.tail_samples, np.float32),
-            ]
-        )
+        return np.pad(samples, (self.lead_samples, self.tail_samples))
 
     @property
     def config(self) -> AsrConfig:
@@ -299,7 +294,7 @@ class Recognizer:
             )
         return StreamingCtcDecoder("greedy", endpointer=endpointer)
 
-    def _words(self, hits: Sequence[TokenHit], duration: float | None) -> list[Word]:
+    def _words(self, hits: Sequence[TokenHit], duration: float) -> list[Word]:
         """Timed words on the input's clock: the leading silence taken off,
         times clamped to the input (a word ending in the added silence ends
         with the input)."""
@@ -307,9 +302,8 @@ class Recognizer:
             hits, self.tokenizer, self.config.frame_seconds, -self.lead_frames
         )
         for i, word in enumerate(words):
-            start, end = max(word.start, 0.0), max(word.end, 0.0)
-            if duration is not None:
-                start, end = min(start, duration), min(end, duration)
+            start = min(max(word.start, 0.0), duration)
+            end = min(max(word.end, 0.0), duration)
             if (start, end) != (word.start, word.end):
                 words[i] = replace(word, start=start, end=end)
         return words
@@ -375,44 +369,42 @@ class Recognizer:
         pipeline = self.backend.pipeline(geometry)
         decoder = self._decoder(beam_size, OFFLINE_ENDPOINTS)
         hits: list[TokenHit] = []
-        samples = 0
         blocks: Iterator[np.ndarray] = iter_audio_blocks(
             audio, self.sample_rate, block_seconds
         )
         if self._setting(vtln) == "auto":
             # the first VTLN_SECONDS (or the whole file) choose the warp, as
             # for an array; those blocks then go through like the rest
-            # (edge silence included, as for an array)
+            # (edge silence included, as for an array: past VTLN_SECONDS the
+            # trailing part is never read)
             head: list[np.ndarray] = []
             head_samples = 0
-            whole = True
             for block in blocks:
                 head.append(block)
                 head_samples += len(block)
                 if head_samples >= VTLN_SECONDS * self.sample_rate:
-                    whole = False
                     break
-            start = self.pad(np.concatenate(head) if head else np.zeros(0, np.float32))
-            if not whole:
-                start = start[: len(start) - self.tail_samples]
-            warp = self.estimate_warp(start)
+            start = np.concatenate(head) if head else np.zeros(0, np.float32)
+            warp = self.estimate_warp(self.pad(start))
             blocks = itertools.chain(head, blocks)
         else:
             warp = self._fixed_warp(vtln)
         fbank = StreamingFbank(replace(self.fbank_config, vtln_warp=warp))
-        lead = np.zeros(self.lead_samples, np.float32)
-        for block in itertools.chain([lead], blocks):
+
+        def push(samples: np.ndarray) -> None:
+            for segment in decoder.accept(pipeline.push(fbank.accept(samples))):
+                hits.extend(segment.best.hits)
+
+        push(np.zeros(self.lead_samples, np.float32))  # the edge silence
+        samples = 0
+        for block in blocks:
             samples += len(block)
-            for segment in decoder.accept(pipeline.push(fbank.accept(block))):
-                hits += segment.best.hits
-        samples -= len(lead)
+            push(block)
         if samples == 0:
             from speech.errors import AudioError
 
             raise AudioError(f"{os.fspath(audio)}: no audio samples")
-        tail = fbank.accept(np.zeros(self.tail_samples, np.float32))
-        for segment in decoder.accept(pipeline.push(tail)):
-            hits += segment.best.hits
+        push(np.zeros(self.tail_samples, np.float32))
         for segment in decoder.accept(pipeline.flush()):
             hits += segment.best.hits
         last = decoder.finish()
