@@ -1,9 +1,10 @@
 """WER of beam search with a word LM over a grid of fusion weights, word
-bonuses, beam sizes and LM files: how the shipped defaults were chosen.
+bonuses, spelling costs of unknown words, beam sizes and LM files: how the
+shipped defaults were chosen.
 
     python benchmarks/asr_lm_sweep.py --manifest data/asr/dev.jsonl \
         --lm speech/models/asr/lm.arpa.gz --weights 0.3,0.5,0.8 \
-        --bonuses 1,2,3.5 --beams 16
+        --bonuses 1,2,3.5 --oov-penalties 0,1 --beams 16
 
 The manifest is encoded once per geometry (full context and the model's
 streaming geometry, masked batching); every grid point then decodes the same
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recipes.common import read_manifest  # noqa: E402
 from speech.asr.config import ChunkGeometry  # noqa: E402
-from speech.asr.lm import NgramLM  # noqa: E402
+from speech.asr.lm import DEFAULT_OOV_PENALTY, NgramLM  # noqa: E402
 from speech.asr.metrics import word_error_rate  # noqa: E402
 from speech.asr.recognizer import Recognizer, load_recognizer  # noqa: E402
 from speech.audio import load_audio  # noqa: E402
@@ -73,6 +74,12 @@ def main() -> None:
     p.add_argument("--weights", type=_floats, default=[0.3, 0.5, 0.8])
     p.add_argument("--bonuses", type=_floats, default=[1.0, 2.0, 3.5])
     p.add_argument(
+        "--oov-penalties",
+        type=_floats,
+        default=[DEFAULT_OOV_PENALTY],
+        help="scores taken per letter of a word the LM does not know",
+    )
+    p.add_argument(
         "--beams", type=lambda t: [int(x) for x in t.split(",")], default=[16]
     )
     p.add_argument("--limit", type=int, default=0)
@@ -104,22 +111,28 @@ def main() -> None:
         )
         return round(word_error_rate(pairs), 2)
 
-    points = [("greedy", None, 1, None, None)]
-    points += [("beam, no LM", None, b, None, None) for b in args.beams]
+    points = [("greedy", None, 1, None, None, None)]
+    points += [("beam, no LM", None, b, None, None, None) for b in args.beams]
     points += [
-        (Path(path).name, path, b, w, bonus)
+        (Path(path).name, path, b, w, bonus, oov)
         for path in args.lm
         for b in args.beams
         for w in args.weights
         for bonus in args.bonuses
+        for oov in args.oov_penalties
     ]
     rows = []
     print(
-        "| LM | beam | weight | word bonus | WER full % | WER streaming % | decode s |"
+        "| LM | beam | weight | word bonus | OOV penalty | WER full % "
+        "| WER streaming % | decode s |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for label, path, beam, weight, bonus in points:
-        options = {} if path is None else {"lm_weight": weight, "word_bonus": bonus}
+    print("|---|---|---|---|---|---|---|---|")
+    for label, path, beam, weight, bonus, oov in points:
+        options = (
+            {}
+            if path is None
+            else {"lm_weight": weight, "word_bonus": bonus, "oov_penalty": oov}
+        )
         recognizer = Recognizer(
             base.backend, beam_size=beam, lm=lms.get(path), **options
         )
@@ -129,6 +142,7 @@ def main() -> None:
             "beam": beam,
             "weight": weight,
             "word_bonus": bonus,
+            "oov_penalty": oov,
             "full": wer(recognizer, "full"),
             "streaming": wer(recognizer, "streaming"),
             "decode_seconds": round(time.monotonic() - started, 1),
@@ -136,7 +150,8 @@ def main() -> None:
         rows.append(row)
         print(
             f"| {label} | {beam} | {weight if weight is not None else '-'} "
-            f"| {bonus if bonus is not None else '-'} | {row['full']:.2f} "
+            f"| {bonus if bonus is not None else '-'} "
+            f"| {oov if oov is not None else '-'} | {row['full']:.2f} "
             f"| {row['streaming']:.2f} | {row['decode_seconds']} |",
             flush=True,
         )

@@ -38,9 +38,24 @@ def _int_at_least(minimum: int):
     return parse
 
 
+def _non_negative(text: str) -> float:
+    """An argparse type: a number of 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of 0 or more")
+    return value
+
+
 def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
     """The word language model options of beam search (transcribe, evaluate)."""
-    from speech.asr.lm import DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS
+    from speech.asr.lm import (
+        DEFAULT_LM_WEIGHT,
+        DEFAULT_OOV_PENALTY,
+        DEFAULT_WORD_BONUS,
+    )
 
     parser.add_argument(
         "--lm",
@@ -56,6 +71,12 @@ def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--word-bonus", type=float, default=DEFAULT_WORD_BONUS, help="score per word"
+    )
+    parser.add_argument(
+        "--oov-penalty",
+        type=_non_negative,
+        default=DEFAULT_OOV_PENALTY,
+        help="score taken per letter of a word the LM does not know",
     )
 
 
@@ -118,6 +139,7 @@ def lm_options(args: argparse.Namespace) -> dict:
         "lm": None if args.lm == "none" else args.lm,
         "lm_weight": args.lm_weight,
         "word_bonus": args.word_bonus,
+        "oov_penalty": args.oov_penalty,
     }
 
 

@@ -291,6 +291,56 @@ def test_partial_words_outside_the_vocabulary_pay_at_once(lm) -> None:
     assert fusion.final(wrong) == pytest.approx(fusion.final(unk))
 
 
+def test_unknown_words_pay_for_their_letters(lm) -> None:
+    plain = LmFusion(lm, PIECES)
+    costly = LmFusion(lm, PIECES, oov_penalty=0.7)
+    for fusion in (plain, costly):
+        assert fusion.extend(fusion.root(), 1).score == 0.0  # "thus": open
+    # "thuss" spelt in one piece or as "th" + "uss": <unk> and five letters
+    root = costly.root()
+    whole = costly.extend(root, 2)
+    pieces = costly.extend(costly.extend(root, 5), 6)
+    unk = plain.extend(plain.root(), 2).score
+    assert whole.score == pytest.approx(unk - 0.7 * 5)
+    assert pieces.score == pytest.approx(whole.score)
+    # a word that ends as a prefix of known words only ("th") is unknown too
+    ended = costly.final(costly.extend(root, 5))
+    assert ended == pytest.approx(plain.final(plain.extend(plain.root(), 5)) - 1.4)
+    # known words cost what they did
+    words = [1, 3, 4]  # thus i go
+    assert _fused(costly, words) == pytest.approx(_fused(plain, words))
+    with pytest.raises(ValueError, match="oov_penalty"):
+        LmFusion(lm, PIECES, oov_penalty=-1.0)
+
+
+def _fused(fusion: LmFusion, tokens: list[int]) -> float:
+    node = fusion.root()
+    for token in tokens:
+        node = fusion.extend(node, token)
+    return fusion.final(node)
+
+
+def test_the_spelling_cost_keeps_words_apart(lm) -> None:
+    # "the" then "cat" with no word start: "thecat", one unknown word whose
+    # <unk> costs less than "the" and "cat" together; the sound says "cat"
+    # without its word start 49 to 1
+    pieces = ["<blank>", "\u2581the", "cat", "\u2581cat", "\u2581sat"]
+    rows = [{1: 1}, {0: 1}, {2: 0.98, 3: 0.02}, {0: 1}, {4: 1}, {0: 1}]
+    log_probs = np.full((len(rows), len(pieces)), 1e-4)
+    for t, row in enumerate(rows):
+        for token, p in row.items():
+            log_probs[t, token] = p
+        log_probs[t] /= log_probs[t].sum()
+    log_probs = np.log(log_probs).astype(np.float32)
+
+    def best(oov_penalty: float) -> tuple[int, ...]:
+        fusion = LmFusion(lm, pieces, 0.5, 1.0, oov_penalty)
+        return ctc_prefix_beam_search(log_probs, beam_size=4, fusion=fusion)[0].tokens
+
+    assert best(0.0) == (1, 2, 4)  # "thecat sat"
+    assert best(1.0) == (1, 3, 4)  # "the cat sat"
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     cuts=st.lists(st.integers(1, 9), min_size=1, max_size=5),

@@ -56,6 +56,7 @@ from speech.asr.tokenizer import WORD_START
 __all__ = [
     "BOS",
     "DEFAULT_LM_WEIGHT",
+    "DEFAULT_OOV_PENALTY",
     "DEFAULT_WORD_BONUS",
     "EOS",
     "UNK",
@@ -72,6 +73,10 @@ BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 # (benchmarks/asr_lm_sweep.py).
 DEFAULT_LM_WEIGHT = 0.5
 DEFAULT_WORD_BONUS = 1.5
+# Fused score taken per letter of a word outside the LM's vocabulary (its
+# spelling cost, on top of ``<unk>``'s probability; 0 turns it off), chosen
+# on the dev and MBROLA tuning sets with the defaults above: 0, 0.5, 1, 2.
+DEFAULT_OOV_PENALTY = 0.5
 _LN10 = math.log(10.0)
 _LOG10_ZERO = -99.0  # ARPA's "never" (the probability of <s>)
 
@@ -558,6 +563,13 @@ class LmFusion:
     (``closed``) rather than when it ends: otherwise a misspelling would ride
     free in the beam, crowding out the real word, until its end (the prefix
     check of pyctcdecode-style decoders).
+
+    ``<unk>`` alone costs the same for any length, so a hypothesis that runs
+    several words together into one unknown word ("virginia law forbids
+    bathtubs" -> "marginatbidsathtubs") pays it once where the real words pay
+    each their own probability. ``oov_penalty`` makes an unknown word pay for
+    its spelling too: that much fused score per letter, taken as the letters
+    come (a crude letter model: ``P(word) = P(<unk>) * p ** letters``).
     """
 
     def __init__(
@@ -566,11 +578,15 @@ class LmFusion:
         pieces: Sequence[str],
         weight: float = DEFAULT_LM_WEIGHT,
         word_bonus: float = DEFAULT_WORD_BONUS,
+        oov_penalty: float = DEFAULT_OOV_PENALTY,
     ) -> None:
+        if not oov_penalty >= 0:  # NaN too
+            raise ValueError(f"oov_penalty must be 0 or more, got {oov_penalty}")
         self.lm = lm
         self.pieces = list(pieces)
         self.weight = weight
         self.word_bonus = word_bonus
+        self.oov_penalty = oov_penalty
         self.prefixes = {
             word[:i] for word in lm.entries.words() for i in range(1, len(word) + 1)
         }
@@ -580,8 +596,8 @@ class LmFusion:
     def max_gain(self) -> float:
         """The most one ``extend`` can add to a node's score: it scores at
         most two words (the one a word-start piece ends, and the new one as
-        ``<unk>``). Beam search skips extensions that cannot make the beam
-        even with it."""
+        ``<unk>``; the spelling cost only ever takes away). Beam search skips
+        extensions that cannot make the beam even with it."""
         if self.weight < 0:
             return math.inf
         return max(0.0, 2 * (self.weight * self._max_log_prob + self.word_bonus))
@@ -598,8 +614,11 @@ class LmFusion:
             partial, closed = piece[len(WORD_START) :], False
         else:
             partial += piece
+            if closed:  # an unknown word goes on: its letters pay as they come
+                score -= self.oov_penalty * len(piece)
         if partial and not closed and partial not in self.prefixes:
             state, score = self._word(state, score, UNK)
+            score -= self.oov_penalty * len(partial)
             closed = True
         return FusionNode(state, score, partial, closed)
 
@@ -611,5 +630,10 @@ class LmFusion:
         return score + self.weight * self.lm.score(state, EOS)[0]
 
     def _word(self, state: State, score: float, word: str) -> tuple[State, float]:
+        """Scores a complete word (a prefix of vocabulary words may end as
+        none of them: then it is ``<unk>`` and pays for its letters)."""
         log_p, state = self.lm.score(state, word)
-        return state, score + self.weight * log_p + self.word_bonus
+        score += self.weight * log_p + self.word_bonus
+        if word != UNK and (word,) not in self.lm.entries:
+            score -= self.oov_penalty * len(word)
+        return state, score

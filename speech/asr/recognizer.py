@@ -37,7 +37,13 @@ from speech.asr.decoding import (
     words_with_times,
 )
 from speech.asr.frontend import VTLN_RANGE, FbankConfig, StreamingFbank, fbank_numpy
-from speech.asr.lm import DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS, LmFusion, NgramLM
+from speech.asr.lm import (
+    DEFAULT_LM_WEIGHT,
+    DEFAULT_OOV_PENALTY,
+    DEFAULT_WORD_BONUS,
+    LmFusion,
+    NgramLM,
+)
 from speech.asr.tokenizer import Tokenizer
 from speech.audio import audio_info, iter_audio_blocks, load_audio
 from speech.errors import GeometryError, SpeechError
@@ -179,6 +185,8 @@ class Recognizer:
         lm_weight, word_bonus: the fusion's ``weight * ln P(word | history)
             + word_bonus`` per word (defaults tuned on the shipped model's
             dev set, see README).
+        oov_penalty: fused score taken per letter of a word outside the LM's
+            vocabulary (``LmFusion``).
         vtln: vocal tract length normalisation of the features: a warp
             factor (1: none; above 1 moves formants up, for a voice whose
             vocal tract is longer than the training voices'), or ``"auto"``:
@@ -199,6 +207,7 @@ class Recognizer:
         lm: NgramLM | str | os.PathLike[str] | None = None,
         lm_weight: float = DEFAULT_LM_WEIGHT,
         word_bonus: float = DEFAULT_WORD_BONUS,
+        oov_penalty: float = DEFAULT_OOV_PENALTY,
         vtln: float | Literal["auto"] = 1.0,
         edge_padding: tuple[float, float] | None = None,
     ) -> None:
@@ -217,6 +226,9 @@ class Recognizer:
         self.lm_source = lm
         self.lm_weight = lm_weight
         self.word_bonus = word_bonus
+        if not oov_penalty >= 0:
+            raise ValueError(f"oov_penalty must be 0 or more, got {oov_penalty}")
+        self.oov_penalty = oov_penalty
         self._fusion: LmFusion | None = None
         config = backend.config
         self.fbank_config = FbankConfig(
@@ -268,7 +280,9 @@ class Recognizer:
             pieces = [
                 self.tokenizer.id_to_piece(i) for i in range(self.config.vocab_size)
             ]
-            self._fusion = LmFusion(lm, pieces, self.lm_weight, self.word_bonus)
+            self._fusion = LmFusion(
+                lm, pieces, self.lm_weight, self.word_bonus, self.oov_penalty
+            )
         return self._fusion
 
     @property
