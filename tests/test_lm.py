@@ -292,7 +292,7 @@ def test_partial_words_outside_the_vocabulary_pay_at_once(lm) -> None:
 
 
 def test_unknown_words_pay_for_their_letters(lm) -> None:
-    plain = LmFusion(lm, PIECES)
+    plain = LmFusion(lm, PIECES, oov_penalty=0.0)
     costly = LmFusion(lm, PIECES, oov_penalty=0.7)
     for fusion in (plain, costly):
         assert fusion.extend(fusion.root(), 1).score == 0.0  # "thus": open
