@@ -4,7 +4,9 @@ A CTC model spells each word from the sound alone, so an unfamiliar word
 comes out as it sounds ("thuss", "seelestial"). A word n-gram model of the
 text the users speak corrects most of these: the beam search adds
 ``weight * ln P(word | history) + word_bonus`` each time a word is complete
-(``LmFusion``), which re-ranks spellings towards real words in likely order.
+(``LmFusion``), which re-ranks spellings towards real words in likely order;
+a word outside the vocabulary also pays ``oov_penalty`` per letter, so that
+running several words together into one unknown word does not pay off.
 
 ``NgramLM`` reads and writes the standard ARPA format (plain or gzip), so a
 model estimated by KenLM's ``lmplz`` or SRILM works too. ``NgramLM.estimate``
