@@ -118,6 +118,12 @@ def test_usage_errors(model_dir, tmp_path) -> None:
     bad_vtln = _speech("transcribe", "x.wav", "--vtln", "7")
     assert bad_vtln.returncode == 2
     assert "'7' is neither 'auto' nor a factor within 0.5..2" in bad_vtln.stderr
+    for value in ("-1", "nan", "x"):
+        bad_oov = _speech("transcribe", "x.wav", "--oov-penalty", value)
+        assert bad_oov.returncode == 2
+        assert f"--oov-penalty: '{value}' is not a number of 0 or more" in (
+            bad_oov.stderr
+        )
 
 
 def test_vtln_auto_from_the_command_line(model_dir, inputs) -> None:
