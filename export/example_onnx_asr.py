@@ -84,14 +84,8 @@ def transcribe(folder: str, audio_path: str) -> str:
     lead = (
         round(before / (subsampling * shift / fb["sample_rate"])) * subsampling * shift
     )
-    audio = np.concatenate(
-        [
-            np.zeros(lead),
-            samples.mean(axis=1),
-            np.zeros(round(after * fb["sample_rate"])),
-        ]
-    )
-    features = fbank(audio.astype(np.float32), fb)
+    audio = np.pad(samples.mean(axis=1), (lead, round(after * fb["sample_rate"])))
+    features = fbank(audio, fb)
 
     # Zero caches for one stream: every input but the first two is state.
     state = {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -38,15 +39,20 @@ def _int_at_least(minimum: int):
     return parse
 
 
-def _non_negative(text: str) -> float:
-    """An argparse type: a number of 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # NaN too
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of 0 or more")
-    return value
+def _number_within(low: float, high: float, what: str):
+    """An argparse type: a number within ``low..high`` (NaN is not), else
+    "'TEXT' is not WHAT"."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    return parse
 
 
 def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +80,7 @@ def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--oov-penalty",
-        type=_non_negative,
+        type=_number_within(0.0, math.inf, "a number of 0 or more"),
         default=DEFAULT_OOV_PENALTY,
         help="score taken per letter of a word the LM does not know",
     )
@@ -107,25 +113,15 @@ def add_vtln_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _edge_seconds(text: str) -> float:
-    from speech.asr.config import MAX_EDGE_PADDING
-
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= MAX_EDGE_PADDING:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration within 0..{MAX_EDGE_PADDING:g} s"
-        )
-    return value
-
-
 def add_edge_padding_argument(parser: argparse.ArgumentParser) -> None:
     """Silence added around each input (transcribe, evaluate)."""
+    from speech.asr.config import MAX_EDGE_PADDING
+
     parser.add_argument(
         "--edge-padding",
-        type=_edge_seconds,
+        type=_number_within(
+            0.0, MAX_EDGE_PADDING, f"a duration within 0..{MAX_EDGE_PADDING:g} s"
+        ),
         nargs=2,
         metavar=("BEFORE", "AFTER"),
         help="seconds of silence added before and after each input (default: "

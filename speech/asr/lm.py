@@ -66,6 +66,7 @@ __all__ = [
     "LmFusion",
     "NgramLM",
     "NgramTable",
+    "check_oov_penalty",
 ]
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -545,6 +546,13 @@ def _discount(adjusted: Counter[State]) -> float:
     return min(max(n1 / (n1 + 2 * n2), 0.05), 0.95)
 
 
+def check_oov_penalty(value: float) -> float:
+    """The spelling cost of unknown words (``LmFusion``), checked."""
+    if not value >= 0:  # NaN too
+        raise ValueError(f"oov_penalty must be 0 or more, got {value}")
+    return value
+
+
 class FusionNode(NamedTuple):
     """What a beam-search prefix carries for the LM: the state after its
     complete words, their fused score, the word it is still spelling, and
@@ -582,13 +590,11 @@ class LmFusion:
         word_bonus: float = DEFAULT_WORD_BONUS,
         oov_penalty: float = DEFAULT_OOV_PENALTY,
     ) -> None:
-        if not oov_penalty >= 0:  # NaN too
-            raise ValueError(f"oov_penalty must be 0 or more, got {oov_penalty}")
         self.lm = lm
         self.pieces = list(pieces)
         self.weight = weight
         self.word_bonus = word_bonus
-        self.oov_penalty = oov_penalty
+        self.oov_penalty = check_oov_penalty(oov_penalty)
         self.prefixes = {
             word[:i] for word in lm.entries.words() for i in range(1, len(word) + 1)
         }

@@ -43,6 +43,7 @@ from speech.asr.lm import (
     DEFAULT_WORD_BONUS,
     LmFusion,
     NgramLM,
+    check_oov_penalty,
 )
 from speech.asr.tokenizer import Tokenizer
 from speech.audio import audio_info, iter_audio_blocks, load_audio
@@ -226,9 +227,7 @@ class Recognizer:
         self.lm_source = lm
         self.lm_weight = lm_weight
         self.word_bonus = word_bonus
-        if not oov_penalty >= 0:
-            raise ValueError(f"oov_penalty must be 0 or more, got {oov_penalty}")
-        self.oov_penalty = oov_penalty
+        self.oov_penalty = check_oov_penalty(oov_penalty)  # now, not at first use
         self._fusion: LmFusion | None = None
         config = backend.config
         self.fbank_config = FbankConfig(
@@ -529,19 +528,18 @@ class Recognizer:
         geometry: ChunkGeometry,
         beam_size: int | None,
     ) -> Iterator[tuple[str, Transcript | SpeechError]]:
-        loaded: list[tuple[str, np.ndarray]] = []
-        durations: list[float] = []
+        # (path, edge-padded samples, the input's own duration)
+        loaded: list[tuple[str, np.ndarray, float]] = []
         for _, path in batch:
             try:
                 samples = load_audio(path, self.sample_rate)
             except SpeechError as error:
                 yield path, error
                 continue
-            loaded.append((path, self.pad(samples)))
-            durations.append(len(samples) / self.sample_rate)
+            loaded.append((path, self.pad(samples), len(samples) / self.sample_rate))
         if not loaded:
             return
-        chosen = [self._warp_and_output(s, geometry) for _, s in loaded]
+        chosen = [self._warp_and_output(s, geometry) for _, s, _ in loaded]
         outputs = [log_probs for _, log_probs in chosen]
         todo = [i for i, log_probs in enumerate(outputs) if log_probs is None]
         if todo:
@@ -549,9 +547,7 @@ class Recognizer:
             encoded = self.backend.encode_list(features, geometry)
             for i, log_probs in zip(todo, encoded, strict=True):
                 outputs[i] = log_probs
-        for (path, _), duration, log_probs in zip(
-            loaded, durations, outputs, strict=True
-        ):
+        for (path, _, duration), log_probs in zip(loaded, outputs, strict=True):
             yield path, self.decode(log_probs, duration, beam_size)
 
     # ------------------------------------------------------------ streaming
