@@ -311,6 +311,18 @@ def test_unknown_words_pay_for_their_letters(lm) -> None:
     assert _fused(costly, words) == pytest.approx(_fused(plain, words))
     with pytest.raises(ValueError, match="oov_penalty"):
         LmFusion(lm, PIECES, oov_penalty=-1.0)
+    # a finished hypothesis scores the same from its words as piece by piece,
+    # unknown words ("thuss" whole or in pieces, "th") included
+    for tokens, text in (
+        ([1, 3, 4], "thus i go"),
+        ([2, 3], "thuss i"),
+        ([5, 6, 4], "thuss go"),
+        ([5], "th"),
+    ):
+        for fusion in (plain, costly):
+            assert fusion.sentence_score(text.split()) == pytest.approx(
+                _fused(fusion, tokens)
+            ), text
 
 
 def _fused(fusion: LmFusion, tokens: list[int]) -> float:
@@ -453,7 +465,8 @@ def test_shipped_model_with_its_lm_transcribes_speech(tmp_path) -> None:
     fused_rec = load_recognizer(beam_size=16)
     assert str(fused_rec.lm_source).endswith(LM_FILE)
     plain_rec = load_recognizer(beam_size=16, lm=None)
-    lm = NgramLM.load(fused_rec.lm_source)
+    fusion = fused_rec.fusion
+    assert fusion is not None
     errors = {"fused": 0, "plain": 0}
     words = 0
     for voice in ("slt", "rms"):
@@ -464,8 +477,10 @@ def test_shipped_model_with_its_lm_transcribes_speech(tmp_path) -> None:
             )
             fused = asr_transcript(fused_rec.transcribe(wav).text)
             plain = asr_transcript(plain_rec.transcribe(wav).text)
-            # here the LM only ever moves the beam to likelier English
-            assert lm.sentence_log_prob(fused.split()) >= lm.sentence_log_prob(
+            # the LM only ever moves the beam to what it scores higher:
+            # likelier English, no more words than pay their bonus, no
+            # unknown words longer than their spelling cost allows
+            assert fusion.sentence_score(fused.split()) >= fusion.sentence_score(
                 plain.split()
             ), (fused, plain)
             errors["fused"] += word_errors(text, fused)[0]

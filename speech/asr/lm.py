@@ -637,6 +637,16 @@ class LmFusion:
             state, score = self._word(state, score, partial)
         return score + self.weight * self.lm.score(state, EOS)[0]
 
+    def sentence_score(self, words: Sequence[str]) -> float:
+        """What fusion adds to the acoustic score of a finished hypothesis of
+        these words: the weighted LM log-probability (sentence end included),
+        the word bonus and the spelling cost of unknown words. Beam search
+        with fusion maximises acoustic score plus this."""
+        state, score = self.lm.begin(), 0.0
+        for word in words:
+            state, score = self._word(state, score, word)
+        return score + self.weight * self.lm.score(state, EOS)[0]
+
     def _word(self, state: State, score: float, word: str) -> tuple[State, float]:
         """Scores a complete word (a prefix of vocabulary words may end as
         none of them: then it is ``<unk>`` and pays for its letters)."""
