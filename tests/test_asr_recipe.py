@@ -485,18 +485,22 @@ def test_pack_weights_round_trip(model_dir, tmp_path) -> None:
     ).read_bytes()
 
 
-def test_kept_checkpoint_unpacks_into_a_trained_larger_model(tmp_path) -> None:
-    """recipes/asr/checkpoints/large, the weights the next training stage
-    starts from (stage 24's larger model, README "Next"), keeps every file
-    under 16 MB and unpacks into the 19.88M-parameter model folder
-    ``--init-from`` reads, and that model recognises a training voice."""
+def test_shipped_model_travels_as_a_transport_copy(tmp_path) -> None:
+    """The next training stage starts from the shipped 19.88M-parameter
+    model, carried to the GPU machine as an int8 transport copy (README
+    "Next"): every file of the copy stays under 16 MB, and it unpacks into a
+    model folder ``--init-from`` reads that still recognises a training
+    voice."""
     from recipes.asr import pack_weights
     from speech.asr.recognizer import Recognizer
     from speech.asr.torch_backend import TorchBackend
 
-    kept = Path(__file__).resolve().parents[1] / "recipes/asr/checkpoints/large"
-    assert all(f.stat().st_size <= 16_000_000 for f in kept.iterdir())
-    pack_weights.main(["unpack", str(kept), str(tmp_path / "m")])
+    shipped = Path(__file__).resolve().parents[1] / "speech/models/asr"
+    pack_weights.main(["pack", str(shipped), str(tmp_path / "copy")])
+    copy = sorted((tmp_path / "copy").iterdir())
+    assert sum(f.name.startswith("model-") for f in copy) == 2
+    assert all(f.stat().st_size <= 16_000_000 for f in copy)
+    pack_weights.main(["unpack", str(tmp_path / "copy"), str(tmp_path / "m")])
     model = load_model(tmp_path / "m")
     assert (model.config.d_model, model.config.num_layers) == (256, 12)
     assert sum(p.numel() for p in model.parameters()) > 19e6
