@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> None:
 
     vocabulary = set(NgramLM.load(args.lm).entries.words())
     utterances = read_manifest(args.manifest)
-    references = sum(unknown(asr_transcript(u.text), vocabulary) for u in utterances)
-    words = sum(len(asr_transcript(u.text).split()) for u in utterances)
+    texts = [asr_transcript(u.text) for u in utterances]
+    references = sum(unknown(text, vocabulary) for text in texts)
+    words = sum(len(text.split()) for text in texts)
     print("| report | geometry | unknown words in transcripts | in references |")
     print("|---|---|---|---|")
     for report in args.reports:

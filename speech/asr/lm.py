@@ -635,7 +635,7 @@ class LmFusion:
         state, score, partial, closed = node
         if partial and not closed:
             state, score = self._word(state, score, partial)
-        return score + self.weight * self.lm.score(state, EOS)[0]
+        return self._end(state, score)
 
     def sentence_score(self, words: Sequence[str]) -> float:
         """What fusion adds to the acoustic score of a finished hypothesis of
@@ -645,6 +645,10 @@ class LmFusion:
         state, score = self.lm.begin(), 0.0
         for word in words:
             state, score = self._word(state, score, word)
+        return self._end(state, score)
+
+    def _end(self, state: State, score: float) -> float:
+        """The score once the sentence ends after ``state``."""
         return score + self.weight * self.lm.score(state, EOS)[0]
 
     def _word(self, state: State, score: float, word: str) -> tuple[State, float]:
