@@ -66,7 +66,10 @@ def load_models(config: ServerConfig) -> tuple[Any, Any, str]:
         from speech.asr.recognizer import load_recognizer
 
         recognizer = load_recognizer(
-            config.asr_model, backend=config.backend, device=config.device
+            config.asr_model,
+            backend=config.backend,
+            device=config.device,
+            vtln=config.vtln,
         )
         # The model's word LM (sessions with beam_size > 1 use it) is read
         # now rather than inside the first such session's start.

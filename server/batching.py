@@ -314,17 +314,25 @@ class AsrBatcher(_BatchLoop):
         group: list[tuple[AsrSlot, tuple[np.ndarray, int], int, bool]],
         outcome: dict[AsrSlot, _AsrOutcome],
     ) -> None:
-        windows = np.stack([item[0] for _, item, _, _ in group])  # (B, 8C+7, M)
-        valid = np.array([item[1] for _, item, _, _ in group], dtype=np.int64)  # (B,)
+        # a stream runs one row per chunk, or one per warp of a warp ensemble
+        windows = np.concatenate([item[0] for _, item, _, _ in group])  # (B, 8C+7, M)
+        valid = np.concatenate(
+            [np.full(len(item[0]), item[1], np.int64) for _, item, _, _ in group]
+        )  # (B,)
         state = self.backend.stack_states([slot.stream.state for slot, *_ in group])
         log_probs, state = self.backend.step(windows, state, valid)  # (B, C, V)
         self.metrics.asr_batch.observe(len(group))
-        for i, ((slot, _, last_frame, ending), slot_state) in enumerate(
-            zip(group, self.backend.unstack_states(state), strict=True)
-        ):
-            slot.stream.state = slot_state
+        rows = self.backend.unstack_states(state)
+        end = 0
+        for slot, (slot_windows, slot_valid), last_frame, ending in group:
+            start, end = end, end + len(slot_windows)
+            slot.stream.state = (
+                rows[start]
+                if end - start == 1
+                else self.backend.stack_states(rows[start:end])
+            )
             try:
-                events = slot.stream.consume(log_probs[i, : valid[i]])
+                events = slot.stream.consume(log_probs[start:end, :slot_valid])
             except Exception as error:
                 outcome[slot].error = error
                 continue
@@ -332,7 +340,7 @@ class AsrBatcher(_BatchLoop):
                 events = [e for e in events if e.kind == "final"]
             outcome[slot].chunks.append((events, self._needed_input(slot, last_frame)))
             outcome[slot].audio_samples += (
-                int(valid[i]) * SUBSAMPLING * self.frame_shift
+                int(slot_valid) * SUBSAMPLING * self.frame_shift
             )
 
     def _deliver(

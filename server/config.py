@@ -23,6 +23,10 @@ class ServerConfig:
     tts: bool = True  # serve synthesis
     backend: Literal["torch", "onnx"] = "torch"  # ASR and TTS back end
     device: str = "cpu"
+    # VTLN of sessions and uploads that name none: a warp factor, "auto"
+    # (uploads; streams take 1) or a warp ensemble's factors (W encoder rows
+    # per stream, W times the compute)
+    vtln: float | str | tuple[float, ...] = 1.0
     threads: int = 1  # torch intra-op threads (ONNX: $SPEECH_ONNX_THREADS)
 
     # limits
@@ -84,6 +88,7 @@ class ServerConfig:
             "tts_model": "tts_model",
             "backend": "backend",
             "device": "device",
+            "vtln": "vtln",
             "threads": "threads",
             "max_sessions": "max_sessions",
             "max_frame_bytes": "max_frame_bytes",

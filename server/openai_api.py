@@ -44,7 +44,7 @@ from starlette.responses import (
 from server.batching import TtsJob
 from server.protocol import ProtocolError, TtsRequest
 from speech.asr.frontend import VTLN_RANGE
-from speech.asr.recognizer import parse_vtln
+from speech.asr.recognizer import MAX_ENSEMBLE, parse_vtln
 from speech.audio import float_to_pcm
 from speech.errors import AudioError
 from speech.formats import Transcript, to_srt, to_txt, to_vtt
@@ -177,9 +177,10 @@ def _render(transcript: Transcript, fmt: str) -> Response:
     return PlainTextResponse(to_vtt(transcript), media_type="text/vtt")
 
 
-def _vtln_field(value: Any) -> float | str | None:
+def _vtln_field(value: Any) -> float | str | tuple[float, ...] | None:
     """The form's ``vtln`` (an extension): "auto", a factor within
-    ``VTLN_RANGE``, or absent (the server's setting)."""
+    ``VTLN_RANGE``, a warp ensemble ("0.85,1,1.15"), or absent (the server's
+    setting)."""
     if value is None or value == "":
         return None
     setting = parse_vtln(value) if isinstance(value, str) else None
@@ -187,7 +188,8 @@ def _vtln_field(value: Any) -> float | str | None:
         low, high = VTLN_RANGE
         raise ProtocolError(
             "bad_option",
-            f"'vtln' must be 'auto' or a number in [{low:g}, {high:g}], got {value!r}",
+            f"'vtln' must be 'auto', a number in [{low:g}, {high:g}] or 2-"
+            f"{MAX_ENSEMBLE} distinct such numbers joined by commas, got {value!r}",
         )
     return setting
 

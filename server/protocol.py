@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from speech.asr.frontend import VTLN_RANGE
+from speech.asr.recognizer import MAX_ENSEMBLE, parse_vtln
 
 __all__ = [
     "ERRORS",
@@ -147,7 +148,8 @@ class AsrOptions:
     endpointing: bool = True  # close segments at pauses (finals as you go)
     trailing_silence: float | None = None  # seconds of pause that ends a segment
     partials: bool = True  # send partial results
-    vtln: float | None = None  # VTLN warp factor; None: the recognizer's
+    # VTLN warp factor, or a warp ensemble's factors; None: the recognizer's
+    vtln: float | tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -199,8 +201,18 @@ def parse_asr_start(message: dict[str, Any]) -> AsrStart:
     silence = None
     if raw.get("trailing_silence") is not None:
         silence = _number(raw, "trailing_silence", 1.0, 0.1, 30.0)
-    vtln = None
-    if raw.get("vtln") is not None:
+    vtln: float | tuple[float, ...] | None = None
+    if isinstance(raw.get("vtln"), list):  # a warp ensemble
+        ensemble = parse_vtln(raw["vtln"])
+        if not isinstance(ensemble, tuple):
+            low, high = VTLN_RANGE
+            raise ProtocolError(
+                "bad_option",
+                f"'vtln' as a list must hold 2-{MAX_ENSEMBLE} distinct numbers in "
+                f"[{low:g}, {high:g}], got {raw['vtln']!r}",
+            )
+        vtln = ensemble
+    elif raw.get("vtln") is not None:
         vtln = _number(raw, "vtln", 1.0, *VTLN_RANGE)
     options = AsrOptions(
         beam_size=beam,

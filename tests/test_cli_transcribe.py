@@ -117,7 +117,10 @@ def test_usage_errors(model_dir, tmp_path) -> None:
     assert bad_model.returncode == 2 and "cannot load model" in bad_model.stderr
     bad_vtln = _speech("transcribe", "x.wav", "--vtln", "7")
     assert bad_vtln.returncode == 2
-    assert "'7' is neither 'auto' nor a factor within 0.5..2" in bad_vtln.stderr
+    assert "vtln must be 'auto', a factor within 0.5..2" in bad_vtln.stderr
+    bad_ensemble = _speech("transcribe", "x.wav", "--vtln", "0.9,0.9")
+    assert bad_ensemble.returncode == 2
+    assert "(a warp ensemble), got '0.9,0.9'" in bad_ensemble.stderr
     for value in ("-1", "nan", "x"):
         bad_oov = _speech("transcribe", "x.wav", "--oov-penalty", value)
         assert bad_oov.returncode == 2
@@ -140,3 +143,26 @@ def test_vtln_auto_from_the_command_line(model_dir, inputs) -> None:
     )
     fixed = _speech("transcribe", good, "--model", str(model_dir), "--vtln", str(warp))
     assert fixed.returncode == 0 and auto.stdout == fixed.stdout
+
+
+def test_default_decoding_is_the_warp_ensemble(model_dir, inputs) -> None:
+    """`speech transcribe` encodes under the three warps of DEFAULT_ENSEMBLE
+    and decodes their mean posterior, as the library does with that setting;
+    --vtln 1 gives the single pass."""
+    from speech.asr.recognizer import load_recognizer
+    from speech.cli import DEFAULT_ENSEMBLE
+
+    good = str(inputs["good"])
+    base = ("transcribe", good, "--model", str(model_dir), "--format", "json")
+    default = _speech(*base)
+    single = _speech(*base, "--vtln", "1")
+    assert default.returncode == 0 and single.returncode == 0, default.stderr
+    text = json.loads(default.stdout)["text"]
+    library = load_recognizer(model_dir, vtln=DEFAULT_ENSEMBLE).transcribe(good)
+    assert text == library.text
+    assert (
+        json.loads(single.stdout)["text"]
+        == load_recognizer(model_dir).transcribe(good).text
+    )
+    spelled = _speech(*base, "--vtln", ",".join(f"{w:g}" for w in DEFAULT_ENSEMBLE))
+    assert json.loads(spelled.stdout)["text"] == text

@@ -237,6 +237,19 @@ def test_transcripts_identical_to_pytorch(onnx_dir, model_dir, speech_file):
     onnx_auto = load_recognizer(onnx_dir, backend="onnx", vtln="auto")
     assert onnx_auto.estimate_warp(samples) == torch_auto.estimate_warp(samples)
     assert onnx_auto.transcribe(samples).text == torch_auto.transcribe(samples).text
+    # a warp ensemble: W rows per live stream and per batch, on either back end
+    warps = (1.2, 1.5)
+    torch_ens = load_recognizer(model_dir, vtln=warps)
+    onnx_ens = load_recognizer(onnx_dir, backend="onnx", vtln=warps)
+    assert (
+        onnx_ens.transcribe(speech_file).text == torch_ens.transcribe(speech_file).text
+    )
+    texts = {}
+    for name, recognizer in (("torch", torch_ens), ("onnx", onnx_ens)):
+        stream = recognizer.stream()
+        events = stream.accept_waveform(samples) + stream.finish()
+        texts[name] = transcript_from_events(events, len(samples) / 16000).text
+    assert texts["onnx"] == texts["torch"] != finals["torch"]
 
 
 @torch.inference_mode()

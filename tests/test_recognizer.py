@@ -205,8 +205,8 @@ def test_vtln_warp_is_the_same_on_every_path(model_dir, speech_file) -> None:
     fresh = plain.stream(vtln=1.2)  # its features begin with the edge silence
     fresh.feed(samples)
     lead = np.zeros(plain.lead_samples, np.float32)
-    assert np.array_equal(
-        fresh.features, warped.features(np.concatenate([lead, samples]))
+    assert np.array_equal(  # (T, 1 row, M)
+        fresh.features[:, 0], warped.features(np.concatenate([lead, samples]))
     )
 
     auto = Recognizer(TorchBackend(model_dir), vtln="auto")
@@ -230,7 +230,54 @@ def test_vtln_warp_is_the_same_on_every_path(model_dir, speech_file) -> None:
     assert batch[str(speech_file)].text == fixed.transcribe(speech_file).text
     assert auto.estimate_warp(samples[:8000]) == 1.0  # under a second: no choice
     for bad in (3.0, 0.1, "yes"):
-        with pytest.raises(ValueError, match="vtln must be 'auto' or a factor"):
+        with pytest.raises(ValueError, match="vtln must be 'auto', a factor within"):
+            Recognizer(TorchBackend(model_dir), vtln=bad)
+
+
+def test_warp_ensemble_is_the_same_on_every_path(model_dir, speech_file) -> None:
+    """A warp ensemble decodes the mean posterior of its members, each the
+    input encoded under one warp: arrays, files read in blocks, batches and
+    live streams (its W rows) give the same text, as one warp does."""
+    from speech.asr.recognizer import mean_posterior, parse_vtln
+
+    samples, _ = sf.read(speech_file, dtype="float32")
+    warps = (0.85, 1.0, 1.15)
+    ensemble = Recognizer(TorchBackend(model_dir), vtln=warps)
+    plain = Recognizer(TorchBackend(model_dir))
+    padded = plain.pad(samples)
+    members = [
+        plain.backend.encode_list([plain.features(padded, w)], plain.config.offline)[0]
+        for w in warps
+    ]
+    mean = mean_posterior(members)
+    probs = np.exp(np.stack(members)).mean(axis=0)
+    assert np.allclose(np.exp(mean), probs, atol=1e-6)
+    # the mean differs from every member, so the ensemble is not one warp
+    assert all(np.abs(mean - m).max() > 1e-3 for m in members)
+    expected = plain.decode(mean, len(samples) / 16000).text
+    assert expected and ensemble.transcribe(samples).text == expected
+    assert plain.transcribe(samples, vtln=warps).text == expected  # for one call
+    assert ensemble.transcribe(speech_file, block_seconds=0.7).text == expected
+    batch = dict(ensemble.transcribe_many([speech_file, speech_file]))
+    assert batch[str(speech_file)].text == expected
+    geometry = ensemble.config.streaming
+    stream = ensemble.stream(endpoint_rules=None)
+    assert stream.rows == 3 and plain.stream().rows == 1
+    events: list = []
+    for start in range(0, len(samples), 1234):
+        events += stream.accept_waveform(samples[start : start + 1234])
+    events += stream.finish()
+    streamed = transcript_from_events(events, len(samples) / 16000).text
+    assert streamed == ensemble.transcribe(samples, geometry=geometry).text
+    own = plain.stream(endpoint_rules=None, vtln=warps)  # a stream's own ensemble
+    events = own.accept_waveform(samples) + own.finish()
+    assert transcript_from_events(events, len(samples) / 16000).text == streamed
+    # settings: text or numbers, sorted; duplicates, one factor and too many fail
+    assert parse_vtln("1.15,0.85,1") == warps == parse_vtln([1.15, 1, 0.85])
+    assert parse_vtln("1.2") == 1.2
+    for bad in ("1,1", (0.9,), "0.9,3", [0.9 + i / 100 for i in range(9)], "1,x"):
+        assert parse_vtln(bad) is None
+        with pytest.raises(ValueError, match="distinct such factors"):
             Recognizer(TorchBackend(model_dir), vtln=bad)
 
 

@@ -134,6 +134,48 @@ def test_concurrent_streams_are_batched_and_separate(
     assert total / count > 1.5  # steps ran several streams at once
 
 
+def test_warp_ensemble_sessions_batch_with_plain_ones(
+    serve, server_models, speech_16k
+) -> None:
+    """A session's warp ensemble (``vtln`` as a list) runs its encoder rows
+    (one per warp) in the same batched steps as one-row sessions: each session's
+    finals are the library stream's with the same setting."""
+    server = serve(batch_wait=0.05)
+    recognizer = server_models[0]
+    floats = speech_16k.astype(np.float32) / 32768.0
+    warps = [1.2, 1.5]  # the tiny model's text moves with these
+    inputs = [floats[i * 2400 :] for i in range(4)]
+    settings = [warps, None, warps, 1.5]
+    expected = [
+        library_finals(recognizer, x, vtln=tuple(v) if isinstance(v, list) else v)
+        for x, v in zip(inputs, settings, strict=True)
+    ]
+    # the ensemble's text is neither the plain one nor its member 1.5's
+    assert expected[0] != library_finals(recognizer, inputs[0])
+    assert expected[0] != library_finals(recognizer, inputs[0], vtln=1.5)
+
+    async def run_all():
+        return await asyncio.gather(
+            *(
+                stream_audio(
+                    x,
+                    16000,
+                    server.ws_url("/asr"),
+                    realtime=False,
+                    options={} if v is None else {"vtln": v},
+                )
+                for x, v in zip(inputs, settings, strict=True)
+            )
+        )
+
+    results = asyncio.run(run_all())
+    assert [server_finals(r) for r in results] == expected
+    batches = server.hub.metrics.asr_batch.collect()[0].samples
+    count = next(s.value for s in batches if s.name.endswith("_count"))
+    total = next(s.value for s in batches if s.name.endswith("_sum"))
+    assert total / count > 1.5  # steps ran several sessions at once
+
+
 def test_started_message(serve) -> None:
     server = serve()
 

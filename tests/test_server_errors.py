@@ -40,6 +40,7 @@ ASR_CASES = {
     "bad_option_value": ([{**START, "options": {"beam_size": 0}}], "bad_option"),
     "unknown_option": ([{**START, "options": {"speed": 2}}], "bad_option"),
     "bad_vtln": ([{**START, "options": {"vtln": 5}}], "bad_option"),
+    "bad_vtln_ensemble": ([{**START, "options": {"vtln": [0.9, 0.9]}}], "bad_option"),
     "odd_bytes_s16": ([START, b"\x00" * 3], "bad_frame"),
     "odd_bytes_f32": ([{**START, "format": "f32le"}, b"\x00" * 6], "bad_frame"),
     "oversized_frame": ([START, b"\x00" * (MAX_FRAME + 2)], "frame_too_large"),

@@ -60,6 +60,9 @@ def test_transcriptions_all_formats(client, server_models, speech_file) -> None:
     assert auto.text == server_models[0].transcribe(speech_file, vtln="auto").text
     fixed = create("json", extra_body={"vtln": "1.2"})
     assert fixed.text == server_models[0].transcribe(speech_file, vtln=1.2).text
+    ensemble = create("json", extra_body={"vtln": "1.5,1.2"})
+    library = server_models[0].transcribe(speech_file, vtln=(1.2, 1.5)).text
+    assert ensemble.text == library != server_models[0].transcribe(speech_file).text
 
 
 def test_transcription_errors(client, http_server, tmp_path) -> None:
@@ -81,6 +84,11 @@ def test_transcription_errors(client, http_server, tmp_path) -> None:
             model="whisper-1", file=f, extra_body={"vtln": "9"}
         )
     assert raised.value.code == "bad_option" and "'vtln'" in raised.value.message
+    with pytest.raises(openai.BadRequestError) as raised, open(bad, "rb") as f:
+        client.audio.transcriptions.create(
+            model="whisper-1", file=f, extra_body={"vtln": "1,1"}
+        )
+    assert raised.value.code == "bad_option" and "distinct" in raised.value.message
     anonymous = openai.OpenAI(
         base_url=http_server.url("/v1"), api_key="wrong", max_retries=0
     )

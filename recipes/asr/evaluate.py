@@ -238,8 +238,16 @@ def render(report: dict) -> str:
     if "edge_padding" in report:
         before, after = report["edge_padding"]
         out += f" Edge silence: {before:g} s before, {after:g} s after."
-    if report.get("vtln", 1.0) != 1.0:
-        out += f" VTLN: {report['vtln']} (each file's own warp, all geometries)."
+    vtln = report.get("vtln", 1.0)
+    if isinstance(vtln, list | tuple):
+        out += (
+            f" VTLN: warp ensemble {', '.join(f'{w:g}' for w in vtln)} (mean "
+            "posterior, all geometries)."
+        )
+    elif vtln == "auto":
+        out += " VTLN: auto (each file's own warp, all geometries)."
+    elif vtln != 1.0:
+        out += f" VTLN: {vtln:g} (all geometries)."
     if report["long_form"]:
         out += (
             "\n\n| long recording | voice | minutes | WER % | same sentences "

@@ -74,6 +74,24 @@ MAX_LONG_FORM_WINDOW = 4096
 # "Where rms lies": 6 warps cost 6 encoder passes over at most 60 s).
 VTLN_WARPS = (0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
 VTLN_SECONDS = 60.0
+# A warp ensemble (``vtln=(w1, w2, ...)``): the input is encoded under each
+# warp and the posteriors averaged, for files, arrays and live streams alike
+# (README, "Warp ensemble": the shipped model on unseen voices). Each warp is
+# one more encoder pass; MAX_ENSEMBLE bounds the cost.
+MAX_ENSEMBLE = 8
+
+VtlnSetting = float | Literal["auto"] | tuple[float, ...]
+
+
+def mean_posterior(log_probs: Sequence[np.ndarray]) -> np.ndarray:
+    """Log of the mean of the probabilities of several (T', V) log-probability
+    arrays of one input (a warp ensemble's members) -> (T', V) float32."""
+    if len(log_probs) == 1:
+        return np.asarray(log_probs[0], dtype=np.float32)
+    stack = np.stack([np.asarray(lp, dtype=np.float32) for lp in log_probs])
+    top = stack.max(axis=0)
+    mean = np.exp(stack - top).mean(axis=0)
+    return (np.log(mean) + top).astype(np.float32)
 
 
 def warp_confidence(log_probs: Any) -> float:
@@ -82,11 +100,26 @@ def warp_confidence(log_probs: Any) -> float:
     return float(np.asarray(log_probs).max(-1).mean())
 
 
-def parse_vtln(value: object) -> float | Literal["auto"] | None:
-    """A VTLN setting from a number or its text: ``"auto"``, or a warp factor
-    within ``VTLN_RANGE``; None for anything else (callers word the error)."""
+def parse_vtln(value: object) -> VtlnSetting | None:
+    """A VTLN setting from a number, a sequence of numbers or text:
+    ``"auto"``; a warp factor within ``VTLN_RANGE``; or a warp ensemble, two
+    to ``MAX_ENSEMBLE`` distinct factors (``"0.85,1,1.15"`` or a sequence),
+    sorted. None for anything else (callers word the error)."""
     if value == "auto":
         return "auto"
+    if isinstance(value, str) and "," in value:
+        value = value.split(",")
+    if isinstance(value, list | tuple):
+        factors = [_factor(v) for v in value]
+        if any(f is None for f in factors) or not 2 <= len(value) <= MAX_ENSEMBLE:
+            return None
+        ensemble = tuple(sorted({f for f in factors if f is not None}))
+        return ensemble if len(ensemble) == len(factors) else None
+    return _factor(value)
+
+
+def _factor(value: object) -> float | None:
+    """One warp factor within ``VTLN_RANGE`` from a number or its text."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
@@ -95,6 +128,15 @@ def parse_vtln(value: object) -> float | Literal["auto"] | None:
         return None
     low, high = VTLN_RANGE
     return factor if low <= factor <= high else None  # NaN fails too
+
+
+def vtln_error(value: object) -> str:
+    """The one-line error for a VTLN setting ``parse_vtln`` refused."""
+    low, high = VTLN_RANGE
+    return (
+        f"vtln must be 'auto', a factor within {low:g}..{high:g}, or 2-"
+        f"{MAX_ENSEMBLE} distinct such factors (a warp ensemble), got {value!r}"
+    )
 
 
 # Offline decoding resets the search at pauses so prefixes stay short on
@@ -194,7 +236,10 @@ class Recognizer:
             for each file or array, the factor of ``VTLN_WARPS`` under which
             the model is most confident on its first ``VTLN_SECONDS``
             (files and arrays; a live stream takes the fixed factor, 1 with
-            ``"auto"``, or its own: ``stream(vtln=...)``).
+            ``"auto"``, or its own: ``stream(vtln=...)``); or a warp
+            ensemble, a tuple of factors: every input (live streams too) is
+            encoded under each and the posteriors averaged
+            (``mean_posterior``), one encoder pass per factor.
         edge_padding: seconds of silence added before and after every input
             (files, arrays and live streams alike; default: the model's
             ``AsrConfig.edge_padding``). The part before is rounded to whole
@@ -209,19 +254,15 @@ class Recognizer:
         lm_weight: float = DEFAULT_LM_WEIGHT,
         word_bonus: float = DEFAULT_WORD_BONUS,
         oov_penalty: float = DEFAULT_OOV_PENALTY,
-        vtln: float | Literal["auto"] = 1.0,
+        vtln: VtlnSetting | Sequence[float] = 1.0,
         edge_padding: tuple[float, float] | None = None,
     ) -> None:
         if beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {beam_size}")
         setting = parse_vtln(vtln)
         if setting is None:
-            low, high = VTLN_RANGE
-            raise ValueError(
-                f"vtln must be 'auto' or a factor within {low:g}..{high:g}, "
-                f"got {vtln!r}"
-            )
-        self.vtln = setting
+            raise ValueError(vtln_error(vtln))
+        self.vtln: VtlnSetting = setting
         self.backend = backend
         self.beam_size = beam_size
         self.lm_source = lm
@@ -233,7 +274,7 @@ class Recognizer:
         self.fbank_config = FbankConfig(
             sample_rate=config.sample_rate,
             num_mel_bins=config.num_mel_bins,
-            vtln_warp=1.0 if setting == "auto" else setting,
+            vtln_warp=setting if isinstance(setting, float) else 1.0,
         )
         before, after = check_edge_padding(
             config.edge_padding if edge_padding is None else edge_padding
@@ -348,7 +389,7 @@ class Recognizer:
         geometry: ChunkGeometry | None = None,
         beam_size: int | None = None,
         block_seconds: float | None = None,
-        vtln: float | Literal["auto"] | None = None,
+        vtln: VtlnSetting | Sequence[float] | None = None,
     ) -> Transcript:
         """Transcribe a file (any length: read in blocks, bounded memory) or
         an array of float32 samples at ``sample_rate``; ``vtln`` overrides
@@ -364,11 +405,7 @@ class Recognizer:
             block_seconds = 600.0 if device.startswith("cuda") else 60.0
         if isinstance(audio, np.ndarray):
             duration = len(audio) / self.sample_rate
-            audio = self.pad(audio)
-            warp, log_probs = self._warp_and_output(audio, geometry, vtln)
-            if log_probs is None:
-                features = self.features(audio, warp)
-                log_probs = self.backend.encode_list([features], geometry)[0]
+            log_probs = self._encode([self.pad(audio)], geometry, vtln)[0]
             return self.decode(log_probs, duration, beam_size)
         window = geometry.chunk_size + geometry.right_context
         if window > MAX_LONG_FORM_WINDOW:
@@ -385,7 +422,8 @@ class Recognizer:
         blocks: Iterator[np.ndarray] = iter_audio_blocks(
             audio, self.sample_rate, block_seconds
         )
-        if self._setting(vtln) == "auto":
+        setting = self._setting(vtln)
+        if setting == "auto":
             # the first VTLN_SECONDS (or the whole file) choose the warp, as
             # for an array; those blocks then go through like the rest
             # (edge silence included, as for an array: past VTLN_SECONDS the
@@ -398,15 +436,24 @@ class Recognizer:
                 if head_samples >= VTLN_SECONDS * self.sample_rate:
                     break
             start = np.concatenate(head) if head else np.zeros(0, np.float32)
-            warp = self.estimate_warp(self.pad(start))
+            warps: tuple[float, ...] = (self.estimate_warp(self.pad(start)),)
             blocks = itertools.chain(head, blocks)
         else:
-            warp = self._fixed_warp(vtln)
-        fbank = StreamingFbank(replace(self.fbank_config, vtln_warp=warp))
+            warps = setting if isinstance(setting, tuple) else (setting,)
+        # one front end and encoder pipeline per warp (an ensemble's members
+        # see the same samples, so their outputs are frame for frame)
+        fbanks = [
+            StreamingFbank(replace(self.fbank_config, vtln_warp=w)) for w in warps
+        ]
+        pipelines = [pipeline] + [self.backend.pipeline(geometry) for _ in warps[1:]]
+        members = list(zip(pipelines, fbanks, strict=True))
+
+        def accept(log_probs: Sequence[np.ndarray]) -> None:
+            for segment in decoder.accept(mean_posterior(log_probs)):
+                hits.extend(segment.best.hits)
 
         def push(samples: np.ndarray) -> None:
-            for segment in decoder.accept(pipeline.push(fbank.accept(samples))):
-                hits.extend(segment.best.hits)
+            accept([p.push(f.accept(samples)) for p, f in members])
 
         push(np.zeros(self.lead_samples, np.float32))  # the edge silence
         samples = 0
@@ -418,8 +465,7 @@ class Recognizer:
 
             raise AudioError(f"{os.fspath(audio)}: no audio samples")
         push(np.zeros(self.tail_samples, np.float32))
-        for segment in decoder.accept(pipeline.flush()):
-            hits += segment.best.hits
+        accept([p.flush() for p in pipelines])
         last = decoder.finish()
         if last is not None:
             hits += last.best.hits
@@ -451,32 +497,56 @@ class Recognizer:
         best = int(np.argmax([warp_confidence(out) for out in outputs]))
         return VTLN_WARPS[best], outputs[best] if len(head) == len(samples) else None
 
+    def _encode(
+        self,
+        inputs: Sequence[np.ndarray],
+        geometry: ChunkGeometry,
+        vtln: VtlnSetting | Sequence[float] | None = None,
+    ) -> list[np.ndarray]:
+        """Edge-padded inputs -> their (T', V) log-probabilities in one masked
+        batch: under the fixed warp, each input's own ``"auto"`` warp, or the
+        mean posterior of a warp ensemble's members."""
+        setting = self._setting(vtln)
+        if isinstance(setting, tuple):
+            n = len(setting)
+            features = [self.features(s, w) for s in inputs for w in setting]
+            encoded = self.backend.encode_list(features, geometry)
+            return [
+                mean_posterior(encoded[i * n : (i + 1) * n]) for i in range(len(inputs))
+            ]
+        chosen = [self._warp_and_output(s, geometry, vtln) for s in inputs]
+        outputs = [log_probs for _, log_probs in chosen]
+        todo = [i for i, log_probs in enumerate(outputs) if log_probs is None]
+        if todo:
+            features = [self.features(inputs[i], chosen[i][0]) for i in todo]
+            encoded = self.backend.encode_list(features, geometry)
+            for i, log_probs in zip(todo, encoded, strict=True):
+                outputs[i] = log_probs
+        return outputs
+
     def _warp_and_output(
         self,
         samples: np.ndarray,
         geometry: ChunkGeometry,
-        vtln: float | Literal["auto"] | None = None,
+        vtln: VtlnSetting | Sequence[float] | None = None,
     ) -> tuple[float, Any | None]:
         """An input's VTLN factor (``vtln``: instead of the recognizer's
         setting) and, when ``"auto"`` already encoded the whole input under
         it with ``geometry``, those log-probabilities (not encoded twice)."""
-        if self._setting(vtln) != "auto":
-            return self._fixed_warp(vtln), None
+        setting = self._setting(vtln)
+        if setting != "auto":
+            return (setting if isinstance(setting, float) else 1.0), None
         warp, log_probs = self._estimate(samples)
         return warp, log_probs if geometry == self.config.offline else None
 
-    def _setting(self, vtln: float | Literal["auto"] | None) -> float | Literal["auto"]:
+    def _setting(self, vtln: VtlnSetting | Sequence[float] | None) -> VtlnSetting:
         """A call's VTLN setting: its own, else the recognizer's."""
         if vtln is None:
             return self.vtln
         setting = parse_vtln(vtln)
         if setting is None:
-            raise ValueError(f"vtln must be 'auto' or a factor, got {vtln!r}")
+            raise ValueError(vtln_error(vtln))
         return setting
-
-    def _fixed_warp(self, vtln: float | Literal["auto"] | None) -> float:
-        setting = self._setting(vtln)
-        return self.fbank_config.vtln_warp if setting == "auto" else setting
 
     def transcribe_many(
         self,
@@ -492,9 +562,13 @@ class Recognizer:
         ``max_batch_seconds`` of audio; a file longer than
         ``long_form_seconds`` is transcribed alone, block by block. Results
         come as ``(path, transcript)`` in completion order; a file that
-        cannot be read gives ``(path, error)`` and the rest go on.
+        cannot be read gives ``(path, error)`` and the rest go on. A warp
+        ensemble encodes each file once per warp, so its batches hold that
+        many times less audio (the encoder's memory stays the same).
         """
         geometry = geometry or self.config.offline
+        if isinstance(self.vtln, tuple):
+            max_batch_seconds /= len(self.vtln)
         sized: list[tuple[float, str]] = []
         for item in inputs:
             path = os.fspath(item)
@@ -539,14 +613,7 @@ class Recognizer:
             loaded.append((path, self.pad(samples), len(samples) / self.sample_rate))
         if not loaded:
             return
-        chosen = [self._warp_and_output(s, geometry) for _, s, _ in loaded]
-        outputs = [log_probs for _, log_probs in chosen]
-        todo = [i for i, log_probs in enumerate(outputs) if log_probs is None]
-        if todo:
-            features = [self.features(loaded[i][1], chosen[i][0]) for i in todo]
-            encoded = self.backend.encode_list(features, geometry)
-            for i, log_probs in zip(todo, encoded, strict=True):
-                outputs[i] = log_probs
+        outputs = self._encode([s for _, s, _ in loaded], geometry)
         for (path, _, duration), log_probs in zip(loaded, outputs, strict=True):
             yield path, self.decode(log_probs, duration, beam_size)
 
@@ -558,7 +625,7 @@ class Recognizer:
         beam_size: int | None = None,
         endpoint_rules: Sequence[EndpointRule] | None = DEFAULT_ENDPOINT_RULES,
         input_sample_rate: int | None = None,
-        vtln: float | None = None,
+        vtln: float | Sequence[float] | None = None,
     ) -> RecognizerStream:
         """A live stream (right context 0; see ``RecognizerStream``)."""
         return RecognizerStream(
@@ -580,8 +647,12 @@ class RecognizerStream:
     window, and ``consume`` decodes that chunk's log-probabilities; the
     caller runs ``backend.step`` on stacked ``state``s in between.
 
-    ``vtln``: this stream's VTLN warp factor (default: the recognizer's fixed
-    one; a live stream cannot pick one by looking ahead, as ``"auto"`` does).
+    ``vtln``: this stream's VTLN warp factor or warp ensemble (default: the
+    recognizer's; a live stream cannot pick a factor by looking ahead, as
+    ``"auto"`` does, and takes 1 then). An ensemble of W warps runs W rows
+    per stream: ``next_window`` gives (W, 8C + 7, M) windows, ``state``
+    holds W rows and ``consume`` takes the W rows' log-probabilities and
+    decodes their mean posterior.
     """
 
     def __init__(
@@ -591,7 +662,7 @@ class RecognizerStream:
         beam_size: int | None = None,
         endpoint_rules: Sequence[EndpointRule] | None = DEFAULT_ENDPOINT_RULES,
         input_sample_rate: int | None = None,
-        vtln: float | None = None,
+        vtln: float | Sequence[float] | None = None,
     ) -> None:
         geometry = geometry or recognizer.config.streaming
         if geometry.right_context != 0:
@@ -603,12 +674,23 @@ class RecognizerStream:
         self.geometry = geometry
         self.window = (geometry.chunk_size - 1) * SUBSAMPLING + SUBSAMPLING_FIELD
         self.stride = geometry.chunk_size * SUBSAMPLING
-        fbank = recognizer.fbank_config
-        if vtln is not None:
-            fbank = replace(fbank, vtln_warp=float(vtln))
-        self.fbank = StreamingFbank(fbank)
-        self.features = np.zeros((0, recognizer.config.num_mel_bins), dtype=np.float32)
-        self.state = recognizer.backend.init_state(1, geometry.left_context)
+        setting = recognizer._setting(vtln)
+        if setting == "auto":
+            setting = 1.0
+        self.warps: tuple[float, ...] = (
+            setting if isinstance(setting, tuple) else (float(setting),)
+        )
+        self.fbanks = [
+            StreamingFbank(replace(recognizer.fbank_config, vtln_warp=w))
+            for w in self.warps
+        ]
+        # (T, W, M): each frame under every warp
+        self.features = np.zeros(
+            (0, len(self.warps), recognizer.config.num_mel_bins), dtype=np.float32
+        )
+        self.state = recognizer.backend.init_state(
+            len(self.warps), geometry.left_context
+        )
         self.decoder = recognizer._decoder(beam_size, endpoint_rules)
         self.resampler = None
         if input_sample_rate and input_sample_rate != recognizer.sample_rate:
@@ -640,9 +722,14 @@ class RecognizerStream:
         if last:  # flushes the resampler
             self.end_input()
 
+    @property
+    def rows(self) -> int:
+        """Encoder rows this stream runs per chunk: 1, or a warp ensemble's W."""
+        return len(self.warps)
+
     def _add_frames(self, samples: np.ndarray) -> None:
         """Features of samples at the model's rate."""
-        frames = self.fbank.accept(samples)
+        frames = np.stack([f.accept(samples) for f in self.fbanks], axis=1)
         if len(frames):
             self.features = np.concatenate([self.features, frames])
 
@@ -664,25 +751,27 @@ class RecognizerStream:
         self.input_ended = True
 
     def next_window(self, final: bool = False) -> tuple[np.ndarray, int] | None:
-        """The next chunk's (8C + 7, M) feature window and its valid encoder
-        frames, or None when more audio is needed. With ``final`` a last,
-        zero-padded partial window is returned when one is left."""
+        """The next chunk's (rows, 8C + 7, M) feature windows and its valid
+        encoder frames, or None when more audio is needed. With ``final`` a
+        last, zero-padded partial window is returned when one is left."""
         if len(self.features) >= self.window:
             window = self.features[: self.window]
             self.features = self.features[self.stride :]
-            return window, self.geometry.chunk_size
-        if final and len(self.features) >= SUBSAMPLING_FIELD:
+            valid = self.geometry.chunk_size
+        elif final and len(self.features) >= SUBSAMPLING_FIELD:
             valid = (len(self.features) - SUBSAMPLING_FIELD) // SUBSAMPLING + 1
-            window = np.zeros((self.window, self.features.shape[1]), dtype=np.float32)
+            window = np.zeros((self.window, *self.features.shape[1:]), dtype=np.float32)
             window[: len(self.features)] = self.features
             self.features = self.features[:0]
-            return window, valid
-        return None
+        else:
+            return None
+        return np.ascontiguousarray(window.transpose(1, 0, 2)), valid
 
     def consume(self, log_probs: np.ndarray) -> list[StreamEvent]:
-        """Decode one chunk's (valid frames, V) log-probabilities."""
+        """Decode one chunk's (rows, valid frames, V) log-probabilities (their
+        mean posterior for a warp ensemble)."""
         events = []
-        for closed in self.decoder.accept(log_probs):
+        for closed in self.decoder.accept(mean_posterior(list(log_probs))):
             events.append(
                 StreamEvent("final", self._segment(closed.best), self.segment_index)
             )
@@ -713,11 +802,11 @@ class RecognizerStream:
         events: list[StreamEvent] = []
         backend = self.recognizer.backend
         while (item := self.next_window(final)) is not None:
-            window, valid = item
+            windows, valid = item
             log_probs, self.state = backend.step(
-                window[None], self.state, np.array([valid], dtype=np.int64)
+                windows, self.state, np.full(self.rows, valid, dtype=np.int64)
             )
-            events += self.consume(log_probs[0, :valid])
+            events += self.consume(log_probs[:, :valid])
         return events
 
     def accept_waveform(self, samples: np.ndarray) -> list[StreamEvent]:
