@@ -18,7 +18,15 @@ confidence among a subset (``--select``, one or more comma lists; with
 than M, else the audio stays unwarped), when each
 voice keeps the warp of highest mean confidence over its utterances (per
 speaker, as one would per file), and the oracle (lowest WER per utterance,
-not a reachable figure).
+not a reachable figure). ``--ensembles`` adds warp ensembles (comma lists of
+the swept warps): each utterance decoded from the mean posterior of its
+members' outputs, as ``Recognizer(vtln=(...))`` and ``speech transcribe
+--vtln F1,F2,...`` decode; ``--geometry streaming`` sweeps the model's
+streaming geometry instead of full context.
+
+    python benchmarks/asr_warp_sweep.py --manifest tune.jsonl --beam-size 16 \
+        --warps 0.8,0.85,0.9,1,1.1,1.15,1.2 \
+        --ensembles 0.9,1,1.1 0.85,1,1.15 0.8,1,1.2 0.8,0.9,1,1.1,1.2
 """
 
 from __future__ import annotations
@@ -42,7 +50,11 @@ from recipes.common import read_manifest  # noqa: E402
 from speech.asr.config import ChunkGeometry  # noqa: E402
 from speech.asr.frontend import fbank_batch  # noqa: E402
 from speech.asr.metrics import word_errors  # noqa: E402
-from speech.asr.recognizer import load_recognizer, warp_confidence  # noqa: E402
+from speech.asr.recognizer import (  # noqa: E402
+    load_recognizer,
+    mean_posterior,
+    warp_confidence,
+)
 from speech.audio import load_audio  # noqa: E402
 from speech.text.normalize import asr_transcript  # noqa: E402
 
@@ -57,10 +69,17 @@ def sweep(
     warps: list[float],
     by: str = "voice",
     beam_size: int = 1,
+    ensembles: Sequence[Sequence[float]] = (),
+    geometry_name: str = "full",
 ) -> list[dict]:
-    """One row per (utterance, warp): errors, words and confidence."""
+    """One row per (utterance, warp): errors, words and confidence; and one
+    per (utterance, ensemble), its ``ensemble`` the members' comma list."""
     recognizer = load_recognizer(model, lm="auto" if beam_size > 1 else None)
-    geometry = ChunkGeometry(100000, 0, 0)  # full context, as recipes.asr.evaluate
+    geometry = {
+        "full": ChunkGeometry(100000, 0, 0),  # as recipes.asr.evaluate
+        "offline": recognizer.config.offline,
+        "streaming": recognizer.config.streaming,
+    }[geometry_name]
     rate = recognizer.sample_rate
     rows = []
     for index, utt in enumerate(read_manifest(manifest)):
@@ -76,21 +95,35 @@ def sweep(
             features.append(feats[0, : int(count[0])].numpy())
         reference = asr_transcript(utt.text)
         outputs = recognizer.backend.encode_list(features, geometry)
-        for warp, log_probs in zip(warps, outputs, strict=True):
-            log_probs = np.asarray(log_probs)
-            text = recognizer.decode(log_probs, len(samples) / rate, beam_size).text
-            errors, words = word_errors(reference, asr_transcript(text))
+        base = {
+            "utt": index,
+            "speaker": utt.speaker if by == "voice" else engine(utt.speaker),
+        }
+        duration = len(samples) / rate
+        by_warp = {w: np.asarray(o) for w, o in zip(warps, outputs, strict=True)}
+        for warp, log_probs in by_warp.items():
             rows.append(
-                {
-                    "utt": index,
-                    "speaker": utt.speaker if by == "voice" else engine(utt.speaker),
-                    "warp": warp,
-                    "errors": errors,
-                    "words": words,
-                    "confidence": warp_confidence(log_probs),
-                }
+                base
+                | score(recognizer, log_probs, duration, beam_size, reference)
+                | {"warp": warp, "confidence": warp_confidence(log_probs)}
+            )
+        for members in ensembles:
+            mean = mean_posterior([by_warp[w] for w in members])
+            rows.append(
+                base
+                | score(recognizer, mean, duration, beam_size, reference)
+                | {"warp": None, "ensemble": ",".join(f"{w:g}" for w in members)}
             )
     return rows
+
+
+def score(
+    recognizer, log_probs: np.ndarray, duration: float, beam_size: int, reference: str
+) -> dict:
+    """Errors and reference words of one decoding of ``log_probs``."""
+    text = recognizer.decode(log_probs, duration, beam_size).text
+    errors, words = word_errors(reference, asr_transcript(text))
+    return {"errors": errors, "words": words}
 
 
 def engine(voice: str) -> str:
@@ -118,6 +151,11 @@ def choose(rows: list[dict], subset: list[float], margin: float) -> dict:
 def summarise(
     rows: list[dict], selections: list[list[float]], margins: Sequence[float] = (0.0,)
 ) -> dict:
+    ensemble_rows: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        if row.get("ensemble"):
+            ensemble_rows[row["ensemble"]].append(row)
+    rows = [row for row in rows if not row.get("ensemble")]
     by_utt: dict[int, list[dict]] = defaultdict(list)
     for row in rows:
         by_utt[row["utt"]].append(row)
@@ -148,6 +186,8 @@ def summarise(
     strategies["per speaker, most confident of all"] = wer_by_speaker(
         [r for r in rows if r["warp"] == speaker_warp[r["speaker"]]]
     )
+    for label, chosen in ensemble_rows.items():
+        strategies[f"warp ensemble {label} (mean posterior)"] = wer_by_speaker(chosen)
     strategies["oracle per utterance (not reachable)"] = wer_by_speaker(
         [min(rs, key=lambda r: r["errors"]) for rs in by_utt.values()]
     )
@@ -223,6 +263,21 @@ def main() -> None:
         help="comma list: a warp other than 1 is kept only when its confidence "
         "beats warp 1's by more than this (default 0)",
     )
+    p.add_argument(
+        "--ensembles",
+        type=_floats,
+        nargs="*",
+        default=[],
+        help="warp ensembles (comma lists of --warps) decoded from the mean "
+        "posterior of their members",
+    )
+    p.add_argument(
+        "--geometry",
+        choices=["full", "offline", "streaming"],
+        default="full",
+        help="chunk geometry: full context, or the model's offline or "
+        "streaming default",
+    )
     p.add_argument("--json", help="also write the rows and summary here")
     p.add_argument(
         "--rows",
@@ -238,12 +293,24 @@ def main() -> None:
         args.warps = sorted({r["warp"] for r in rows})
     if 1.0 not in args.warps:
         p.error("--warps must include 1 (the unwarped baseline)")
+    for members in args.ensembles:
+        if len(members) < 2 or not set(members) <= set(args.warps):
+            p.error(f"--ensembles: {members} is not 2 or more of --warps")
     if not args.rows:
-        rows = sweep(args.manifest, args.model, args.warps, args.by, args.beam_size)
+        rows = sweep(
+            args.manifest,
+            args.model,
+            args.warps,
+            args.by,
+            args.beam_size,
+            args.ensembles,
+            args.geometry,
+        )
     summary = summarise(rows, args.select or [args.warps], args.margin)
     print(render(summary))
     print(
         f"\n{len({r['utt'] for r in rows})} utterances x {len(args.warps)} warps "
+        f"({args.geometry} context) "
         f"in {time.perf_counter() - started:.0f} s"
     )
     write_json(args.json, {"machine": machine(), "summary": summary, "rows": rows})
