@@ -497,7 +497,8 @@ def test_shipped_model_with_its_lm_transcribes_speech(tmp_path) -> None:
 def test_cli_decodes_with_the_lm_by_default(tmp_path) -> None:
     """`speech transcribe` with the shipped model (which has an LM) runs beam
     search with it unless told otherwise; --beam-size 1 and --lm none give
-    greedy decoding."""
+    greedy decoding (all three over its default warp ensemble)."""
+    from speech.cli import DEFAULT_ENSEMBLE
     from speech.formats import to_txt
 
     wavs = []
@@ -507,8 +508,8 @@ def test_cli_decodes_with_the_lm_by_default(tmp_path) -> None:
             ["flite", "-voice", "rms", "-t", text, "-o", str(wav)], check=True
         )
         wavs.append(wav)
-    fused = load_recognizer(beam_size=16)
-    greedy = load_recognizer()
+    fused = load_recognizer(beam_size=16, vtln=DEFAULT_ENSEMBLE)
+    greedy = load_recognizer(vtln=DEFAULT_ENSEMBLE)
     want = {w.stem: to_txt(fused.transcribe(w)) for w in wavs}
     plain = {w.stem: to_txt(greedy.transcribe(w)) for w in wavs}
     assert want != plain  # the held-out voice gives the LM work to do
