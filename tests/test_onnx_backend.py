@@ -495,7 +495,12 @@ def test_cli_runs_without_torch(tmp_path, onnx_dir, speech_file):
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    expected = load_recognizer(onnx_dir, backend="onnx").transcribe(speech_file)
+    # speech transcribe decodes over its default warp ensemble
+    from speech.cli import DEFAULT_ENSEMBLE
+
+    expected = load_recognizer(
+        onnx_dir, backend="onnx", vtln=DEFAULT_ENSEMBLE
+    ).transcribe(speech_file)
     assert done.stdout == to_txt(expected) and expected.text
     # the shipped export (install.sh's), checked against the shipped weights
     done = subprocess.run(
@@ -505,7 +510,9 @@ def test_cli_runs_without_torch(tmp_path, onnx_dir, speech_file):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "exported from other weights" not in done.stderr
-    shipped = load_recognizer(backend="onnx").transcribe(speech_file)
+    shipped = load_recognizer(backend="onnx", vtln=DEFAULT_ENSEMBLE).transcribe(
+        speech_file
+    )
     assert done.stdout == to_txt(shipped) and shipped.text
     wav = tmp_path / "out.wav"
     text = "Hello world. Fine, thanks!"
