@@ -51,6 +51,7 @@ from speech.asr.config import ChunkGeometry  # noqa: E402
 from speech.asr.frontend import fbank_batch  # noqa: E402
 from speech.asr.metrics import word_errors  # noqa: E402
 from speech.asr.recognizer import (  # noqa: E402
+    Recognizer,
     load_recognizer,
     mean_posterior,
     warp_confidence,
@@ -118,7 +119,11 @@ def sweep(
 
 
 def score(
-    recognizer, log_probs: np.ndarray, duration: float, beam_size: int, reference: str
+    recognizer: Recognizer,
+    log_probs: np.ndarray,
+    duration: float,
+    beam_size: int,
+    reference: str,
 ) -> dict:
     """Errors and reference words of one decoding of ``log_probs``."""
     text = recognizer.decode(log_probs, duration, beam_size).text
