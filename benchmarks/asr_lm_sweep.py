@@ -7,7 +7,8 @@ shipped defaults were chosen.
         --bonuses 1,2,3.5 --oov-penalties 0,1 --beams 16
 
 The manifest is encoded once per geometry (full context and the model's
-streaming geometry, masked batching); every grid point then decodes the same
+streaming geometry, masked batching; ``--vtln`` as ``speech transcribe``'s,
+a warp ensemble too); every grid point then decodes the same
 log-probabilities through ``Recognizer.decode``, the path ``speech
 transcribe`` and ``recipes.asr.evaluate`` take. Tune on a dev set, not on the
 test set the README reports.
@@ -29,6 +30,7 @@ from speech.asr.lm import DEFAULT_OOV_PENALTY, NgramLM  # noqa: E402
 from speech.asr.metrics import word_error_rate  # noqa: E402
 from speech.asr.recognizer import Recognizer, load_recognizer  # noqa: E402
 from speech.audio import load_audio  # noqa: E402
+from speech.cli import add_vtln_argument  # noqa: E402
 from speech.text.normalize import asr_transcript  # noqa: E402
 
 
@@ -47,10 +49,10 @@ def encode(
     rate = recognizer.sample_rate
 
     def run() -> None:
-        # with the edge silence, as transcribe and evaluate decode
-        features = [recognizer.features(recognizer.pad(s)) for s in batch]
+        # with the edge silence and the VTLN setting (a warp ensemble too), as
+        # transcribe and evaluate decode
         for samples, log_probs in zip(
-            batch, recognizer.backend.encode_list(features, geometry), strict=True
+            batch, recognizer.log_probs(batch, geometry), strict=True
         ):
             out.append((log_probs, len(samples) / rate))
 
@@ -84,10 +86,11 @@ def main() -> None:
     )
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--batch-seconds", type=float, default=600.0)
+    add_vtln_argument(p)
     p.add_argument("--json", help="also write the rows here")
     args = p.parse_args()
 
-    base = load_recognizer(args.model, lm=None)
+    base = load_recognizer(args.model, lm=None, vtln=args.vtln)
     utterances = read_manifest(args.manifest)
     if args.limit:
         utterances = utterances[: args.limit]
@@ -134,7 +137,7 @@ def main() -> None:
             else {"lm_weight": weight, "word_bonus": bonus, "oov_penalty": oov}
         )
         recognizer = Recognizer(
-            base.backend, beam_size=beam, lm=lms.get(path), **options
+            base.backend, beam_size=beam, lm=lms.get(path), vtln=base.vtln, **options
         )
         started = time.monotonic()
         row = {

@@ -405,7 +405,7 @@ class Recognizer:
             block_seconds = 600.0 if device.startswith("cuda") else 60.0
         if isinstance(audio, np.ndarray):
             duration = len(audio) / self.sample_rate
-            log_probs = self._encode([self.pad(audio)], geometry, vtln)[0]
+            log_probs = self.log_probs([audio], geometry, vtln)[0]
             return self.decode(log_probs, duration, beam_size)
         window = geometry.chunk_size + geometry.right_context
         if window > MAX_LONG_FORM_WINDOW:
@@ -496,6 +496,20 @@ class Recognizer:
         outputs = self.backend.encode_list(features, self.config.offline)
         best = int(np.argmax([warp_confidence(out) for out in outputs]))
         return VTLN_WARPS[best], outputs[best] if len(head) == len(samples) else None
+
+    def log_probs(
+        self,
+        inputs: Sequence[np.ndarray],
+        geometry: ChunkGeometry | None = None,
+        vtln: VtlnSetting | Sequence[float] | None = None,
+    ) -> list[np.ndarray]:
+        """Float32 arrays at ``sample_rate`` -> their (T', V) CTC
+        log-probabilities in one masked batch (default: offline geometry),
+        the edge silence added and under the VTLN setting (the recognizer's,
+        or ``vtln``): what ``decode`` takes, e.g. to decode one encoding
+        several ways."""
+        padded = [self.pad(x) for x in inputs]
+        return self._encode(padded, geometry or self.config.offline, vtln)
 
     def _encode(
         self,
