@@ -254,6 +254,9 @@ def test_warp_ensemble_is_the_same_on_every_path(model_dir, speech_file) -> None
     assert np.allclose(np.exp(mean), probs, atol=1e-6)
     # the mean differs from every member, so the ensemble is not one warp
     assert all(np.abs(mean - m).max() > 1e-3 for m in members)
+    # what decode takes, from arrays (edge silence added, one masked batch)
+    assert np.allclose(ensemble.log_probs([samples])[0], mean, atol=1e-4)
+    assert np.allclose(plain.log_probs([samples])[0], members[1], atol=1e-4)
     expected = plain.decode(mean, len(samples) / 16000).text
     assert expected and ensemble.transcribe(samples).text == expected
     assert plain.transcribe(samples, vtln=warps).text == expected  # for one call
