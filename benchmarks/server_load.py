@@ -134,6 +134,7 @@ class ServerProcess:
         threads: int,
         device: str = "cpu",
         backend: str = "torch",
+        vtln: str = "1",
     ):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -142,7 +143,7 @@ class ServerProcess:
             sys.executable, "-m", "speech.cli", "serve", "--port", str(self.port),
             "--max-sessions", "2000", "--idle-timeout", "600",
             "--log-format", "text", "--threads", str(threads), "--device", device,
-            "--backend", backend,
+            "--backend", backend, "--vtln", vtln,
         ]  # fmt: skip
         if asr_model:
             command += ["--asr-model", str(asr_model)]
@@ -589,6 +590,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the server's (onnx: the models exported in speech/models/onnx "
         "unless --asr-model/--tts-model name export folders)",
     )
+    parser.add_argument(
+        "--vtln",
+        default="1",
+        help="the server's VTLN setting for sessions (speech serve --vtln), "
+        "e.g. 0.85,1,1.15: a warp ensemble, one encoder row per factor",
+    )
     args = parser.parse_args(argv)
 
     random.seed(0)
@@ -600,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.random:
             asr_model, tts_model = make_random_models(Path(models.name))
         server = ServerProcess(
-            asr_model, tts_model, args.threads, args.device, args.backend
+            asr_model, tts_model, args.threads, args.device, args.backend, args.vtln
         )
         http_url = server.url("")
     try:
