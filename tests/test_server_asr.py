@@ -34,6 +34,30 @@ def server_finals(results) -> list[str]:
     return [r["text"] for r in results if r["type"] == "final" and r["text"]]
 
 
+def concurrent_finals(server, inputs, options=None) -> list[list[str]]:
+    """The finals of one session per input, all streamed at once (``options``:
+    each session's, default none)."""
+    options = options or [None] * len(inputs)
+
+    async def run_all():
+        return await asyncio.gather(
+            *(
+                stream_audio(x, 16000, server.ws_url("/asr"), realtime=False, options=o)
+                for x, o in zip(inputs, options, strict=True)
+            )
+        )
+
+    return [server_finals(r) for r in asyncio.run(run_all())]
+
+
+def mean_asr_batch(server) -> float:
+    """Sessions per batched encoder step so far (the server's metric)."""
+    batches = server.hub.metrics.asr_batch.collect()[0].samples
+    count = next(s.value for s in batches if s.name.endswith("_count"))
+    total = next(s.value for s in batches if s.name.endswith("_sum"))
+    return total / count
+
+
 def test_results_equal_library_stream(serve, server_models, speech_16k) -> None:
     server = serve()
     recognizer = server_models[0]
@@ -117,21 +141,8 @@ def test_concurrent_streams_are_batched_and_separate(
     # different audio per stream: shifted starts
     inputs = [floats[i * 2400 :] for i in range(6)]
     expected = [library_finals(recognizer, x) for x in inputs]
-
-    async def run_all():
-        return await asyncio.gather(
-            *(
-                stream_audio(x, 16000, server.ws_url("/asr"), realtime=False)
-                for x in inputs
-            )
-        )
-
-    results = asyncio.run(run_all())
-    assert [server_finals(r) for r in results] == expected
-    batches = server.hub.metrics.asr_batch.collect()[0].samples
-    count = next(s.value for s in batches if s.name.endswith("_count"))
-    total = next(s.value for s in batches if s.name.endswith("_sum"))
-    assert total / count > 1.5  # steps ran several streams at once
+    assert concurrent_finals(server, inputs) == expected
+    assert mean_asr_batch(server) > 1.5  # steps ran several streams at once
 
 
 def test_warp_ensemble_sessions_batch_with_plain_ones(
@@ -153,27 +164,9 @@ def test_warp_ensemble_sessions_batch_with_plain_ones(
     # the ensemble's text is neither the plain one nor its member 1.5's
     assert expected[0] != library_finals(recognizer, inputs[0])
     assert expected[0] != library_finals(recognizer, inputs[0], vtln=1.5)
-
-    async def run_all():
-        return await asyncio.gather(
-            *(
-                stream_audio(
-                    x,
-                    16000,
-                    server.ws_url("/asr"),
-                    realtime=False,
-                    options={} if v is None else {"vtln": v},
-                )
-                for x, v in zip(inputs, settings, strict=True)
-            )
-        )
-
-    results = asyncio.run(run_all())
-    assert [server_finals(r) for r in results] == expected
-    batches = server.hub.metrics.asr_batch.collect()[0].samples
-    count = next(s.value for s in batches if s.name.endswith("_count"))
-    total = next(s.value for s in batches if s.name.endswith("_sum"))
-    assert total / count > 1.5  # steps ran several sessions at once
+    options = [None if v is None else {"vtln": v} for v in settings]
+    assert concurrent_finals(server, inputs, options) == expected
+    assert mean_asr_batch(server) > 1.5  # steps ran several sessions at once
 
 
 def test_started_message(serve) -> None:

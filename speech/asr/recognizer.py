@@ -528,7 +528,14 @@ class Recognizer:
             return [
                 mean_posterior(encoded[i * n : (i + 1) * n]) for i in range(len(inputs))
             ]
-        chosen = [self._warp_and_output(s, geometry, vtln) for s in inputs]
+        if setting == "auto":
+            # each input's warp; its estimate encoded the whole input under it
+            # with the offline geometry when the input fits VTLN_SECONDS
+            chosen = [self._estimate(s) for s in inputs]
+            if geometry != self.config.offline:
+                chosen = [(warp, None) for warp, _ in chosen]
+        else:
+            chosen = [(setting, None)] * len(inputs)
         outputs = [log_probs for _, log_probs in chosen]
         todo = [i for i, log_probs in enumerate(outputs) if log_probs is None]
         if todo:
@@ -537,21 +544,6 @@ class Recognizer:
             for i, log_probs in zip(todo, encoded, strict=True):
                 outputs[i] = log_probs
         return outputs
-
-    def _warp_and_output(
-        self,
-        samples: np.ndarray,
-        geometry: ChunkGeometry,
-        vtln: VtlnSetting | Sequence[float] | None = None,
-    ) -> tuple[float, Any | None]:
-        """An input's VTLN factor (``vtln``: instead of the recognizer's
-        setting) and, when ``"auto"`` already encoded the whole input under
-        it with ``geometry``, those log-probabilities (not encoded twice)."""
-        setting = self._setting(vtln)
-        if setting != "auto":
-            return (setting if isinstance(setting, float) else 1.0), None
-        warp, log_probs = self._estimate(samples)
-        return warp, log_probs if geometry == self.config.offline else None
 
     def _setting(self, vtln: VtlnSetting | Sequence[float] | None) -> VtlnSetting:
         """A call's VTLN setting: its own, else the recognizer's."""
