@@ -2,6 +2,7 @@
 
     python benchmarks/asr_longform.py --device cpu --durations 60,600,3600,14400
     python benchmarks/asr_longform.py --device cpu --end-to-end --durations 60,600
+    python benchmarks/asr_longform.py --end-to-end --durations 600 --vtln 0.85,1,1.15
     python benchmarks/asr_longform.py --device cuda --durations 3600,14400,86400 \
         --dtype bf16 --json longform.json
 
@@ -83,9 +84,11 @@ def worker(payload: dict) -> None:
         torch.set_num_threads(payload["threads"])
     seconds = payload["duration"]
     if payload.get("wav"):
-        from speech.asr.recognizer import load_recognizer
+        from speech.asr.recognizer import load_recognizer, parse_vtln
 
-        recognizer = load_recognizer(payload["model"], device=device)
+        recognizer = load_recognizer(
+            payload["model"], device=device, vtln=parse_vtln(payload["vtln"])
+        )
         recognizer.transcribe(speech_array(10.0))  # warm-up (in-memory path)
         geometry = parse_geometry(payload["geometry"])
         run = lambda: recognizer.transcribe(payload["wav"], geometry)  # noqa: E731
@@ -167,6 +170,12 @@ def main() -> None:
     p.add_argument("--block-seconds", type=float, default=60.0)
     p.add_argument("--end-to-end", action="store_true")
     p.add_argument("--model", default=None, help="model folder (end-to-end)")
+    p.add_argument(
+        "--vtln",
+        default="1",
+        help="end-to-end: the recognizer's VTLN setting, e.g. 0.85,1,1.15 (a "
+        "warp ensemble, speech transcribe's default)",
+    )
     p.add_argument("--tmp", default=None, help="folder for the WAV files")
     p.add_argument("--threads", type=int, default=2, help="CPU threads")
     p.add_argument("--json", default=None)
@@ -193,6 +202,7 @@ def main() -> None:
                     "geometry": args.geometry,
                     "block_seconds": args.block_seconds,
                     "threads": args.threads,
+                    "vtln": args.vtln,
                 }
                 wav = Path(tmp) / "long.wav"
                 if args.end_to_end:
@@ -213,7 +223,8 @@ def main() -> None:
     mode = "end-to-end Recognizer.transcribe" if args.end_to_end else "EncoderPipeline"
     print(
         f"{mode}, config {args.config if not args.end_to_end else model}, "
-        f"geometry {args.geometry}, device {args.device}, {machine()}"
+        f"geometry {args.geometry}, vtln {args.vtln}, device {args.device}, "
+        f"{machine()}"
     )
     columns = [
         "duration_s",
