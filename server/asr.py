@@ -173,11 +173,16 @@ class _AsrSession:
     def _start(self, start: AsrStart) -> None:
         hub = self.hub
         assert hub.recognizer is not None and hub.asr_batcher is not None
+        rules = endpoint_rules(start)
+        rescore = start.options.rescore
+        if rescore is None:
+            rescore = hub.config.rescore and rules is not None
         stream = hub.recognizer.stream(
             beam_size=start.options.beam_size,
-            endpoint_rules=endpoint_rules(start),
+            endpoint_rules=rules,
             input_sample_rate=start.sample_rate,
             vtln=start.options.vtln,
+            rescore=rescore,
         )
         self.start = start
         self.slot = AsrSlot(stream, start.sample_rate, self._deliver)
@@ -193,6 +198,7 @@ class _AsrSession:
                 "chunk_seconds": round(
                     config.streaming.chunk_size * config.frame_seconds, 3
                 ),
+                "rescore": rescore,
             }
         )
 

@@ -27,6 +27,9 @@ class ServerConfig:
     # (uploads; streams take 1) or a warp ensemble's factors (W encoder rows
     # per stream, W times the compute)
     vtln: float | str | tuple[float, ...] = 1.0
+    # endpoint rescoring of the finals of sessions that name none (those
+    # with endpointing): each closed segment encoded again offline
+    rescore: bool = True
     threads: int = 1  # torch intra-op threads (ONNX: $SPEECH_ONNX_THREADS)
 
     # limits
@@ -89,6 +92,7 @@ class ServerConfig:
             "backend": "backend",
             "device": "device",
             "vtln": "vtln",
+            "rescore": "rescore",
             "threads": "threads",
             "max_sessions": "max_sessions",
             "max_frame_bytes": "max_frame_bytes",

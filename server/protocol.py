@@ -150,6 +150,8 @@ class AsrOptions:
     partials: bool = True  # send partial results
     # VTLN warp factor, or a warp ensemble's factors; None: the recognizer's
     vtln: float | tuple[float, ...] | None = None
+    # endpoint rescoring of finals; None: the server's (with endpointing)
+    rescore: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,7 @@ def parse_asr_start(message: dict[str, Any]) -> AsrStart:
         raise ProtocolError("bad_option", "'options' must be an object")
     _check_keys(
         raw,
-        {"beam_size", "endpointing", "trailing_silence", "partials", "vtln"},
+        {"beam_size", "endpointing", "trailing_silence", "partials", "vtln", "rescore"},
         "options",
     )
     beam = raw.get("beam_size")
@@ -195,9 +197,14 @@ def parse_asr_start(message: dict[str, Any]) -> AsrStart:
         raise ProtocolError(
             "bad_option", f"'beam_size' must be an integer in [1, {MAX_BEAM_SIZE}]"
         )
-    for key in ("endpointing", "partials"):
+    for key in ("endpointing", "partials", "rescore"):
         if not isinstance(raw.get(key, True), bool):
             raise ProtocolError("bad_option", f"'{key}' must be true or false")
+    if raw.get("rescore") and not raw.get("endpointing", True):
+        raise ProtocolError(
+            "bad_option",
+            "'rescore' needs endpointing: it decodes each closed segment again",
+        )
     silence = None
     if raw.get("trailing_silence") is not None:
         silence = _number(raw, "trailing_silence", 1.0, 0.1, 30.0)
@@ -220,6 +227,7 @@ def parse_asr_start(message: dict[str, Any]) -> AsrStart:
         trailing_silence=silence,
         partials=raw.get("partials", True),
         vtln=vtln,
+        rescore=raw.get("rescore"),
     )
     return AsrStart(rate, fmt, options)
 

@@ -227,6 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     v.add_argument("--device", default="cpu")
     add_vtln_argument(v)
+    v.add_argument(
+        "--rescore",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="endpoint rescoring: each segment's final decoded again with the "
+        "whole segment in view (default on; sessions may say otherwise)",
+    )
     v.add_argument("--max-sessions", type=int, default=200)
     v.add_argument(
         "--token",

@@ -131,6 +131,100 @@ def test_stream_rejects_right_context(recognizer) -> None:
         recognizer.stream(geometry=ChunkGeometry(4, 8, 2))
 
 
+def test_endpoint_rescoring_decodes_each_segment_offline(
+    model_dir, speech_file
+) -> None:
+    """With ``rescore``, each final is its segment's frames encoded again
+    with the offline geometry and decoded; ``first_pass`` keeps what the
+    streaming pass said. The segments (one per second here) are rebuilt by
+    hand from the streaming log-probabilities, and the features kept for
+    the second pass never outgrow the open segment."""
+    from speech.asr.config import SUBSAMPLING, SUBSAMPLING_FIELD
+    from speech.asr.decoding import EndpointRule
+
+    samples, _ = sf.read(speech_file, dtype="float32")
+    rules = (EndpointRule(False, 0.0, 1.0),)  # a segment per second
+    recognizer = Recognizer(TorchBackend(model_dir), beam_size=4)
+    stream = recognizer.stream(endpoint_rules=rules, rescore=True)
+    most = 0
+    events: list = []
+    for start in range(0, len(samples), 3000):
+        events += stream.accept_waveform(samples[start : start + 3000])
+        most = max(most, sum(len(k) for k in stream.kept))
+    events += stream.finish()
+    finals = [e for e in events if e.kind == "final"]
+    # by hand: the stream's own log-probabilities, its endpointing, and
+    # each closed segment's feature frames encoded with the offline geometry
+    features = recognizer.features(recognizer.pad(samples))
+    backend = recognizer.backend
+    streamed = backend.encode_list([features], recognizer.config.streaming)[0]
+    decoder = recognizer._decoder(None, rules)
+    closed = decoder.accept(streamed) + [decoder.finish()]
+    closed = [c for c in closed if c is not None]
+    expected = []
+    for segment in closed:
+        span = features[
+            segment.start_frame * SUBSAMPLING : (segment.end_frame - 1) * SUBSAMPLING
+            + SUBSAMPLING_FIELD
+        ]
+        log_probs = backend.encode_list([span], recognizer.config.offline)[0]
+        assert len(log_probs) == segment.end_frame - segment.start_frame
+        expected.append(recognizer.decode(log_probs, 60.0).text)
+    assert len(closed) >= 5 and len(finals) == len(closed)
+    assert [e.segment.text for e in finals] == expected
+    assert [e.index for e in finals] == list(range(len(finals)))
+    # the first pass is what the same stream says without rescoring
+    plain = recognizer.stream(endpoint_rules=rules)
+    plain_events = plain.accept_waveform(samples) + plain.finish()
+    plain_finals = [e.segment.text for e in plain_events if e.kind == "final"]
+    assert [e.first_pass.text for e in finals] == plain_finals
+    assert expected != plain_finals  # the second pass does change words
+    assert all(e.first_pass is None for e in plain_events)
+    # at most a second of segment plus the window in flight, not the input
+    assert most <= 100 + stream.window + stream.stride < len(features) / 3
+    with pytest.raises(ValueError, match="close every segment within 60 s"):
+        recognizer.stream(endpoint_rules=None, rescore=True)
+    with pytest.raises(ValueError, match="close every segment"):
+        recognizer.stream(
+            endpoint_rules=rules[:0] + (EndpointRule(True, 1.0, 0.0),), rescore=True
+        )
+
+
+def test_endpoint_rescoring_reads_what_was_said(tmp_path) -> None:
+    """The shipped model streaming two sentences with a pause between: two
+    finals, and each rescored one holds its sentence's words."""
+    import subprocess
+
+    from speech.asr.metrics import word_errors
+    from speech.asr.recognizer import load_recognizer
+    from speech.text.normalize import asr_transcript
+
+    texts = [
+        "the quick brown fox jumps over the lazy dog",
+        "please call me back when you have time",
+    ]
+    parts = []
+    for text in texts:
+        wav = tmp_path / "part.wav"
+        subprocess.run(
+            ["flite", "-voice", "rms", "-t", text, "-o", str(wav)], check=True
+        )
+        samples, rate = sf.read(wav, dtype="float32")
+        parts += [samples, np.zeros(int(1.5 * rate), np.float32)]
+    audio = np.concatenate(parts)
+    recognizer = load_recognizer(beam_size=16)
+    stream = recognizer.stream(rescore=True)
+    events: list = []
+    for start in range(0, len(audio), 8000):  # 0.5 s pieces
+        events += stream.accept_waveform(audio[start : start + 8000])
+    events += stream.finish()
+    finals = [e for e in events if e.kind == "final"]
+    assert len(finals) == 2
+    for event, text in zip(finals, texts, strict=True):
+        assert event.first_pass is not None
+        assert word_errors(text, asr_transcript(event.segment.text))[0] <= 1, event
+
+
 def test_batch_equals_single_and_survives_bad_files(
     recognizer, speech_file, tmp_path
 ) -> None:
@@ -275,6 +369,15 @@ def test_warp_ensemble_is_the_same_on_every_path(model_dir, speech_file) -> None
     own = plain.stream(endpoint_rules=None, vtln=warps)  # a stream's own ensemble
     events = own.accept_waveform(samples) + own.finish()
     assert transcript_from_events(events, len(samples) / 16000).text == streamed
+    # endpoint rescoring of its W rows: one segment here (the one rule closes
+    # segments at 60 s), so the final is the whole input encoded offline
+    from speech.asr.decoding import EndpointRule
+
+    rescored = ensemble.stream(
+        endpoint_rules=[EndpointRule(False, 0, 60)], rescore=True
+    )
+    events = rescored.accept_waveform(samples) + rescored.finish()
+    assert [e.segment.text for e in events if e.kind == "final"] == [expected]
     # settings: text or numbers, sorted; duplicates, one factor and too many fail
     assert parse_vtln("1.15,0.85,1") == warps == parse_vtln([1.15, 1, 0.85])
     assert parse_vtln("1.2") == 1.2

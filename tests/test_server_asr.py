@@ -22,6 +22,10 @@ def speech_16k(speech_file) -> np.ndarray:
 
 
 def library_finals(recognizer, samples: np.ndarray, rate: int = 16000, **options):
+    """The library stream's finals, with the server's default: endpoint
+    rescoring wherever there is endpointing."""
+    if options.get("endpoint_rules", ()) is not None:
+        options.setdefault("rescore", True)
     stream = recognizer.stream(input_sample_rate=rate, **options)
     events = []
     for start in range(0, len(samples), 1600):
@@ -71,6 +75,19 @@ def test_results_equal_library_stream(serve, server_models, speech_16k) -> None:
     assert server_finals(results) == expected
     assert results[-1]["type"] == "final" and results[-1]["last"] is True
     assert sum(1 for r in results if r.get("last")) == 1
+    # a session without endpoint rescoring gets the streaming pass's finals
+    plain = asyncio.run(
+        stream_audio(floats, 16000, server.ws_url("/asr"), options={"rescore": False})
+    )
+    first_pass = library_finals(recognizer, floats, rescore=False)
+    assert server_finals(plain) == first_pass != expected
+    # and a server without it, unless a session asks
+    server = serve(rescore=False)
+    for options, finals in ((None, first_pass), ({"rescore": True}, expected)):
+        results = asyncio.run(
+            stream_audio(floats, 16000, server.ws_url("/asr"), options=options)
+        )
+        assert server_finals(results) == finals
 
 
 def test_message_shape(serve, speech_16k) -> None:
@@ -150,7 +167,9 @@ def test_warp_ensemble_sessions_batch_with_plain_ones(
 ) -> None:
     """A session's warp ensemble (``vtln`` as a list) runs its encoder rows
     (one per warp) in the same batched steps as one-row sessions: each session's
-    finals are the library stream's with the same setting."""
+    finals are the library stream's with the same setting (the streaming
+    pass's: rescoring off, as the tiny model's rescored text does not move
+    with these warps)."""
     server = serve(batch_wait=0.05)
     recognizer = server_models[0]
     floats = speech_16k.astype(np.float32) / 32768.0
@@ -158,13 +177,17 @@ def test_warp_ensemble_sessions_batch_with_plain_ones(
     inputs = [floats[i * 2400 :] for i in range(4)]
     settings = [warps, None, warps, 1.5]
     expected = [
-        library_finals(recognizer, x, vtln=tuple(v) if isinstance(v, list) else v)
+        library_finals(
+            recognizer, x, vtln=tuple(v) if isinstance(v, list) else v, rescore=False
+        )
         for x, v in zip(inputs, settings, strict=True)
     ]
     # the ensemble's text is neither the plain one nor its member 1.5's
-    assert expected[0] != library_finals(recognizer, inputs[0])
-    assert expected[0] != library_finals(recognizer, inputs[0], vtln=1.5)
-    options = [None if v is None else {"vtln": v} for v in settings]
+    assert expected[0] != library_finals(recognizer, inputs[0], rescore=False)
+    assert expected[0] != library_finals(recognizer, inputs[0], vtln=1.5, rescore=False)
+    options = [
+        {"rescore": False} | ({} if v is None else {"vtln": v}) for v in settings
+    ]
     assert concurrent_finals(server, inputs, options) == expected
     assert mean_asr_batch(server) > 1.5  # steps ran several sessions at once
 
@@ -182,6 +205,7 @@ def test_started_message(serve) -> None:
     info, results = asyncio.run(run())
     assert info["type"] == "started" and info["sample_rate"] == 22050
     assert info["model_sample_rate"] == 16000 and info["chunk_seconds"] > 0
+    assert info["rescore"] is True  # the server's default
     # no audio: one empty last final
     assert results == [
         {

@@ -41,6 +41,11 @@ ASR_CASES = {
     "unknown_option": ([{**START, "options": {"speed": 2}}], "bad_option"),
     "bad_vtln": ([{**START, "options": {"vtln": 5}}], "bad_option"),
     "bad_vtln_ensemble": ([{**START, "options": {"vtln": [0.9, 0.9]}}], "bad_option"),
+    "bad_rescore": ([{**START, "options": {"rescore": "yes"}}], "bad_option"),
+    "rescore_without_endpoints": (
+        [{**START, "options": {"rescore": True, "endpointing": False}}],
+        "bad_option",
+    ),
     "odd_bytes_s16": ([START, b"\x00" * 3], "bad_frame"),
     "odd_bytes_f32": ([{**START, "format": "f32le"}, b"\x00" * 6], "bad_frame"),
     "oversized_frame": ([START, b"\x00" * (MAX_FRAME + 2)], "frame_too_large"),
@@ -145,7 +150,7 @@ def test_hostile_clients_do_not_disturb_others(serve, server_models, speech_file
     recognizer, synthesizer = server_models
     samples, _ = sf.read(speech_file, dtype="float32", frames=5 * 16000)
     samples = (np.round(samples * 32768).clip(-32768, 32767) / 32768).astype(np.float32)
-    stream = recognizer.stream()
+    stream = recognizer.stream(rescore=True)  # the server's default
     events = []
     for start in range(0, len(samples), 1600):
         events += stream.accept_waveform(samples[start : start + 1600])

@@ -8,6 +8,12 @@ Short utterances are decoded with masked batching (``transcribe_many``);
 the streaming column uses the streaming geometry (right context 0), whose
 results equal the live ``RecognizerStream`` exactly (tests/test_recognizer.py).
 Long recordings go through the block-by-block long-form path.
+
+``--rescore`` adds two columns from live streams (``RecognizerStream``,
+0.5 s pieces, endpointing on) with endpoint rescoring: ``live``, the
+streaming pass's finals, and ``rescored``, the finals after the second pass
+(each segment encoded again with the offline geometry). With
+``--stream-long-form`` the long recordings are streamed that way too.
 """
 
 from __future__ import annotations
@@ -82,17 +88,27 @@ def _wer(pairs) -> float:
 STREAM_PIECE_SECONDS = 0.5  # audio per accept_waveform call when streaming
 
 
-def _streamed(recognizer: Recognizer, samples: np.ndarray) -> str:
+def _streamed(
+    recognizer: Recognizer, samples: np.ndarray, rescore: bool = False
+) -> tuple[str, str]:
     """``samples`` fed live to a ``RecognizerStream`` (streaming geometry,
-    endpointing on) in ``STREAM_PIECE_SECONDS`` pieces; the finals' text."""
-    stream = recognizer.stream()
+    endpointing on) in ``STREAM_PIECE_SECONDS`` pieces: the text of the
+    streaming pass's finals and of the finals (the same without
+    ``rescore``)."""
+    stream = recognizer.stream(rescore=rescore)
     events = []
     step = int(STREAM_PIECE_SECONDS * recognizer.sample_rate)
     for start in range(0, len(samples), step):
         events += stream.accept_waveform(samples[start : start + step])
     events += stream.finish()
     duration = len(samples) / recognizer.sample_rate
-    return transcript_from_events(events, duration).text
+    final = transcript_from_events(events, duration).text
+    if not rescore:
+        return final, final
+    first = " ".join(
+        e.first_pass.text for e in events if e.first_pass and e.first_pass.text
+    )
+    return first, final
 
 
 def stream_rows(
@@ -101,17 +117,22 @@ def stream_rows(
     samples: np.ndarray,
     segments: list[dict] | None,
     row: dict,
+    rescore: bool = False,
 ) -> None:
     """Adds to ``row`` the WER of the recording streamed live and, with
     ``segments``, of its sentences streamed one by one (and the live text
-    as ``stream_text``)."""
-    text = _streamed(recognizer, samples)
+    as ``stream_text``); with ``rescore``, after endpoint rescoring, and
+    the streaming pass's WER as ``stream_first_pass_wer``."""
+    first, text = _streamed(recognizer, samples, rescore)
     row["stream_wer"] = _wer([(item.text, text)])
+    if rescore:
+        row["stream_first_pass_wer"] = _wer([(item.text, first)])
     row["stream_text"] = text
     if segments:
         pieces = sentence_pieces(samples, segments, recognizer.sample_rate)
         row["stream_sentence_wer"] = _wer(
-            (reference, _streamed(recognizer, piece)) for piece, reference in pieces
+            (reference, _streamed(recognizer, piece, rescore)[1])
+            for piece, reference in pieces
         )
 
 
@@ -171,6 +192,20 @@ def evaluate(args: argparse.Namespace) -> dict:
                 table[key][name][0] += errors
                 table[key][name][1] += words
         timing[name] = time.monotonic() - started
+    columns = list(geometries)
+    if args.rescore:
+        columns += ["live", "rescored"]
+        started = time.monotonic()
+        for u in utterances:
+            samples = load_audio(u.audio, recognizer.sample_rate)
+            texts = _streamed(recognizer, samples, rescore=True)
+            for name, text in zip(("live", "rescored"), texts, strict=True):
+                hypotheses[u.audio][name] = text
+                errors, words = word_errors(reference[u.audio], asr_transcript(text))
+                for key in (u.speaker, "all"):
+                    table[key][name][0] += errors
+                    table[key][name][1] += words
+        timing["live+rescored"] = time.monotonic() - started
     long_rows = []
     if args.long_form:
         segments = long_form_segments(args.long_form)
@@ -198,7 +233,7 @@ def evaluate(args: argparse.Namespace) -> dict:
                     for piece, text in pieces
                 )
             if args.stream_long_form:
-                stream_rows(recognizer, item, samples, spans, row)
+                stream_rows(recognizer, item, samples, spans, row, args.rescore)
                 hypotheses[item.audio]["long_form_stream"] = row.pop("stream_text")
             long_rows.append(row)
     return {
@@ -206,6 +241,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "timing": timing,
         "long_form": long_rows,
         "geometries": {k: vars(v) for k, v in geometries.items()},
+        "columns": columns,
         "latency_streaming_s": config.streaming.latency_seconds(config.num_layers),
         "vtln": args.vtln,
         "edge_padding": list(recognizer.edge_padding),
@@ -214,7 +250,7 @@ def evaluate(args: argparse.Namespace) -> dict:
 
 
 def render(report: dict) -> str:
-    names = list(report["geometries"])
+    names = report.get("columns", list(report["geometries"]))
     lines = [
         "| voice | " + " | ".join(f"WER {n} %" for n in names) + " | words |",
         "|---|" + "---|" * (len(names) + 1),
@@ -235,6 +271,12 @@ def render(report: dict) -> str:
         f"\n\nGeometries (80 ms frames): {geometry}; "
         f"streaming algorithmic latency {latency:.0f} ms."
     )
+    if "rescored" in names:
+        out += (
+            " live: streamed live (streaming geometry, endpointing on), the "
+            "finals of the streaming pass; rescored: the same streams' finals "
+            "after endpoint rescoring (offline geometry, per segment)."
+        )
     if "edge_padding" in report:
         before, after = report["edge_padding"]
         out += f" Edge silence: {before:g} s before, {after:g} s after."
@@ -258,7 +300,18 @@ def render(report: dict) -> str:
             f"| {r['wer']:.2f} | {r.get('sentence_wer', '-')} | {r['rtf']} |"
             for r in report["long_form"]
         )
-        if any("stream_wer" in r for r in report["long_form"]):
+        if any("stream_first_pass_wer" in r for r in report["long_form"]):
+            out += (
+                "\n\n| long recording | streamed live, streaming pass, WER % "
+                "| rescored, WER % | same sentences streamed one by one, "
+                "rescored, WER % |\n|---|---|---|---|\n"
+            )
+            out += "\n".join(
+                f"| {r['audio']} | {r['stream_first_pass_wer']:.2f} "
+                f"| {r['stream_wer']:.2f} | {r.get('stream_sentence_wer', '-')} |"
+                for r in report["long_form"]
+            )
+        elif any("stream_wer" in r for r in report["long_form"]):
             out += (
                 "\n\n| long recording | streamed live, WER % | same sentences "
                 "streamed one by one, WER % |\n|---|---|---|\n"
@@ -294,6 +347,12 @@ def main(argv: list[str] | None = None) -> None:
         "--stream-long-form",
         action="store_true",
         help="also stream each long recording live, and its sentences one by one",
+    )
+    p.add_argument(
+        "--rescore",
+        action="store_true",
+        help="also stream every utterance live with endpoint rescoring (columns "
+        "live and rescored; long recordings too with --stream-long-form)",
     )
     p.add_argument("--json", help="also write the report as JSON here")
     p.add_argument(

@@ -28,6 +28,7 @@ from speech.asr.config import (
 )
 from speech.asr.decoding import (
     DEFAULT_ENDPOINT_RULES,
+    DecodedSegment,
     Endpointer,
     EndpointRule,
     Hypothesis,
@@ -79,6 +80,10 @@ VTLN_SECONDS = 60.0
 # (README, "Warp ensemble": the shipped model on unseen voices). Each warp is
 # one more encoder pass; MAX_ENSEMBLE bounds the cost.
 MAX_ENSEMBLE = 8
+# Endpoint rescoring (``stream(rescore=True)``) keeps the open segment's
+# features until its final: the endpoint rules must close every segment
+# within this many seconds (the default rule 3 does at 20 s).
+MAX_RESCORE_SECONDS = 60.0
 
 VtlnSetting = float | Literal["auto"] | tuple[float, ...]
 
@@ -215,6 +220,19 @@ class StreamEvent:
     kind: Literal["partial", "final"]
     segment: Segment
     index: int  # segment number, from 0
+    # a rescored final's streaming (first-pass) result, which it replaces
+    first_pass: Segment | None = None
+
+
+def bounds_segments(rules: Sequence[EndpointRule] | None) -> bool:
+    """Whether the rules close every segment, speech or not, within
+    ``MAX_RESCORE_SECONDS`` (what endpoint rescoring needs)."""
+    return any(
+        not rule.must_contain_speech
+        and rule.min_trailing_silence == 0
+        and rule.min_utterance_length <= MAX_RESCORE_SECONDS
+        for rule in rules or ()
+    )
 
 
 class Recognizer:
@@ -374,12 +392,16 @@ class Recognizer:
     ) -> Transcript:
         """(T', V) log-probabilities of one input (edge silence included, as
         ``pad`` adds it) -> transcript; ``duration``: the input's own."""
+        return self._transcript(self._hits(log_probs, beam_size), duration)
+
+    def _hits(self, log_probs: np.ndarray, beam_size: int | None) -> list[TokenHit]:
+        """The tokens of offline decoding (the search reset at pauses)."""
         decoder = self._decoder(beam_size, OFFLINE_ENDPOINTS)
         hits = [h for seg in decoder.accept(log_probs) for h in seg.best.hits]
         last = decoder.finish()
         if last is not None:
             hits += last.best.hits
-        return self._transcript(hits, duration)
+        return hits
 
     # ------------------------------------------------------------- offline
 
@@ -632,10 +654,11 @@ class Recognizer:
         endpoint_rules: Sequence[EndpointRule] | None = DEFAULT_ENDPOINT_RULES,
         input_sample_rate: int | None = None,
         vtln: float | Sequence[float] | None = None,
+        rescore: bool = False,
     ) -> RecognizerStream:
         """A live stream (right context 0; see ``RecognizerStream``)."""
         return RecognizerStream(
-            self, geometry, beam_size, endpoint_rules, input_sample_rate, vtln
+            self, geometry, beam_size, endpoint_rules, input_sample_rate, vtln, rescore
         )
 
 
@@ -659,6 +682,16 @@ class RecognizerStream:
     per stream: ``next_window`` gives (W, 8C + 7, M) windows, ``state``
     holds W rows and ``consume`` takes the W rows' log-probabilities and
     decodes their mean posterior.
+
+    ``rescore``: endpoint rescoring, a second pass. Partials come from the
+    streaming pass as they are; when an endpoint closes a segment, its
+    audio is encoded again with the offline geometry, which sees the whole
+    segment, and decoded (same beam, same LM): the final is that result,
+    and ``StreamEvent.first_pass`` holds the streaming one it replaces. A
+    final then equals ``Recognizer.decode`` of the segment's frames encoded
+    offline; it arrives later by that encoding's time. The segment's
+    features are kept until its final, so the endpoint rules must close
+    every segment within ``MAX_RESCORE_SECONDS`` (``bounds_segments``).
     """
 
     def __init__(
@@ -669,6 +702,7 @@ class RecognizerStream:
         endpoint_rules: Sequence[EndpointRule] | None = DEFAULT_ENDPOINT_RULES,
         input_sample_rate: int | None = None,
         vtln: float | Sequence[float] | None = None,
+        rescore: bool = False,
     ) -> None:
         geometry = geometry or recognizer.config.streaming
         if geometry.right_context != 0:
@@ -676,6 +710,15 @@ class RecognizerStream:
                 "streaming needs right_context 0 (the look-ahead of a right "
                 "context grows with depth); use transcribe() for right context"
             )
+        if rescore and not bounds_segments(endpoint_rules):
+            raise ValueError(
+                "endpoint rescoring needs endpoint rules that close every "
+                f"segment within {MAX_RESCORE_SECONDS:g} s (a rule with "
+                "must_contain_speech False, min_trailing_silence 0 and "
+                "min_utterance_length at most that, as the default rule 3)"
+            )
+        self.rescore = rescore
+        self.beam_size = beam_size
         self.recognizer = recognizer
         self.geometry = geometry
         self.window = (geometry.chunk_size - 1) * SUBSAMPLING + SUBSAMPLING_FIELD
@@ -698,6 +741,11 @@ class RecognizerStream:
             len(self.warps), geometry.left_context
         )
         self.decoder = recognizer._decoder(beam_size, endpoint_rules)
+        # rescoring: feature frames already windowed, from frame kept_from on
+        # (the open segment's, and the next window's overlap stays in features)
+        self.kept: list[np.ndarray] = []
+        self.kept_from = 0
+        self.windowed = 0  # feature frames removed from features so far
         self.resampler = None
         if input_sample_rate and input_sample_rate != recognizer.sample_rate:
             self.resampler = soxr.ResampleStream(
@@ -762,32 +810,78 @@ class RecognizerStream:
         last, zero-padded partial window is returned when one is left."""
         if len(self.features) >= self.window:
             window = self.features[: self.window]
-            self.features = self.features[self.stride :]
+            self._advance(self.stride)
             valid = self.geometry.chunk_size
         elif final and len(self.features) >= SUBSAMPLING_FIELD:
             valid = (len(self.features) - SUBSAMPLING_FIELD) // SUBSAMPLING + 1
             window = np.zeros((self.window, *self.features.shape[1:]), dtype=np.float32)
             window[: len(self.features)] = self.features
-            self.features = self.features[:0]
+            self._advance(len(self.features))
         else:
             return None
         return np.ascontiguousarray(window.transpose(1, 0, 2)), valid
 
+    def _advance(self, frames: int) -> None:
+        """Drop ``frames`` windowed feature frames (kept when rescoring)."""
+        if self.rescore:
+            self.kept.append(self.features[:frames])
+        self.features = self.features[frames:]
+        self.windowed += frames
+
     def consume(self, log_probs: np.ndarray) -> list[StreamEvent]:
         """Decode one chunk's (rows, valid frames, V) log-probabilities (their
         mean posterior for a warp ensemble)."""
-        events = []
-        for closed in self.decoder.accept(mean_posterior(list(log_probs))):
-            events.append(
-                StreamEvent("final", self._segment(closed.best), self.segment_index)
-            )
-            self.segment_index += 1
+        events = [
+            self._final(closed)
+            for closed in self.decoder.accept(mean_posterior(list(log_probs)))
+        ]
+        if events:
             self._last_partial = ""
+        if self.rescore:  # the open segment's frames on
+            self._forget(self.decoder.segment_start * SUBSAMPLING)
         partial = self._segment(self.decoder.partial)
         if partial.text != self._last_partial:
             self._last_partial = partial.text
             events.append(StreamEvent("partial", partial, self.segment_index))
         return events
+
+    def _final(self, closed: DecodedSegment) -> StreamEvent:
+        streamed = self._segment(closed.best)
+        if self.rescore:
+            event = StreamEvent(
+                "final", self._rescored(closed), self.segment_index, streamed
+            )
+        else:
+            event = StreamEvent("final", streamed, self.segment_index)
+        self.segment_index += 1
+        return event
+
+    def _forget(self, frame: int) -> None:
+        """Drop kept feature frames before ``frame``."""
+        frame = min(max(frame, self.kept_from), self.windowed)
+        if frame > self.kept_from:
+            kept = np.concatenate(self.kept)
+            self.kept = [kept[frame - self.kept_from :]]
+            self.kept_from = frame
+
+    def _rescored(self, closed: DecodedSegment) -> Segment:
+        """The segment's frames encoded offline and decoded again."""
+        start = closed.start_frame * SUBSAMPLING
+        end = (closed.end_frame - 1) * SUBSAMPLING + SUBSAMPLING_FIELD
+        frames = np.concatenate([*self.kept, self.features])
+        span = frames[start - self.kept_from : end - self.kept_from]
+        recognizer = self.recognizer
+        encoded = recognizer.backend.encode_list(
+            [np.ascontiguousarray(span[:, w]) for w in range(self.rows)],
+            recognizer.config.offline,
+        )
+        hits = recognizer._hits(mean_posterior(encoded), self.beam_size)
+        shift = closed.start_frame
+        moved = tuple(
+            h._replace(start_frame=h.start_frame + shift, end_frame=h.end_frame + shift)
+            for h in hits
+        )
+        return self._segment(Hypothesis(tuple(h.token for h in moved), 0.0, moved))
 
     def _segment(self, hypothesis: Hypothesis) -> Segment:
         # times within the audio received so far
@@ -829,10 +923,8 @@ class RecognizerStream:
         events = [e for e in self._run(final=True) if e.kind == "final"]
         closed = self.decoder.finish()
         if closed is not None:
-            events.append(
-                StreamEvent("final", self._segment(closed.best), self.segment_index)
-            )
-            self.segment_index += 1
+            events.append(self._final(closed))
+        self.kept = []
         self.finished = True
         return events
 
