@@ -102,8 +102,9 @@ def make_random_models(folder: Path) -> tuple[Path, Path]:
     return folder / "asr", folder / "tts"
 
 
-def speech_audio(seconds: float = 30.0) -> np.ndarray:
-    """int16 speech at 16 kHz (flite), with short pauses, ``seconds`` long."""
+def speech_audio(seconds: float = 30.0, pause: float = 0.6) -> np.ndarray:
+    """int16 speech at 16 kHz (flite), ``pause`` seconds between sentences
+    (0.6: shorter than the 1 s that closes a segment), ``seconds`` long."""
     parts = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, sentence in enumerate(SENTENCES):
@@ -115,7 +116,7 @@ def speech_audio(seconds: float = 30.0) -> np.ndarray:
 
             samples, rate = sf.read(wav, dtype="int16")
             assert rate == 16000
-            parts += [samples, np.zeros(int(0.6 * rate), np.int16)]
+            parts += [samples, np.zeros(int(pause * rate), np.int16)]
     audio = np.concatenate(parts)
     repeats = int(math.ceil(seconds * 16000 / len(audio)))
     return np.tile(audio, repeats)[: int(seconds * 16000)]
@@ -135,6 +136,7 @@ class ServerProcess:
         device: str = "cpu",
         backend: str = "torch",
         vtln: str = "1",
+        rescore: bool = True,
     ):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -144,6 +146,7 @@ class ServerProcess:
             "--max-sessions", "2000", "--idle-timeout", "600",
             "--log-format", "text", "--threads", str(threads), "--device", device,
             "--backend", backend, "--vtln", vtln,
+            "--rescore" if rescore else "--no-rescore",
         ]  # fmt: skip
         if asr_model:
             command += ["--asr-model", str(asr_model)]
@@ -242,6 +245,8 @@ class AsrReport:
     p99_ms: float = float("nan")
     max_ms: float = float("nan")
     end_to_last_final_ms: float = float("nan")
+    finals: int = 0  # finals before the last (endpoints while streaming)
+    final_p95_ms: float = float("nan")  # their latency
     errors: list[str] = field(default_factory=list)
     server_p95_ms: float = float("nan")  # audio arrival -> result, in the server
     server_rtf: float = float("nan")
@@ -259,6 +264,7 @@ async def _asr_session(
     latencies: list[float],
     ends: list[float],
     errors: list[str],
+    finals: list[float],
 ) -> None:
     from websockets.asyncio.client import connect
 
@@ -300,6 +306,8 @@ async def _asr_session(
                 index = math.ceil(message["processed"] * rate / frame) - 1
                 if 0 <= index < len(sent_at) and index * frame_seconds >= warmup:
                     latencies.append(now - sent_at[index])
+                    if message["type"] == "final":
+                        finals.append(now - sent_at[index])
         finally:
             sending.cancel()
 
@@ -315,10 +323,19 @@ async def asr_load(
     latencies: list[float] = []
     ends: list[float] = []
     errors: list[str] = []
+    finals: list[float] = []
     outcomes = await asyncio.gather(
         *(
             _asr_session(
-                url, audio, seconds, warmup, frame_seconds, latencies, ends, errors
+                url,
+                audio,
+                seconds,
+                warmup,
+                frame_seconds,
+                latencies,
+                ends,
+                errors,
+                finals,
             )
             for _ in range(sessions)
         ),
@@ -334,6 +351,9 @@ async def asr_load(
         report.p99_ms, report.max_ms = percentile(ms, 99), max(ms)
     if ends:
         report.end_to_last_final_ms = percentile([x * 1000 for x in ends], 95)
+    report.finals = len(finals)
+    if finals:
+        report.final_p95_ms = percentile([x * 1000 for x in finals], 95)
     return report
 
 
@@ -465,7 +485,11 @@ def run_sweep(
 ) -> list:
     reports = []
     ws_url = http_url.replace("http://", "ws://") + "/" + args.command
-    audio = speech_audio(max(60.0, args.seconds + 5)) if args.command == "asr" else None
+    audio = (
+        speech_audio(max(60.0, args.seconds + 5), args.pause)
+        if args.command == "asr"
+        else None
+    )
     if args.command == "tts" and args.warmup > 0:
         # untimed: the server's first syntheses (kernel selection, caches on
         # CUDA) would otherwise land in the first step's figures
@@ -596,6 +620,19 @@ def main(argv: list[str] | None = None) -> int:
         help="the server's VTLN setting for sessions (speech serve --vtln), "
         "e.g. 0.85,1,1.15: a warp ensemble, one encoder row per factor",
     )
+    parser.add_argument(
+        "--rescore",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the server's endpoint rescoring (speech serve --rescore, its default)",
+    )
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.6,
+        help="ASR: seconds between sentences (1.2: each closes a segment, a "
+        "final every 3-4 s; 0.6: finals only at the 20 s limit)",
+    )
     args = parser.parse_args(argv)
 
     random.seed(0)
@@ -607,7 +644,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.random:
             asr_model, tts_model = make_random_models(Path(models.name))
         server = ServerProcess(
-            asr_model, tts_model, args.threads, args.device, args.backend, args.vtln
+            asr_model,
+            tts_model,
+            args.threads,
+            args.device,
+            args.backend,
+            args.vtln,
+            args.rescore,
         )
         http_url = server.url("")
     try:

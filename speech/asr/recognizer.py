@@ -654,7 +654,7 @@ class Recognizer:
         endpoint_rules: Sequence[EndpointRule] | None = DEFAULT_ENDPOINT_RULES,
         input_sample_rate: int | None = None,
         vtln: float | Sequence[float] | None = None,
-        rescore: bool = False,
+        rescore: bool | None = None,
     ) -> RecognizerStream:
         """A live stream (right context 0; see ``RecognizerStream``)."""
         return RecognizerStream(
@@ -668,8 +668,9 @@ class RecognizerStream:
     ``accept_waveform`` takes float32 samples in pieces of any size and
     returns events: a ``partial`` when the open segment's text changed and a
     ``final`` when an endpoint closed it; ``finish`` ends the input and
-    returns the last final. The final texts equal offline decoding of the
-    same audio with the same chunk size and left context (right context 0).
+    returns the last final. Without rescoring (below) the final texts equal
+    offline decoding of the same audio with the same chunk size and left
+    context (right context 0).
 
     For cross-stream batching (the server), the three steps are public:
     ``feed`` buffers features, ``next_window`` gives the next chunk's input
@@ -683,7 +684,8 @@ class RecognizerStream:
     holds W rows and ``consume`` takes the W rows' log-probabilities and
     decodes their mean posterior.
 
-    ``rescore``: endpoint rescoring, a second pass. Partials come from the
+    ``rescore``: endpoint rescoring, a second pass (default: on where the
+    endpoint rules allow it, as the default rules do). Partials come from the
     streaming pass as they are; when an endpoint closes a segment, its
     audio is encoded again with the offline geometry, which sees the whole
     segment, and decoded (same beam, same LM): the final is that result,
@@ -702,7 +704,7 @@ class RecognizerStream:
         endpoint_rules: Sequence[EndpointRule] | None = DEFAULT_ENDPOINT_RULES,
         input_sample_rate: int | None = None,
         vtln: float | Sequence[float] | None = None,
-        rescore: bool = False,
+        rescore: bool | None = None,
     ) -> None:
         geometry = geometry or recognizer.config.streaming
         if geometry.right_context != 0:
@@ -710,7 +712,9 @@ class RecognizerStream:
                 "streaming needs right_context 0 (the look-ahead of a right "
                 "context grows with depth); use transcribe() for right context"
             )
-        if rescore and not bounds_segments(endpoint_rules):
+        if rescore is None:
+            rescore = bounds_segments(endpoint_rules)
+        elif rescore and not bounds_segments(endpoint_rules):
             raise ValueError(
                 "endpoint rescoring needs endpoint rules that close every "
                 f"segment within {MAX_RESCORE_SECONDS:g} s (a rule with "
