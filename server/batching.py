@@ -46,7 +46,12 @@ if TYPE_CHECKING:
     from server.config import ServerConfig
     from server.metrics import Metrics
     from server.protocol import TtsRequest
-    from speech.asr.recognizer import Recognizer, RecognizerStream, StreamEvent
+    from speech.asr.recognizer import (
+        Recognizer,
+        RecognizerStream,
+        RescoreJob,
+        StreamEvent,
+    )
     from speech.tts.synthesizer_base import SynthesizerBase
 
 __all__ = ["AsrBatcher", "AsrSlot", "ChunkResult", "TtsBatcher", "TtsJob"]
@@ -183,6 +188,8 @@ class AsrSlot:
         self.in_pass = False
         self.frames_used = 0  # feature frames consumed by windows (worker)
         self.input_ended = False  # the resampler has been flushed (worker)
+        self.needed = 0  # input samples behind the results so far (worker)
+        self.jobs: list[RescoreJob] = []  # second passes to run (worker)
         self.backlog_ok = asyncio.Event()
         self.backlog_ok.set()
 
@@ -296,18 +303,75 @@ class AsrBatcher(_BatchLoop):
                 self._step(ready[start : start + self.config.max_asr_batch], outcome)
         for slot, _, ending, received in work:
             result = outcome[slot]
-            if result.error is not None:
+            if result.error is not None or slot.closed:
                 continue
             left = len(slot.stream.features)
             result.more = left >= (SUBSAMPLING_FIELD if ending else slot.stream.window)
-            if ending and not result.more and not slot.closed:
+            if ending and not result.more and not slot.stream.finished:
                 # what is left: the open segment
                 try:
-                    result.chunks.append((slot.stream.finish(), received))
+                    events = slot.stream.finish(defer=True)
                 except Exception as error:
                     result.error = error
+                    continue
+                slot.needed = received
+                result.chunks.append((events, received))
+        self._rescore(work, outcome)
+        for slot, _, ending, _ in work:
+            result = outcome[slot]
+            if result.error is not None or slot.closed:
+                continue
+            if slot.jobs:
+                result.more = True  # second passes left for the next pass
+            elif ending and slot.stream.finished:
                 result.done = True
         return outcome
+
+    def _rescore(
+        self,
+        work: list[tuple[AsrSlot, np.ndarray | None, bool, int]],
+        outcome: dict[AsrSlot, _AsrOutcome],
+    ) -> None:
+        """Endpoint rescoring: the second passes of the segments closed so
+        far, oldest first, in one masked batch of at most
+        ``max_rescore_seconds`` of audio (at least one), after this pass's
+        streaming steps so that they keep their pace under load."""
+        queue = []
+        for slot, *_ in work:
+            if outcome[slot].error is None and not slot.closed:
+                slot.jobs += slot.stream.take_rescore_jobs()
+                queue += [(job.index, n, slot, job) for n, job in enumerate(slot.jobs)]
+        if not queue:
+            return
+        queue.sort(key=lambda item: (item[0], item[1]))  # oldest segments first
+        chosen, seconds = [], 0.0
+        for _, _, slot, job in queue:
+            if chosen and seconds + job.seconds > self.config.max_rescore_seconds:
+                break
+            chosen.append((slot, job))
+            seconds += job.seconds
+        features = [rows for _, job in chosen for rows in job.features]
+        try:
+            encoded = self.backend.encode_list(features, self.recognizer.config.offline)
+        except Exception as error:
+            for slot, _ in chosen:
+                outcome[slot].error = error
+            return
+        self.metrics.asr_rescore_seconds.observe(seconds)
+        start = 0
+        for slot, job in chosen:
+            rows = len(job.features)
+            slot.jobs.remove(job)
+            try:
+                events = slot.stream.resolve(job, encoded[start : start + rows])
+            except Exception as error:
+                outcome[slot].error = error
+                continue
+            finally:
+                start += rows
+            if slot.stream.input_ended:  # after the end only finals
+                events = [e for e in events if e.kind == "final"]
+            outcome[slot].chunks.append((events, slot.needed))
 
     def _step(
         self,
@@ -332,13 +396,16 @@ class AsrBatcher(_BatchLoop):
                 else self.backend.stack_states(rows[start:end])
             )
             try:
-                events = slot.stream.consume(log_probs[start:end, :slot_valid])
+                events = slot.stream.consume(
+                    log_probs[start:end, :slot_valid], defer=True
+                )
             except Exception as error:
                 outcome[slot].error = error
                 continue
             if ending:  # after the end only finals, as RecognizerStream.finish
                 events = [e for e in events if e.kind == "final"]
-            outcome[slot].chunks.append((events, self._needed_input(slot, last_frame)))
+            slot.needed = self._needed_input(slot, last_frame)
+            outcome[slot].chunks.append((events, slot.needed))
             outcome[slot].audio_samples += (
                 int(slot_valid) * SUBSAMPLING * self.frame_shift
             )

@@ -53,6 +53,10 @@ class ServerConfig:
     max_asr_batch: int = 64  # streams per encoder step
     max_tts_batch: int = 32  # streams per decoder/vocoder step
     passes_per_step: int = 2  # ASR chunks one stream may advance per step
+    # endpoint rescoring: audio of the segments encoded again per pass, in
+    # one masked batch after the streaming steps (at least one segment);
+    # the rest waits for the next pass, so partials keep their pace
+    max_rescore_seconds: float = 30.0
 
     # operations
     shutdown_timeout: float = 15.0  # seconds to finish in-flight results

@@ -99,6 +99,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.asr_rescore_seconds = Histogram(
+            "speech_asr_rescore_audio_seconds",
+            "Audio of the segments in one batched second pass (endpoint rescoring)",
+            buckets=(1, 2, 5, 10, 20, 30, 60, 120),
+            registry=r,
+        )
         self.asr_audio_seconds = Counter(
             "speech_asr_audio_seconds_total", "Audio decoded", registry=r
         )

@@ -174,7 +174,7 @@ def test_endpoint_rescoring_decodes_each_segment_offline(
     assert [e.segment.text for e in finals] == expected
     assert [e.index for e in finals] == list(range(len(finals)))
     # the first pass is what the same stream says without rescoring
-    plain = recognizer.stream(endpoint_rules=rules)
+    plain = recognizer.stream(endpoint_rules=rules, rescore=False)
     plain_events = plain.accept_waveform(samples) + plain.finish()
     plain_finals = [e.segment.text for e in plain_events if e.kind == "final"]
     assert [e.first_pass.text for e in finals] == plain_finals

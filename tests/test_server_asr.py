@@ -162,6 +162,37 @@ def test_concurrent_streams_are_batched_and_separate(
     assert mean_asr_batch(server) > 1.5  # steps ran several streams at once
 
 
+def test_rescoring_keeps_each_sessions_order(serve, server_models, speech_16k):
+    """Endpoint rescoring runs after the streaming steps, at most
+    ``max_rescore_seconds`` of segments per pass (here one segment each):
+    a session's events behind a final awaiting its second pass wait for
+    it, so every session still gets the library's finals, in order, and
+    no partial of a segment after its final."""
+    server = serve(batch_wait=0.02, max_rescore_seconds=0.1)
+    recognizer = server_models[0]
+    # 31 s: the 20 s rule closes a segment mid-stream, the end another
+    floats = np.tile(speech_16k.astype(np.float32) / 32768.0, 3)
+    inputs = [floats[i * 2400 :] for i in range(4)]
+    expected = [library_finals(recognizer, x) for x in inputs]
+    assert all(len(finals) == 2 for finals in expected)
+
+    async def run_all():
+        return await asyncio.gather(
+            *(stream_audio(x, 16000, server.ws_url("/asr")) for x in inputs)
+        )
+
+    outputs = asyncio.run(run_all())
+    assert [server_finals(r) for r in outputs] == expected
+    for results in outputs:
+        closed = 0
+        for result in results:
+            assert result["segment"] == closed, results
+            closed += result["type"] == "final"
+    rescored = server.hub.metrics.asr_rescore_seconds.collect()[0].samples
+    batches = next(s.value for s in rescored if s.name.endswith("_count"))
+    assert batches == 8  # one segment per pass, as the budget allows
+
+
 def test_warp_ensemble_sessions_batch_with_plain_ones(
     serve, server_models, speech_16k
 ) -> None:

@@ -224,6 +224,21 @@ class StreamEvent:
     first_pass: Segment | None = None
 
 
+@dataclass(eq=False)
+class RescoreJob:
+    """A closed segment awaiting its second pass (endpoint rescoring):
+    ``features``, its feature frames under each of the stream's warps, to be
+    encoded with the offline geometry; ``start_frame``, its first encoder
+    frame in the stream; ``first_pass``, the streaming pass's result."""
+
+    features: list[np.ndarray]
+    start_frame: int
+    first_pass: Segment
+    index: int
+    seconds: float  # audio the second pass encodes
+    final: StreamEvent | None = None  # once resolved
+
+
 def bounds_segments(rules: Sequence[EndpointRule] | None) -> bool:
     """Whether the rules close every segment, speech or not, within
     ``MAX_RESCORE_SECONDS`` (what endpoint rescoring needs)."""
@@ -750,6 +765,9 @@ class RecognizerStream:
         self.kept: list[np.ndarray] = []
         self.kept_from = 0
         self.windowed = 0  # feature frames removed from features so far
+        # events in order, a final awaiting its second pass as its job
+        self._outbox: list[StreamEvent | RescoreJob] = []
+        self._untaken: list[RescoreJob] = []  # jobs not handed out yet
         self.resampler = None
         if input_sample_rate and input_sample_rate != recognizer.sample_rate:
             self.resampler = soxr.ResampleStream(
@@ -832,33 +850,44 @@ class RecognizerStream:
         self.features = self.features[frames:]
         self.windowed += frames
 
-    def consume(self, log_probs: np.ndarray) -> list[StreamEvent]:
+    def consume(self, log_probs: np.ndarray, defer: bool = False) -> list[StreamEvent]:
         """Decode one chunk's (rows, valid frames, V) log-probabilities (their
-        mean posterior for a warp ensemble)."""
-        events = [
-            self._final(closed)
-            for closed in self.decoder.accept(mean_posterior(list(log_probs)))
-        ]
-        if events:
+        mean posterior for a warp ensemble).
+
+        ``defer`` (rescoring only): leave the second pass of segments closed
+        here to the caller (``take_rescore_jobs``, ``resolve``, as the
+        server batches them across streams); the events from such a final
+        on are held back until it is resolved, so they keep their order."""
+        for closed in self.decoder.accept(mean_posterior(list(log_probs))):
+            self._outbox.append(self._final(closed))
             self._last_partial = ""
         if self.rescore:  # the open segment's frames on
             self._forget(self.decoder.segment_start * SUBSAMPLING)
         partial = self._segment(self.decoder.partial)
         if partial.text != self._last_partial:
             self._last_partial = partial.text
-            events.append(StreamEvent("partial", partial, self.segment_index))
-        return events
+            self._outbox.append(StreamEvent("partial", partial, self.segment_index))
+        if not defer:
+            self._rescore_now()
+        return self._ready()
 
-    def _final(self, closed: DecodedSegment) -> StreamEvent:
+    def _final(self, closed: DecodedSegment) -> StreamEvent | RescoreJob:
+        """A closed segment's final, or with rescoring the job that makes it."""
         streamed = self._segment(closed.best)
-        if self.rescore:
-            event = StreamEvent(
-                "final", self._rescored(closed), self.segment_index, streamed
-            )
-        else:
-            event = StreamEvent("final", streamed, self.segment_index)
+        index = self.segment_index
         self.segment_index += 1
-        return event
+        if not self.rescore:
+            return StreamEvent("final", streamed, index)
+        start = closed.start_frame * SUBSAMPLING
+        end = (closed.end_frame - 1) * SUBSAMPLING + SUBSAMPLING_FIELD
+        frames = np.concatenate([*self.kept, self.features])
+        span = frames[start - self.kept_from : end - self.kept_from]
+        rows = [np.ascontiguousarray(span[:, w]) for w in range(self.rows)]
+        shift = self.recognizer.fbank_config.frame_shift
+        seconds = len(span) * shift / self.recognizer.sample_rate
+        job = RescoreJob(rows, closed.start_frame, streamed, index, seconds)
+        self._untaken.append(job)
+        return job
 
     def _forget(self, frame: int) -> None:
         """Drop kept feature frames before ``frame``."""
@@ -868,24 +897,58 @@ class RecognizerStream:
             self.kept = [kept[frame - self.kept_from :]]
             self.kept_from = frame
 
-    def _rescored(self, closed: DecodedSegment) -> Segment:
-        """The segment's frames encoded offline and decoded again."""
-        start = closed.start_frame * SUBSAMPLING
-        end = (closed.end_frame - 1) * SUBSAMPLING + SUBSAMPLING_FIELD
-        frames = np.concatenate([*self.kept, self.features])
-        span = frames[start - self.kept_from : end - self.kept_from]
-        recognizer = self.recognizer
-        encoded = recognizer.backend.encode_list(
-            [np.ascontiguousarray(span[:, w]) for w in range(self.rows)],
-            recognizer.config.offline,
-        )
-        hits = recognizer._hits(mean_posterior(encoded), self.beam_size)
-        shift = closed.start_frame
+    @property
+    def rescoring(self) -> bool:
+        """Whether a final awaits its second pass (events are held back)."""
+        return any(isinstance(item, RescoreJob) for item in self._outbox)
+
+    def take_rescore_jobs(self) -> list[RescoreJob]:
+        """The second passes not handed out yet: encode each job's
+        ``features`` with the offline geometry (``backend.encode_list``,
+        any batch) and pass the outputs to ``resolve``."""
+        jobs, self._untaken = self._untaken, []
+        return jobs
+
+    def resolve(
+        self, job: RescoreJob, log_probs: Sequence[np.ndarray]
+    ) -> list[StreamEvent]:
+        """A job's (T', V) log-probabilities, one per row -> the events now
+        free to go (its final and what was held back behind it)."""
+        self._resolve(job, log_probs)
+        return self._ready()
+
+    def _resolve(self, job: RescoreJob, log_probs: Sequence[np.ndarray]) -> None:
+        hits = self.recognizer._hits(mean_posterior(log_probs), self.beam_size)
+        shift = job.start_frame
         moved = tuple(
             h._replace(start_frame=h.start_frame + shift, end_frame=h.end_frame + shift)
             for h in hits
         )
-        return self._segment(Hypothesis(tuple(h.token for h in moved), 0.0, moved))
+        segment = self._segment(Hypothesis(tuple(h.token for h in moved), 0.0, moved))
+        job.final = StreamEvent("final", segment, job.index, job.first_pass)
+
+    def _rescore_now(self) -> None:
+        jobs = self.take_rescore_jobs()
+        if jobs:
+            encoded = self.recognizer.backend.encode_list(
+                [rows for job in jobs for rows in job.features],
+                self.recognizer.config.offline,
+            )
+            for i, job in enumerate(jobs):
+                self._resolve(job, encoded[i * self.rows : (i + 1) * self.rows])
+
+    def _ready(self) -> list[StreamEvent]:
+        """Pop the events that no unresolved final holds back."""
+        ready: list[StreamEvent] = []
+        while self._outbox:
+            item = self._outbox[0]
+            if isinstance(item, RescoreJob):
+                if item.final is None:
+                    break
+                item = item.final
+            ready.append(item)
+            self._outbox.pop(0)
+        return ready
 
     def _segment(self, hypothesis: Hypothesis) -> Segment:
         # times within the audio received so far
@@ -902,7 +965,7 @@ class RecognizerStream:
             words=words,
         )
 
-    def _run(self, final: bool) -> list[StreamEvent]:
+    def _run(self, final: bool, defer: bool = False) -> list[StreamEvent]:
         events: list[StreamEvent] = []
         backend = self.recognizer.backend
         while (item := self.next_window(final)) is not None:
@@ -910,7 +973,7 @@ class RecognizerStream:
             log_probs, self.state = backend.step(
                 windows, self.state, np.full(self.rows, valid, dtype=np.int64)
             )
-            events += self.consume(log_probs[:, :valid])
+            events += self.consume(log_probs[:, :valid], defer)
         return events
 
     def accept_waveform(self, samples: np.ndarray) -> list[StreamEvent]:
@@ -919,18 +982,23 @@ class RecognizerStream:
         self.feed(samples)
         return self._run(final=False)
 
-    def finish(self) -> list[StreamEvent]:
-        """End of input: decode what is left and close the last segment."""
+    def finish(self, defer: bool = False) -> list[StreamEvent]:
+        """End of input: decode what is left and close the last segment; its
+        finals (``defer``: those not held back by a second pass left to the
+        caller, see ``consume``; ``rescoring`` says when none is left)."""
         if self.finished:
             return []
         self.end_input()
-        events = [e for e in self._run(final=True) if e.kind == "final"]
+        events = self._run(final=True, defer=defer)
         closed = self.decoder.finish()
         if closed is not None:
-            events.append(self._final(closed))
+            self._outbox.append(self._final(closed))
         self.kept = []
         self.finished = True
-        return events
+        if not defer:
+            self._rescore_now()
+        events += self._ready()
+        return [e for e in events if e.kind == "final"]
 
 
 def transcript_from_events(
