@@ -671,7 +671,8 @@ class Recognizer:
         vtln: float | Sequence[float] | None = None,
         rescore: bool | None = None,
     ) -> RecognizerStream:
-        """A live stream (right context 0; see ``RecognizerStream``)."""
+        """A live stream (right context 0; endpoint rescoring of its finals
+        by default, ``rescore``; see ``RecognizerStream``)."""
         return RecognizerStream(
             self, geometry, beam_size, endpoint_rules, input_sample_rate, vtln, rescore
         )
