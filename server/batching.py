@@ -29,6 +29,7 @@ Letters: B streams, C chunk size, M mel bins, D model width.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import time
@@ -189,7 +190,8 @@ class AsrSlot:
         self.frames_used = 0  # feature frames consumed by windows (worker)
         self.input_ended = False  # the resampler has been flushed (worker)
         self.needed = 0  # input samples behind the results so far (worker)
-        self.jobs: list[RescoreJob] = []  # second passes to run (worker)
+        # second passes to run, with the batcher's order of arrival (worker)
+        self.jobs: list[tuple[int, RescoreJob]] = []
         self.backlog_ok = asyncio.Event()
         self.backlog_ok.set()
 
@@ -233,6 +235,7 @@ class AsrBatcher(_BatchLoop):
         self.recognizer = recognizer
         self.backend = recognizer.backend
         self.slots: list[AsrSlot] = []
+        self.job_order = itertools.count()  # rescoring jobs, as they come
         fbank = recognizer.fbank_config
         self.frame_shift = fbank.frame_shift
         self.frame_length = fbank.frame_length
@@ -321,7 +324,7 @@ class AsrBatcher(_BatchLoop):
             result = outcome[slot]
             if result.error is not None or slot.closed:
                 continue
-            if slot.jobs:
+            if slot.stream.rescoring:
                 result.more = True  # second passes left for the next pass
             elif ending and slot.stream.finished:
                 result.done = True
@@ -339,13 +342,16 @@ class AsrBatcher(_BatchLoop):
         queue = []
         for slot, *_ in work:
             if outcome[slot].error is None and not slot.closed:
-                slot.jobs += slot.stream.take_rescore_jobs()
-                queue += [(job.index, n, slot, job) for n, job in enumerate(slot.jobs)]
+                slot.jobs += [
+                    (next(self.job_order), job)
+                    for job in slot.stream.take_rescore_jobs()
+                ]
+                queue += [(order, slot, job) for order, job in slot.jobs]
         if not queue:
             return
-        queue.sort(key=lambda item: (item[0], item[1]))  # oldest segments first
+        queue.sort(key=lambda item: item[0])  # in the order the segments closed
         chosen, seconds = [], 0.0
-        for _, _, slot, job in queue:
+        for _, slot, job in queue:
             if chosen and seconds + job.seconds > self.config.max_rescore_seconds:
                 break
             chosen.append((slot, job))
@@ -361,7 +367,7 @@ class AsrBatcher(_BatchLoop):
         start = 0
         for slot, job in chosen:
             rows = len(job.features)
-            slot.jobs.remove(job)
+            slot.jobs = [item for item in slot.jobs if item[1] is not job]
             try:
                 events = slot.stream.resolve(job, encoded[start : start + rows])
             except Exception as error:
