@@ -303,6 +303,21 @@ def test_evaluate_reports_long_form_against_its_sentences(
     capsys.readouterr()
     evaluate.main([*argv, "--compare", str(report_file)])
     assert "5 of 5 transcripts identical" in capsys.readouterr().out
+    # --rescore: each utterance streamed live, with and without its second
+    # pass; one segment here (the 20 s rule never fires), so the streaming
+    # pass's finals are the streaming geometry's text and the rescored ones
+    # the offline geometry's, and the long recording likewise
+    evaluate.main([*argv, "--rescore", "--json", str(report_file)])
+    assert "WER live % | WER rescored %" in capsys.readouterr().out
+    report = json.loads(report_file.read_text())
+    texts = report["hypotheses"][str(speech_file)]
+    assert texts["live"] == texts["streaming"] and texts["live"]
+    assert texts["rescored"] == texts["offline"] != texts["live"]
+    (long_row,) = report["long_form"]
+    assert "stream_first_pass_wer" in long_row  # the same file streamed live
+    assert texts["long_form_stream"] == texts["rescored"]
+    table = report["table"]["all"]
+    assert table["rescored"] == table["offline"] and table["live"] == table["streaming"]
 
 
 def _torchrun(manifest: Path, out: Path, max_steps: int) -> None:
