@@ -340,7 +340,11 @@ def run_server(args: Any) -> int:
     # on 2 busy cores: 2 threads 3x slower than 1 when spinning, 2x faster
     # when passive). Read by the OpenMP runtime when torch loads, just below.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    config = ServerConfig.from_args(args)
+    try:
+        config = ServerConfig.from_args(args)
+    except ValueError as error:
+        print(f"speech serve: {error}", file=sys.stderr)
+        return 2
     setup_logging(config.log_format, getattr(args, "verbose", False))
     try:
         app = create_app(config)

@@ -379,10 +379,24 @@ def main_asr(args: Any) -> int:
             sys.stderr.write("\r\033[K" + result["text"][-70:])
             sys.stderr.flush()
 
+    options: dict[str, Any] = {}
+    if getattr(args, "beam_size", None) is not None:
+        options["beam_size"] = args.beam_size
+    vtln = getattr(args, "vtln", None)
+    if vtln is not None:
+        options["vtln"] = list(vtln) if isinstance(vtln, tuple) else vtln
+    if getattr(args, "rescore", None) is not None:
+        options["rescore"] = args.rescore
     try:
         asyncio.run(
             stream_audio(
-                audio, rate, args.url, args.realtime, token=args.token, on_result=show
+                audio,
+                rate,
+                args.url,
+                args.realtime,
+                token=args.token,
+                options=options or None,
+                on_result=show,
             )
         )
     except ServerError as error:

@@ -69,6 +69,8 @@ class ServerConfig:
             raise ValueError(f"max_sessions must be >= 1, got {self.max_sessions}")
         if self.max_frame_bytes < 1024:
             raise ValueError("max_frame_bytes must be at least 1024")
+        if self.max_rescore_seconds <= 0:
+            raise ValueError("max_rescore_seconds must be positive")
         for name in ("idle_timeout", "max_session_seconds", "send_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
@@ -97,6 +99,7 @@ class ServerConfig:
             "device": "device",
             "vtln": "vtln",
             "rescore": "rescore",
+            "max_rescore_seconds": "max_rescore_seconds",
             "threads": "threads",
             "max_sessions": "max_sessions",
             "max_frame_bytes": "max_frame_bytes",

@@ -234,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="endpoint rescoring: each segment's final decoded again with the "
         "whole segment in view (default on; sessions may say otherwise)",
     )
+    v.add_argument(
+        "--max-rescore-seconds",
+        type=float,
+        default=30.0,
+        help="audio of segments rescored per batched pass (the rest waits)",
+    )
     v.add_argument("--max-sessions", type=int, default=200)
     v.add_argument(
         "--token",
@@ -273,6 +279,21 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--realtime", action="store_true", help="send at real-time pace")
     ca.add_argument("--token", default=os.environ.get("SPEECH_TOKEN"))
     ca.add_argument("--json", action="store_true", help="print every message as JSON")
+    ca.add_argument(
+        "--beam-size", type=int, help="the session's beam (default: the server's)"
+    )
+    ca.add_argument(
+        "--vtln",
+        type=_vtln,
+        metavar="FACTOR|F1,F2,...",
+        help="the session's VTLN warp factor or warp ensemble (default: the server's)",
+    )
+    ca.add_argument(
+        "--rescore",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="endpoint rescoring of the finals (default: the server's)",
+    )
     ct = cs.add_parser("tts", help="synthesize through the server")
     ct.add_argument("text")
     ct.add_argument("-o", "--output", default="speech.wav")

@@ -116,6 +116,32 @@ def test_speech_client_commands(serve, speech_file, tmp_path, capsys) -> None:
     )
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert code == 0 and lines[-1]["type"] == "final" and lines[-1]["last"]
+    # the session's options: the same as the library stream with them
+    recognizer = server.hub.recognizer
+    samples = load_audio(speech_file, 16000)
+    plain = recognizer.stream()
+    default = [
+        e.segment.text
+        for e in plain.accept_waveform(samples) + plain.finish()
+        if e.kind == "final" and e.segment.text
+    ]
+    for flags, options in (
+        (["--no-rescore"], {"rescore": False}),
+        (
+            ["--beam-size", "3", "--vtln", "1.2,1.5"],
+            {"beam_size": 3, "vtln": (1.2, 1.5)},
+        ),
+    ):
+        code = cli_main(
+            ["client", "asr", str(speech_file), *flags, "--url", server.ws_url("/asr")]
+        )
+        stream = recognizer.stream(**options)
+        events = stream.accept_waveform(samples) + stream.finish()
+        expected = [
+            e.segment.text for e in events if e.kind == "final" and e.segment.text
+        ]
+        assert code == 0 and capsys.readouterr().out.split("\n")[:-1] == expected
+        assert expected != default  # the options change the text
     wav = tmp_path / "hello.wav"
     code = cli_main(
         [
@@ -190,3 +216,27 @@ def test_asr_only_server(serve) -> None:
     )
     assert errors(received)[0]["code"] == "not_served" and code == 1003
     np.testing.assert_equal(server.hub.health()["sessions"]["tts"], 0)
+
+
+def test_serve_flags_reach_the_server_config(capsys) -> None:
+    """`speech serve`'s rescoring flags land in ServerConfig, and a
+    budget that is not positive is refused in one line."""
+    from server.config import ServerConfig
+    from speech.cli import build_parser
+
+    parser = build_parser()
+    config = ServerConfig.from_args(parser.parse_args(["serve"]))
+    assert config.rescore is True and config.max_rescore_seconds == 30.0
+    args = parser.parse_args(["serve", "--no-rescore", "--max-rescore-seconds", "5"])
+    config = ServerConfig.from_args(args)
+    assert config.rescore is False and config.max_rescore_seconds == 5.0
+    with pytest.raises(ValueError, match="max_rescore_seconds must be positive"):
+        ServerConfig.from_args(
+            parser.parse_args(["serve", "--max-rescore-seconds", "0"])
+        )
+    # `speech serve` itself: exit 2 and one line, no traceback
+    assert (
+        cli_main(["serve", "--max-rescore-seconds", "-1", "--max-sessions", "5"]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err == "speech serve: max_rescore_seconds must be positive"
