@@ -59,20 +59,27 @@ def model_dir(tmp_path_factory) -> Path:
     return root / "asr"
 
 
+def flite_speech(
+    texts: list[str], folder: Path, voice: str = "slt", pause: float = 0.5
+) -> np.ndarray:
+    """The texts read by a flite voice, each followed by ``pause`` seconds of
+    silence: float32 samples at 16 kHz."""
+    parts = []
+    for text in texts:
+        wav = folder / "part.wav"
+        subprocess.run(
+            ["flite", "-voice", voice, "-t", text, "-o", str(wav)], check=True
+        )
+        samples, rate = sf.read(wav, dtype="float32")
+        parts += [samples, np.zeros(int(pause * rate), dtype=np.float32)]
+    return np.concatenate(parts)
+
+
 @pytest.fixture(scope="session")
 def speech_file(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("audio")
-    parts = []
-    for text in TEXTS:
-        wav = root / "part.wav"
-        subprocess.run(
-            ["flite", "-voice", "slt", "-t", text, "-o", str(wav)], check=True
-        )
-        samples, rate = sf.read(wav, dtype="float32")
-        parts += [samples, np.zeros(rate // 2, dtype=np.float32)]
-    audio = np.concatenate(parts)
     path = root / "speech.flac"
-    sf.write(path, audio, 16000)
+    sf.write(path, flite_speech(TEXTS, root), 16000)
     return path
 
 

@@ -193,25 +193,16 @@ def test_endpoint_rescoring_decodes_each_segment_offline(
 def test_endpoint_rescoring_reads_what_was_said(tmp_path) -> None:
     """The shipped model streaming two sentences with a pause between: two
     finals, and each rescored one holds its sentence's words."""
-    import subprocess
-
     from speech.asr.metrics import word_errors
     from speech.asr.recognizer import load_recognizer
     from speech.text.normalize import asr_transcript
+    from tests.conftest import flite_speech
 
     texts = [
         "the quick brown fox jumps over the lazy dog",
         "please call me back when you have time",
     ]
-    parts = []
-    for text in texts:
-        wav = tmp_path / "part.wav"
-        subprocess.run(
-            ["flite", "-voice", "rms", "-t", text, "-o", str(wav)], check=True
-        )
-        samples, rate = sf.read(wav, dtype="float32")
-        parts += [samples, np.zeros(int(1.5 * rate), np.float32)]
-    audio = np.concatenate(parts)
+    audio = flite_speech(texts, tmp_path, voice="rms", pause=1.5)
     recognizer = load_recognizer(beam_size=16)
     stream = recognizer.stream(rescore=True)
     events: list = []

@@ -300,26 +300,41 @@ def render(report: dict) -> str:
             f"| {r['wer']:.2f} | {r.get('sentence_wer', '-')} | {r['rtf']} |"
             for r in report["long_form"]
         )
-        if any("stream_first_pass_wer" in r for r in report["long_form"]):
-            out += (
-                "\n\n| long recording | streamed live, streaming pass, WER % "
-                "| rescored, WER % | same sentences streamed one by one, "
-                "rescored, WER % |\n|---|---|---|---|\n"
-            )
+        rows = report["long_form"]
+        if any("stream_wer" in r for r in rows):
+            # (key, header, formatted to 2 decimals)
+            columns = [
+                ("stream_wer", "streamed live, WER %", True),
+                (
+                    "stream_sentence_wer",
+                    "same sentences streamed one by one, WER %",
+                    False,
+                ),
+            ]
+            if any("stream_first_pass_wer" in r for r in rows):
+                columns = [
+                    (
+                        "stream_first_pass_wer",
+                        "streamed live, streaming pass, WER %",
+                        True,
+                    ),
+                    ("stream_wer", "rescored, WER %", True),
+                    (
+                        "stream_sentence_wer",
+                        "same sentences streamed one by one, rescored, WER %",
+                        False,
+                    ),
+                ]
+            out += "\n\n| long recording | " + " | ".join(h for _, h, _ in columns)
+            out += " |\n|---|" + "---|" * len(columns) + "\n"
             out += "\n".join(
-                f"| {r['audio']} | {r['stream_first_pass_wer']:.2f} "
-                f"| {r['stream_wer']:.2f} | {r.get('stream_sentence_wer', '-')} |"
-                for r in report["long_form"]
-            )
-        elif any("stream_wer" in r for r in report["long_form"]):
-            out += (
-                "\n\n| long recording | streamed live, WER % | same sentences "
-                "streamed one by one, WER % |\n|---|---|---|\n"
-            )
-            out += "\n".join(
-                f"| {r['audio']} | {r['stream_wer']:.2f} "
-                f"| {r.get('stream_sentence_wer', '-')} |"
-                for r in report["long_form"]
+                f"| {r['audio']} | "
+                + " | ".join(
+                    f"{r[key]:.2f}" if fixed else str(r.get(key, "-"))
+                    for key, _, fixed in columns
+                )
+                + " |"
+                for r in rows
             )
     return out
 
