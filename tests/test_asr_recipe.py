@@ -451,6 +451,29 @@ def test_schedule_follows_the_pace_of_the_run() -> None:
     assert schedule_end(refit=True) < 0.05
 
 
+def test_resumed_run_stops_at_its_fitted_schedules_end(
+    corpus, tmp_path, caplog
+) -> None:
+    """A run whose schedule was fitted to its time budget ends there; resumed
+    after that end (a warm machine that kept the run folder), it trains no
+    more steps at the floor rate: it exports the same weights again."""
+    out = tmp_path / "fitted"
+    # a 1-minute budget less the 60 s kept for the final evaluation: the
+    # refit after 2 steps ends the schedule at the next step
+    fit = ("--max-minutes", "1", "--fit-schedule", "2")
+    _run(corpus, out, 8, *fit)
+    first = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert first["step"] == first["schedule_total"] == 3
+    assert first["schedule_fitted"]
+    with caplog.at_level("INFO", logger="recipes.asr.train"):
+        _run(corpus, out, 8, *fit)
+    again = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert again["step"] == 3
+    assert "the fitted schedule ended at step 3" in caplog.text
+    for name, value in first["model"].items():
+        torch.testing.assert_close(value, again["model"][name], rtol=0, atol=0)
+
+
 def test_learning_rate_defaults_to_a_fine_tune_rate_with_init_from(capsys) -> None:
     """A run from scratch warms up to the from-scratch peak; one that resumes
     a trained model's weights (fresh optimizer) gets the fine-tune rate;

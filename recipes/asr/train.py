@@ -183,7 +183,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "after, fit the LR schedule's length so that it ends when the time "
         "budget does, at the pace kept since step N/2 of this run (the first "
         "steps are slow: loader start, kernel selection); the length is stored "
-        "in the checkpoint, and a resumed run never lengthens it",
+        "in the checkpoint: a resumed run never lengthens it, and stops at "
+        "its end",
     )
     p.add_argument(
         "--init-from",
@@ -535,7 +536,7 @@ def main(argv: list[str] | None = None) -> None:
         fused=device.type == "cuda",  # one kernel for all parameters
     )
     # the schedule's length can be fitted to a time budget (see --fit-schedule)
-    schedule = {"total": args.total_steps}
+    schedule = {"total": args.total_steps, "fitted": False}
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, args.warmup, schedule["total"])
     )
@@ -546,6 +547,7 @@ def main(argv: list[str] | None = None) -> None:
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         schedule["total"] = checkpoint.get("schedule_total", args.total_steps)
+        schedule["fitted"] = checkpoint.get("schedule_fitted", False)
         step, epoch, position = (
             checkpoint["step"],
             checkpoint["epoch"],
@@ -589,6 +591,15 @@ def main(argv: list[str] | None = None) -> None:
             len({u.speaker for u in dev_utts}),
         )
     stop_step = args.max_steps or args.total_steps
+    if schedule["fitted"]:
+        # a fitted schedule's end is the run's end: a resumed run stops there
+        # (one resumed after its end trains no steps at the floor rate)
+        stop_step = min(stop_step, schedule["total"])
+        if step >= stop_step:
+            logger.info(
+                "the fitted schedule ended at step %d: nothing left to train",
+                schedule["total"],
+            )
     autocast = torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=args.bf16 and device.type == "cuda"
     )
@@ -612,6 +623,7 @@ def main(argv: list[str] | None = None) -> None:
                     "epoch": epoch,
                     "position": position,
                     "schedule_total": schedule["total"],
+                    "schedule_fitted": schedule["fitted"],
                     "rng": rngs,
                     "args": vars(args),
                 },
@@ -712,6 +724,7 @@ def main(argv: list[str] | None = None) -> None:
                 if env.world_size > 1:
                     torch.distributed.broadcast(fitted, 0)
                 previous, schedule["total"] = schedule["total"], int(fitted.item())
+                schedule["fitted"] = True
                 stop_step = min(args.max_steps or args.total_steps, schedule["total"])
                 progress.total = stop_step
                 if abs(schedule["total"] - previous) > 0.01 * previous:
