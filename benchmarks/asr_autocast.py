@@ -4,7 +4,7 @@ read worse, or better, when its arithmetic runs in bf16 at inference?
     python benchmarks/asr_autocast.py --manifest dev.jsonl --limit 200 \
         --model speech/models/asr runs/a/model runs/b/model
 
-Stage 22 of the ASR model card used it to tell a bf16 *training* harm from
+Stage 22 of docs/asr_model_history.md used it to tell a bf16 *training* harm from
 a train/inference mismatch: a model trained under bf16 autocast that read
 better under autocast than in float32 would have learnt bf16's rounding.
 Each model is scored with the trainer's own dev evaluation

@@ -9,7 +9,7 @@ deleted), with the audio as it is and with silence added before and after.
 The corpus builder trims its utterances to 50 ms of silence at each end. A
 model trained only on such audio has never had a margin after the last
 word, and its last words come out wrong about twice as often as the others
-(README, model card, "Edges"); ``--pads`` measures how much of that a
+(docs/asr_model_history.md, "Edges"); ``--pads`` measures how much of that a
 margin given at decoding time wins back (the recognizer's own edge
 padding, 0:0.64 by default, is off here: the pads are all the silence there
 is). Decoding is full context

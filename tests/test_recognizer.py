@@ -478,9 +478,9 @@ def test_edge_padding_is_silence_on_the_input_clock(model_dir, speech_file) -> N
 def test_edge_padding_recovers_the_last_words(tmp_path) -> None:
     """The shipped model reads the last word of audio that ends with the
     speech (50 ms of silence, as the training corpora are trimmed) worse
-    than the rest; the default edge silence wins it back (README, model card,
-    "Edges"): 54 sentences ending in stop consonants, three held-out
-    espeak-ng voices."""
+    than the rest; the default edge silence wins it back
+    (docs/asr_model_history.md, "Edges"): 54 sentences ending in stop
+    consonants, three held-out espeak-ng voices."""
     import subprocess
 
     from speech.asr.metrics import word_errors

@@ -44,7 +44,7 @@ class AugmentConfig:
     eq_db: float = 8.0  # largest boost or cut of one band
     # silence before and after the speech, drawn per side: corpora trimmed to
     # 50 ms taught the model no margin at the edges, and the last word lost
-    # most (README, model card: "Edges")
+    # most (docs/asr_model_history.md, "Edges")
     edge_silence_prob: float = 0.5
     edge_silence_seconds: tuple[float, float] = (0.05, 0.6)
 

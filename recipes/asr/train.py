@@ -205,7 +205,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=False,
         help="bf16 autocast on CUDA (default off: in a measured fine-tune, bf16 "
         "left dev WER 1.5 points above the same run in float32, at the same "
-        "step rate; see the README's model card, stage 22)",
+        "step rate; see docs/asr_model_history.md, stage 22)",
     )
     p.add_argument(
         "--tf32",

@@ -74,7 +74,7 @@ class AsrConfig:
     streaming: ChunkGeometry = field(default_factory=lambda: ChunkGeometry(6, 64, 0))
     # silence (seconds) the recognizer adds before and after every input: the
     # subsampling drops up to 7 trailing 10 ms frames, and a sentence's last
-    # word needs frames after it to be emitted (README model card, "Edges");
+    # word needs frames after it to be emitted (docs/asr_model_history.md, "Edges");
     # none before by default: there it gained full context little and cost
     # streaming on unseen voices. A leading part is rounded to whole encoder
     # frames (80 ms), so that word times move back by an exact number of frames
