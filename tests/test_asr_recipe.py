@@ -168,6 +168,31 @@ def test_init_from_a_sharded_model_folder(corpus, tmp_path) -> None:
         )
 
 
+def test_run_folder_of_other_starting_weights_is_refused(corpus, tmp_path) -> None:
+    """A run folder resumes only the run it holds: named with --init-from
+    other weights (the next stage of a chain, on a machine that kept the
+    last stage's folder), it is refused with one line instead of resumed."""
+    from speech.asr.model import save_model
+
+    _run(corpus, tmp_path / "first", 2)
+    start = tmp_path / "start"
+    save_model(load_model(tmp_path / "first" / "model"), start)
+    out = tmp_path / "chained"
+    _run(corpus, out, 2, "--init-from", str(start))
+    _run(corpus, out, 3, "--init-from", str(start))  # the same start resumes
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 3
+    model = load_model(tmp_path / "first" / "model")
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    other = tmp_path / "other"
+    save_model(model, other)
+    with pytest.raises(SystemExit, match="started from other weights than"):
+        _run(corpus, out, 4, "--init-from", str(other))
+    with pytest.raises(SystemExit, match="resume it with the same --init-from"):
+        _run(corpus, out, 4)
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 3
+
+
 def test_profiled_run_reports_operators_and_trains_the_same(
     corpus, tmp_path, caplog, capfd
 ) -> None:

@@ -18,6 +18,7 @@ with the lowest mean dev WER so far also goes to ``<out>/best``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -425,6 +426,20 @@ def keep_best(model: AsrModel, wers: dict[str, float], step: int, out: Path) -> 
     return True
 
 
+def weights_fingerprint(state: dict[str, torch.Tensor] | None) -> str | None:
+    """A SHA-256 of a state dict's names and tensor bytes (``None`` for
+    none): what a run started from, so that a resumed run can tell that
+    ``--init-from`` now names other weights."""
+    if state is None:
+        return None
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous().reshape(-1)
+        digest.update(name.encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def model_config(args: dict, vocab_size: int) -> AsrConfig:
     """The model a run's arguments (``vars(args)``, also stored in its
     checkpoints) describe: the ``--init-from`` model's configuration with
@@ -493,6 +508,7 @@ def main(argv: list[str] | None = None) -> None:
     initial_state = None
     if init is not None:
         initial_state = load_state(init)
+    started_from = weights_fingerprint(initial_state)
     if config.vocab_size != tokenizer.vocab_size:
         raise SystemExit(
             f"vocabulary {tokenizer.vocab_size} != model's {config.vocab_size}"
@@ -542,6 +558,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     step, epoch, position = 0, 0, 0
     checkpoint = load_checkpoint(out / "checkpoint.pt")
+    if checkpoint is not None and checkpoint.get("started_from", started_from) != (
+        started_from
+    ):
+        # a run folder left by an earlier run (a warm machine keeps it):
+        # resuming it would not train from the weights now named
+        raise SystemExit(
+            f"{out}: holds a run that started from other weights than "
+            f"--init-from {init}; give a new --out, or clear this one"
+            if init is not None
+            else f"{out}: holds a run started with --init-from; resume it with "
+            "the same --init-from, or give a new --out"
+        )
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -624,6 +652,7 @@ def main(argv: list[str] | None = None) -> None:
                     "position": position,
                     "schedule_total": schedule["total"],
                     "schedule_fitted": schedule["fitted"],
+                    "started_from": started_from,
                     "rng": rngs,
                     "args": vars(args),
                 },
