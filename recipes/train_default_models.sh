@@ -31,6 +31,8 @@
 # (e.g. of the shipped model: python -m recipes.asr.pack_weights pack
 # speech/models/asr .carry/asr, 20.6 MB in two files against its 40 MB):
 # unpacked into $WORK/init_$ASR_RUN and given to the trainer as --init-from.
+# A chain of runs (each from the last one's weights) on one machine needs a
+# fresh run folder per step: ASR_RUN=NAME, or clear $WORK/run_asr.
 # Rerunning `start` resumes every run
 # from its checkpoint (corpora that are gone are rebuilt from the seed: the
 # same sentences, voices and prosody; espeak-ng's audio varies by a few
@@ -79,9 +81,11 @@ start() {
   if [[ -n ${ASR_TUNE_VOICES:-} ]]; then asr_dev=tune; fi
   local init=()
   if [[ -n ${ASR_INIT_PACK:-} ]]; then  # an int8 transport copy (recipes/asr/pack_weights.py)
-    if [[ ! -f $WORK/init_$ASR_RUN/config.json ]]; then
-      python -m recipes.asr.pack_weights unpack "$ASR_INIT_PACK" "$WORK/init_$ASR_RUN"
-    fi
+    # unpacked at every start (the same copy gives the same bytes): a folder
+    # left by an earlier chain step would otherwise start this one from the
+    # wrong weights; a run folder whose run started from other weights is
+    # then refused by the trainer
+    python -m recipes.asr.pack_weights unpack "$ASR_INIT_PACK" "$WORK/init_$ASR_RUN"
     init=(--init-from "$WORK/init_$ASR_RUN")
   fi
   # ASR_LAUNCH="python -m torch.distributed.run --standalone --nproc_per_node 2" for DDP

@@ -703,6 +703,24 @@ def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
         time.sleep(1)
     assert json.loads(again.read_text())["d_model"] == 32
     assert (work / "init_again/config.json").exists()
+    # the next step of a chain started in the same run folder (other
+    # weights in ASR_INIT_PACK): unpacked afresh, and refused by the trainer
+    # instead of resuming the run the folder holds
+    chained = tmp_path / "again_packed"
+    pack_weights.main(["pack", str(work / "run_again/model"), str(chained)])
+    done = _script(
+        work,
+        "start",
+        **common,
+        ASR_RUN="again",
+        ASR_INIT_PACK=str(chained),
+        ASR_EXTRA=tiny,
+    )
+    assert done.returncode == 0, done.stderr
+    log, deadline = work / "again.log", time.monotonic() + 300
+    while "started from other weights than --init-from" not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(1)
     # an arm pinned to its GPUs (ASR_GPUS) gets ASR_THREADS CPU threads
     # (torch takes no more than the machine's cores, so 1 is the one value
     # that shows on any machine)
