@@ -686,41 +686,38 @@ def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
     # it, these arguments would build the default width, 192)
     from recipes.asr import pack_weights
 
-    pack = tmp_path / "small_packed"
-    pack_weights.main(["pack", str(work / "run_small/model"), str(pack)])
-    done = _script(
-        work,
-        "start",
-        **common,
-        ASR_RUN="again",
-        ASR_INIT_PACK=str(pack),
-        ASR_EXTRA=tiny,
-    )
-    assert done.returncode == 0, done.stderr
-    again, deadline = work / "run_again/model/config.json", time.monotonic() + 300
-    while not again.exists():
-        assert time.monotonic() < deadline, (work / "again.log").read_text()[-2000:]
-        time.sleep(1)
+    log = work / "again.log"
+
+    def start_again_from(model: Path) -> None:
+        """ASR_RUN=again from an int8 transport copy of ``model``."""
+        packed = tmp_path / f"{model.parent.name}_packed"
+        pack_weights.main(["pack", str(model), str(packed)])
+        done = _script(
+            work,
+            "start",
+            **common,
+            ASR_RUN="again",
+            ASR_INIT_PACK=str(packed),
+            ASR_EXTRA=tiny,
+        )
+        assert done.returncode == 0, done.stderr
+
+    def wait_until(ready) -> None:
+        deadline = time.monotonic() + 300
+        while not ready():
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(1)
+
+    start_again_from(work / "run_small/model")
+    again = work / "run_again/model/config.json"
+    wait_until(again.exists)
     assert json.loads(again.read_text())["d_model"] == 32
     assert (work / "init_again/config.json").exists()
     # the next step of a chain started in the same run folder (other
     # weights in ASR_INIT_PACK): unpacked afresh, and refused by the trainer
     # instead of resuming the run the folder holds
-    chained = tmp_path / "again_packed"
-    pack_weights.main(["pack", str(work / "run_again/model"), str(chained)])
-    done = _script(
-        work,
-        "start",
-        **common,
-        ASR_RUN="again",
-        ASR_INIT_PACK=str(chained),
-        ASR_EXTRA=tiny,
-    )
-    assert done.returncode == 0, done.stderr
-    log, deadline = work / "again.log", time.monotonic() + 300
-    while "started from other weights than --init-from" not in log.read_text():
-        assert time.monotonic() < deadline, log.read_text()[-2000:]
-        time.sleep(1)
+    start_again_from(work / "run_again/model")
+    wait_until(lambda: "started from other weights than --init-from" in log.read_text())
     # an arm pinned to its GPUs (ASR_GPUS) gets ASR_THREADS CPU threads
     # (torch takes no more than the machine's cores, so 1 is the one value
     # that shows on any machine)

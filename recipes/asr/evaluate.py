@@ -302,29 +302,25 @@ def render(report: dict) -> str:
         )
         rows = report["long_form"]
         if any("stream_wer" in r for r in rows):
-            # (key, header, formatted to 2 decimals)
-            columns = [
-                ("stream_wer", "streamed live, WER %", True),
+            # (key, header, formatted to 2 decimals); rescored streams also
+            # report their streaming pass
+            rescored = any("stream_first_pass_wer" in r for r in rows)
+            live = "streamed live, streaming pass, WER %"
+            columns = [("stream_first_pass_wer", live, True)] if rescored else []
+            columns += [
+                (
+                    "stream_wer",
+                    "rescored, WER %" if rescored else "streamed live, WER %",
+                    True,
+                ),
                 (
                     "stream_sentence_wer",
-                    "same sentences streamed one by one, WER %",
+                    "same sentences streamed one by one, "
+                    + ("rescored, " if rescored else "")
+                    + "WER %",
                     False,
                 ),
             ]
-            if any("stream_first_pass_wer" in r for r in rows):
-                columns = [
-                    (
-                        "stream_first_pass_wer",
-                        "streamed live, streaming pass, WER %",
-                        True,
-                    ),
-                    ("stream_wer", "rescored, WER %", True),
-                    (
-                        "stream_sentence_wer",
-                        "same sentences streamed one by one, rescored, WER %",
-                        False,
-                    ),
-                ]
             out += "\n\n| long recording | " + " | ".join(h for _, h, _ in columns)
             out += " |\n|---|" + "---|" * len(columns) + "\n"
             out += "\n".join(
