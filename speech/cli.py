@@ -224,7 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int, default=8000)
     v.add_argument("--asr-model")
     v.add_argument("--tts-model")
-    v.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    v.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="onnx: ONNX Runtime on the graphs `speech export onnx` made "
+        "(speech/models/onnx unless --asr-model/--tts-model name others); on "
+        "CPU it carries more live sessions (README, Server load)",
+    )
     v.add_argument("--device", default="cpu")
     add_vtln_argument(v)
     v.add_argument(
