@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from export.onnx_export import export_asr, export_tts  # noqa: E402
-from speech.asr.model import AsrModel, load_model, save_model  # noqa: E402
+from speech.asr.model import AsrModel, save_model  # noqa: E402
 from speech.asr.recognizer import Recognizer  # noqa: E402
 from speech.asr.torch_backend import TorchBackend  # noqa: E402
 from speech.onnx.asr import OnnxAsrBackend  # noqa: E402
@@ -104,7 +104,7 @@ def asr_rows(
     model_dir: Path, onnx_dirs: dict[str, Path], threads: int, seconds: float,
     repeats: int,
 ) -> list[tuple[str, dict[str, float]]]:  # fmt: skip
-    backends = {"PyTorch eager": TorchBackend(load_model(model_dir))}
+    backends = {"PyTorch eager": TorchBackend(model_dir)}
     for name, folder in onnx_dirs.items():
         backends[name] = OnnxAsrBackend(folder, threads=threads)
     config = backends["PyTorch eager"].config
@@ -169,7 +169,7 @@ def transcript_check(
 ) -> list[str]:
     import jiwer
 
-    reference = Recognizer(TorchBackend(load_model(model_dir)))
+    reference = Recognizer(TorchBackend(model_dir))
     fp32 = Recognizer(OnnxAsrBackend(onnx_dirs["ORT fp32"]))
     int8 = Recognizer(OnnxAsrBackend(onnx_dirs["ORT int8"]))
     texts = {"torch": [], "fp32": [], "int8": []}

@@ -31,6 +31,43 @@ def test_load_model_restores_everything(model_dir) -> None:
     assert float(model.feature_mean[0]) == 8.0
 
 
+def test_cpu_layout_keeps_the_encoding_and_leaves_a_passed_model_alone(
+    model_dir,
+) -> None:
+    """A back end that loads its model on CPU lays the subsampling out for
+    oneDNN (channels-last weights, in-place ReLUs); it encodes what the
+    model as loaded encodes, and a model passed in is not touched."""
+    loaded = TorchBackend(model_dir)
+    plain = load_model(model_dir).eval()
+    passed = TorchBackend(plain)
+
+    def channels_last(weight: torch.Tensor) -> bool:
+        # by the strides: with one input channel or a 1x1 kernel,
+        # is_contiguous() holds for both layouts
+        ours = torch.empty_like(weight, memory_format=torch.channels_last)
+        usual = torch.empty_like(weight, memory_format=torch.contiguous_format)
+        return weight.stride() == ours.stride() != usual.stride()
+
+    laid_out = loaded.model.encoder.subsampling.conv
+    assert all(channels_last(laid_out[i].weight) for i in (0, 2, 3, 5, 6))
+    assert laid_out[1].inplace
+    kept = passed.model.encoder.subsampling.conv
+    assert not any(channels_last(kept[i].weight) for i in (0, 2, 3, 5, 6))
+    assert not kept[1].inplace
+    rng = np.random.default_rng(3)
+    features = [
+        (rng.standard_normal((n, 80)) * 2 + 8).astype(np.float32) for n in (95, 230)
+    ]
+    geometry = loaded.config.offline
+    for ours, theirs in zip(
+        loaded.encode_list(features, geometry),
+        passed.encode_list(features, geometry),
+        strict=True,
+    ):
+        assert ours.shape == theirs.shape
+        np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
 def test_weights_split_into_shards_and_back(model_dir, tmp_path) -> None:
     """A model too large for one weights file is written as shards of at most
     the limit; loading them rebuilds the same model, a later save in one file

@@ -42,10 +42,14 @@ class TorchBackend:
         device: str | torch.device = "cpu",
         dtype: torch.dtype | None = None,
     ) -> None:
-        if not isinstance(model, AsrModel):
+        loaded = not isinstance(model, AsrModel)
+        if loaded:
             model = load_model(model, device)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        if loaded and self.device.type == "cpu":
+            # a model the caller passed in (one in training, say) is left as it is
+            self.model.encoder.subsampling.for_cpu_inference()
         if dtype is not None:
             self.model.to(dtype)
             self.model.feature_mean.data = self.model.feature_mean.float()
