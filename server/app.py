@@ -360,6 +360,7 @@ def run_server(args: Any) -> int:
                 "url": f"http://{config.host}:{config.port}",
                 "asr": hub.recognizer is not None,
                 "tts": hub.synthesizer is not None,
+                "backend": config.backend,
                 "max_sessions": config.max_sessions,
             }
         },

@@ -226,11 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--tts-model")
     v.add_argument(
         "--backend",
-        choices=("torch", "onnx"),
-        default="torch",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
         help="onnx: ONNX Runtime on the graphs `speech export onnx` made "
-        "(speech/models/onnx unless --asr-model/--tts-model name others); on "
-        "CPU it carries more live sessions (README, Server load)",
+        "(speech/models/onnx, which install.sh builds, unless --asr-model/"
+        "--tts-model name others); on CPU it carries more live sessions "
+        "(README, Server load). auto (default): onnx on CPU where every model "
+        "served has such an export, torch otherwise",
     )
     v.add_argument("--device", default="cpu")
     add_vtln_argument(v)

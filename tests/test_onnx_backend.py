@@ -595,3 +595,77 @@ def test_shipped_export_tells_when_the_weights_moved_on(
     with caplog.at_level("WARNING", logger="speech.onnx.asr"):
         OnnxAsrBackend()
     assert not caplog.records
+
+
+def test_serve_backend_auto_takes_onnx_where_every_model_has_an_export(
+    onnx_dir, model_dir, voice_dir, speech_file, tmp_path, monkeypatch
+) -> None:
+    """`speech serve --backend auto` (the default) serves on ONNX Runtime on
+    CPU when every model it loads has an export, on PyTorch otherwise; a
+    server started that way reports the back end it chose and transcribes."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    import speech.onnx
+    from server.config import ServerConfig
+    from speech.cli import build_parser
+    from speech.cli import main as cli_main
+
+    parser = build_parser()
+
+    def backend(*flags: str) -> str:
+        return ServerConfig.from_args(parser.parse_args(["serve", *flags])).backend
+
+    exports = ["--asr-model", str(onnx_dir), "--tts-model", str(onnx_dir)]
+    assert backend(*exports) == "onnx"  # an export's top folder
+    assert backend("--asr-model", str(onnx_dir / "asr"), "--tts-model",
+                   str(onnx_dir / "tts")) == "onnx"  # fmt: skip
+    assert backend(*exports, "--device", "cuda") == "torch"
+    assert backend(*exports, "--backend", "torch") == "torch"
+    assert backend("--asr-model", str(model_dir), "--tts-model", str(onnx_dir)) == (
+        "torch"
+    )
+    # a model not served does not count
+    assert backend("--no-asr", "--asr-model", str(model_dir), "--tts-model",
+                   str(onnx_dir)) == "onnx"  # fmt: skip
+    # no model named: the shipped export, if install.sh built it
+    monkeypatch.setattr(speech.onnx, "DEFAULT_ONNX_DIR", onnx_dir)
+    assert backend() == "onnx"
+    assert backend("--tts-model", str(voice_dir)) == "torch"
+    monkeypatch.setattr(speech.onnx, "DEFAULT_ONNX_DIR", tmp_path / "not_exported")
+    assert backend() == "torch"
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "speech.cli", "serve", "--port", str(port),
+         *exports, "--threads", "1"],
+        cwd=REPO, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as r:
+                    health = json.loads(r.read())
+                break
+            except OSError:
+                assert process.poll() is None, process.stderr.read()
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert health["asr"]["backend"] == "onnx" == health["tts"]["backend"]
+        url = f"ws://127.0.0.1:{port}/asr"
+        assert cli_main(["client", "asr", str(speech_file), "--url", url]) == 0
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        log = [json.loads(x) for x in process.stderr.read().splitlines() if x]
+        listening = next(e for e in log if e["event"] == "listening")
+        assert listening["backend"] == "onnx"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
