@@ -142,21 +142,26 @@ def choose_backend(
     """``speech serve --backend auto``: ONNX Runtime on CPU when every model
     the server loads has an ONNX export (a named folder written by ``speech
     export onnx``; for a model not named, the shipped export in
-    speech/models/onnx that install.sh builds), PyTorch otherwise. On two
-    cores ONNX Runtime carries 50 live ASR sessions with endpoint rescoring
-    within 300 ms p95 where PyTorch carries 30 (README, Server load)."""
+    speech/models/onnx that install.sh builds, if it was made from the
+    shipped weights now), PyTorch otherwise. On two cores ONNX Runtime
+    carries 50 live ASR sessions with endpoint rescoring within 300 ms p95
+    where PyTorch carries 30 (README, Server load)."""
     if device != "cpu":
         return "torch"
     from speech.onnx import find_model_folder
-    from speech.onnx.asr import STEP_FILE
+    from speech.onnx.asr import STEP_FILE, exported_from, is_stale
     from speech.onnx.tts import ENCODER_FILE
 
     wanted = [(asr_model, "asr", STEP_FILE)] if asr else []
     wanted += [(tts_model, "tts", ENCODER_FILE)] if tts else []
     for model, kind, marker in wanted:
         try:
-            find_model_folder(model, kind, marker)
+            folder = find_model_folder(model, kind, marker)
         except FileNotFoundError:
+            return "torch"
+        # an update brought new weights and install.sh has not run since:
+        # serve them, not the export of the old ones
+        if kind == "asr" and model is None and is_stale(exported_from(folder)):
             return "torch"
     return "onnx"
 

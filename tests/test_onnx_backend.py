@@ -608,6 +608,7 @@ def test_serve_backend_auto_takes_onnx_where_every_model_has_an_export(
     import time
     import urllib.request
 
+    import speech.asr.weights as asr_weights
     import speech.onnx
     from server.config import ServerConfig
     from speech.cli import build_parser
@@ -630,10 +631,14 @@ def test_serve_backend_auto_takes_onnx_where_every_model_has_an_export(
     # a model not served does not count
     assert backend("--no-asr", "--asr-model", str(model_dir), "--tts-model",
                    str(onnx_dir)) == "onnx"  # fmt: skip
-    # no model named: the shipped export, if install.sh built it
+    # no model named: the shipped export, if install.sh built it from the
+    # shipped weights as they are now
     monkeypatch.setattr(speech.onnx, "DEFAULT_ONNX_DIR", onnx_dir)
+    monkeypatch.setattr(asr_weights, "DEFAULT_MODEL_DIR", model_dir)
     assert backend() == "onnx"
     assert backend("--tts-model", str(voice_dir)) == "torch"
+    monkeypatch.setattr(asr_weights, "DEFAULT_MODEL_DIR", REPO / "speech/models/asr")
+    assert backend() == "torch"  # the shipped weights moved on
     monkeypatch.setattr(speech.onnx, "DEFAULT_ONNX_DIR", tmp_path / "not_exported")
     assert backend() == "torch"
 

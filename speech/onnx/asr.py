@@ -78,18 +78,35 @@ def unstack_states(state: OnnxEncoderState) -> list[OnnxEncoderState]:
     ]
 
 
-def warn_if_stale(folder: Path, exported_from: str | None) -> bool:
-    """Warn (and return True) when the shipped export in ``folder`` was made
-    from other weights than the shipped model's: after an update that
-    brought new weights, until ``./install.sh`` or ``speech export onnx``
-    exports them again."""
+def exported_from(folder: Path) -> str | None:
+    """The digest of the weights an ASR export in ``folder`` was made from
+    (its step graph's metadata; the graph is read without its weights)."""
+    import onnx
+
+    graph = onnx.load(str(folder / STEP_FILE), load_external_data=False)
+    return {p.key: p.value for p in graph.metadata_props}.get("weights_sha256")
+
+
+def is_stale(exported_from: str | None) -> bool:
+    """Whether an export of the shipped model was made from other weights
+    than the shipped model's now (False when there are none to compare)."""
     from speech.asr.weights import DEFAULT_MODEL_DIR, weights_digest
 
     try:
         current = weights_digest(DEFAULT_MODEL_DIR)
     except OSError:
         return False  # no shipped weights to compare with
-    if exported_from == current:
+    return exported_from != current
+
+
+def warn_if_stale(folder: Path, exported_from: str | None) -> bool:
+    """Warn (and return True) when the shipped export in ``folder`` was made
+    from other weights than the shipped model's: after an update that
+    brought new weights, until ``./install.sh`` or ``speech export onnx``
+    exports them again."""
+    from speech.asr.weights import DEFAULT_MODEL_DIR
+
+    if not is_stale(exported_from):
         return False
     logger.warning(
         "%s was exported from other weights than %s: its transcripts will "
