@@ -18,7 +18,6 @@ with the lowest mean dev WER so far also goes to ``<out>/best``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import math
@@ -55,6 +54,7 @@ from speech.asr.frontend import (
 from speech.asr.metrics import word_error_rate
 from speech.asr.model import AsrModel, load_state, save_model
 from speech.asr.tokenizer import Tokenizer
+from speech.asr.weights import weights_digest
 from speech.formats import write_text_atomic
 from speech.text.normalize import asr_transcript
 
@@ -426,20 +426,6 @@ def keep_best(model: AsrModel, wers: dict[str, float], step: int, out: Path) -> 
     return True
 
 
-def weights_fingerprint(state: dict[str, torch.Tensor] | None) -> str | None:
-    """A SHA-256 of a state dict's names and tensor bytes (``None`` for
-    none): what a run started from, so that a resumed run can tell that
-    ``--init-from`` now names other weights."""
-    if state is None:
-        return None
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        tensor = state[name].detach().cpu().contiguous().reshape(-1)
-        digest.update(name.encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 def model_config(args: dict, vocab_size: int) -> AsrConfig:
     """The model a run's arguments (``vars(args)``, also stored in its
     checkpoints) describe: the ``--init-from`` model's configuration with
@@ -508,7 +494,9 @@ def main(argv: list[str] | None = None) -> None:
     initial_state = None
     if init is not None:
         initial_state = load_state(init)
-    started_from = weights_fingerprint(initial_state)
+    # what the run started from, so that a resumed run can tell that
+    # --init-from now names other weights
+    started_from = weights_digest(init) if init is not None else None
     if config.vocab_size != tokenizer.vocab_size:
         raise SystemExit(
             f"vocabulary {tokenizer.vocab_size} != model's {config.vocab_size}"
