@@ -1,15 +1,24 @@
-"""Helpers of the server tests: raw WebSocket exchanges and leak checks."""
+"""Helpers of the server tests: raw WebSocket exchanges, leak checks and
+`speech serve` processes."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 async def exchange(
@@ -81,3 +90,33 @@ def server_tasks(server: Any) -> set[str]:
         }
 
     return asyncio.run_coroutine_threadsafe(names(), loop).result(5)
+
+
+def start_serve(
+    *flags: str, timeout: float = 120.0
+) -> tuple[subprocess.Popen, int, dict[str, Any]]:
+    """``speech serve FLAGS`` in its own process on a free loopback port,
+    returned once ``/healthz`` answers: (process, port, health). Its log is
+    on ``process.stderr``; the caller stops the process."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "speech.cli", "serve", "--port", str(port), *flags],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as r:
+                return process, port, json.loads(r.read())
+        except OSError:
+            if process.poll() is not None:
+                raise AssertionError(process.stderr.read()) from None
+            if time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError(f"speech serve not ready in {timeout} s") from None
+            time.sleep(0.2)

@@ -604,15 +604,13 @@ def test_serve_backend_auto_takes_onnx_where_every_model_has_an_export(
     CPU when every model it loads has an export, on PyTorch otherwise; a
     server started that way reports the back end it chose and transcribes."""
     import signal
-    import socket
-    import time
-    import urllib.request
 
     import speech.asr.weights as asr_weights
     import speech.onnx
     from server.config import ServerConfig
     from speech.cli import build_parser
     from speech.cli import main as cli_main
+    from tests.server_util import start_serve
 
     parser = build_parser()
 
@@ -642,26 +640,8 @@ def test_serve_backend_auto_takes_onnx_where_every_model_has_an_export(
     monkeypatch.setattr(speech.onnx, "DEFAULT_ONNX_DIR", tmp_path / "not_exported")
     assert backend() == "torch"
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "speech.cli", "serve", "--port", str(port),
-         *exports, "--threads", "1"],
-        cwd=REPO, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
+    process, port, health = start_serve(*exports, "--threads", "1")
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as r:
-                    health = json.loads(r.read())
-                break
-            except OSError:
-                assert process.poll() is None, process.stderr.read()
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
         assert health["asr"]["backend"] == "onnx" == health["tts"]["backend"]
         url = f"ws://127.0.0.1:{port}/asr"
         assert cli_main(["client", "asr", str(speech_file), "--url", url]) == 0

@@ -6,14 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -161,37 +156,15 @@ def test_speech_client_commands(serve, speech_file, tmp_path, capsys) -> None:
     assert code == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_speech_serve_process(model_dir, tts_dir, speech_file) -> None:
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "speech.cli", "serve", "--port", str(port),
-            "--asr-model", str(model_dir), "--tts-model", str(tts_dir),
-            "--max-sessions", "4", "--threads", "1",
-        ],
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+    from tests.server_util import start_serve
+
+    process, port, health = start_serve(
+        "--asr-model", str(model_dir), "--tts-model", str(tts_dir),
+        "--max-sessions", "4", "--threads", "1",
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as r:
-                    health = json.loads(r.read())
-                break
-            except OSError:
-                assert process.poll() is None, process.stderr.read()
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
         assert health["sessions"]["max"] == 4
         assert health["tts"]["voices"] == ["default", "tiny"]
         url = f"ws://127.0.0.1:{port}/asr"
