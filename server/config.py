@@ -149,7 +149,7 @@ def choose_backend(
     if device != "cpu":
         return "torch"
     from speech.onnx import find_model_folder
-    from speech.onnx.asr import STEP_FILE, exported_from, is_stale
+    from speech.onnx.asr import STEP_FILE, export_digest, is_stale
     from speech.onnx.tts import ENCODER_FILE
 
     wanted = [(asr_model, "asr", STEP_FILE)] if asr else []
@@ -161,7 +161,7 @@ def choose_backend(
             return "torch"
         # an update brought new weights and install.sh has not run since:
         # serve them, not the export of the old ones
-        if kind == "asr" and model is None and is_stale(exported_from(folder)):
+        if kind == "asr" and model is None and is_stale(export_digest(folder)):
             return "torch"
     return "onnx"
 

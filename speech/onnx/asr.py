@@ -78,7 +78,7 @@ def unstack_states(state: OnnxEncoderState) -> list[OnnxEncoderState]:
     ]
 
 
-def exported_from(folder: Path) -> str | None:
+def export_digest(folder: Path) -> str | None:
     """The digest of the weights an ASR export in ``folder`` was made from
     (its step graph's metadata; the graph is read without its weights)."""
     import onnx
