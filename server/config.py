@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from speech.backends import choose_backend
+
 __all__ = ["ServerConfig", "choose_backend"]
 
 
@@ -130,40 +132,6 @@ class ServerConfig:
         if values.get("threads") is None:
             values["threads"] = default_threads()
         return cls(**values)
-
-
-def choose_backend(
-    asr_model: str | None,
-    tts_model: str | None,
-    device: str = "cpu",
-    asr: bool = True,
-    tts: bool = True,
-) -> Literal["torch", "onnx"]:
-    """``speech serve --backend auto``: ONNX Runtime on CPU when every model
-    the server loads has an ONNX export (a named folder written by ``speech
-    export onnx``; for a model not named, the shipped export in
-    speech/models/onnx that install.sh builds, if it was made from the
-    shipped weights now), PyTorch otherwise. On two cores ONNX Runtime
-    carries 50 live ASR sessions with endpoint rescoring within 300 ms p95
-    where PyTorch carries 30 (README, Server load)."""
-    if device != "cpu":
-        return "torch"
-    from speech.onnx import find_model_folder
-    from speech.onnx.asr import STEP_FILE, export_digest, is_stale
-    from speech.onnx.tts import ENCODER_FILE
-
-    wanted = [(asr_model, "asr", STEP_FILE)] if asr else []
-    wanted += [(tts_model, "tts", ENCODER_FILE)] if tts else []
-    for model, kind, marker in wanted:
-        try:
-            folder = find_model_folder(model, kind, marker)
-        except FileNotFoundError:
-            return "torch"
-        # an update brought new weights and install.sh has not run since:
-        # serve them, not the export of the old ones
-        if kind == "asr" and model is None and is_stale(export_digest(folder)):
-            return "torch"
-    return "onnx"
 
 
 def default_threads() -> int:

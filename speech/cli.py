@@ -173,7 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="redo files whose output exists"
     )
     t.add_argument("--model", help="model folder (default: the shipped English model)")
-    t.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    t.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="auto (default): PyTorch on a GPU, else ONNX Runtime where the "
+        "model has an export (speech/models/onnx for the shipped one, which "
+        "install.sh builds; or --model names an export), else PyTorch",
+    )
     t.add_argument(
         "--device",
         default=None,
@@ -214,7 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pitch", type=float, default=0.0, help="pitch shift in semitones")
     s.add_argument("--volume", type=float, default=1.0, help="output gain")
     s.add_argument("--model", help="voice folder (default: the shipped voice)")
-    s.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    s.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="auto (default): ONNX Runtime on CPU where the voice has an "
+        "export (speech/models/onnx for the shipped one; or --model names "
+        "an export), else PyTorch",
+    )
     s.add_argument("--device", default="cpu")
 
     v = commands.add_parser(
@@ -365,6 +379,7 @@ def _render(transcript, fmt: str) -> str:  # type: ignore[no-untyped-def]
 def transcribe_command(args: argparse.Namespace) -> int:
     from speech.asr.config import ChunkGeometry
     from speech.asr.recognizer import load_recognizer
+    from speech.backends import choose_backend, gpu_present
     from speech.formats import write_text_atomic
 
     files = list(args.files)
@@ -387,13 +402,13 @@ def transcribe_command(args: argparse.Namespace) -> int:
             return 2
         files = files[rank::world]
     device = args.device
+    backend = args.backend
     if device is None:
         device = "cpu"
-        if args.backend == "torch":
-            import torch
-
-            if torch.cuda.is_available():
-                device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        if backend != "onnx" and gpu_present():
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    if backend == "auto":
+        backend = choose_backend(args.model, None, device, tts=False)
     out_dir = Path(args.output_dir) if args.output_dir else None
     todo = files
     if out_dir is not None:
@@ -419,7 +434,7 @@ def transcribe_command(args: argparse.Namespace) -> int:
     try:
         recognizer = load_recognizer(
             args.model,
-            backend=args.backend,
+            backend=backend,
             device=device,
             beam_size=args.beam_size or 1,
             vtln=args.vtln,
@@ -502,11 +517,13 @@ def synthesize_command(args: argparse.Namespace) -> int:
         return 2
     from speech import load_synthesizer
     from speech.audio import float_to_pcm, write_wav_atomic
+    from speech.backends import choose_backend
 
     try:
-        synthesizer = load_synthesizer(
-            args.model, backend=args.backend, device=args.device
-        )
+        backend = args.backend
+        if backend == "auto":
+            backend = choose_backend(None, args.model, args.device, asr=False)
+        synthesizer = load_synthesizer(args.model, backend=backend, device=args.device)
     except (OSError, ValueError) as error:
         print(f"speech synthesize: cannot load voice: {error}", file=sys.stderr)
         return 2

@@ -502,10 +502,19 @@ def test_cli_runs_without_torch(tmp_path, onnx_dir, speech_file):
         onnx_dir, backend="onnx", vtln=DEFAULT_ENSEMBLE
     ).transcribe(speech_file)
     assert done.stdout == to_txt(expected) and expected.text
-    # the shipped export (install.sh's), checked against the shipped weights
+    # --backend auto (the default) takes the export a --model names, so the
+    # same command needs no torch either
     done = subprocess.run(
-        [*speech, "transcribe", "--backend", "onnx", "--beam-size", "1",
-         "--quiet", str(speech_file)],
+        [*speech, "transcribe", "--model", str(onnx_dir), "--quiet",
+         str(speech_file)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == to_txt(expected)
+    # the shipped export (install.sh's), checked against the shipped weights;
+    # auto takes it because it is current
+    done = subprocess.run(
+        [*speech, "transcribe", "--beam-size", "1", "--quiet", str(speech_file)],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -527,6 +536,19 @@ def test_cli_runs_without_torch(tmp_path, onnx_dir, speech_file):
     reference = synthesizer.synthesize(text, pace=1.1)
     assert rate == synthesizer.sample_rate
     np.testing.assert_allclose(samples, reference, rtol=0, atol=2 / 32768)
+    # auto (the default) on a named export, and on the shipped one
+    for model in (["--model", str(onnx_dir)], []):
+        wav.unlink()
+        done = subprocess.run(
+            [*speech, "synthesize", *model, "--pace", "1.1", "-o", str(wav), text],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        samples, _ = sf.read(wav, dtype="float32")
+        reference = OnnxSynthesizer(onnx_dir if model else None).synthesize(
+            text, pace=1.1
+        )
+        np.testing.assert_allclose(samples, reference, rtol=0, atol=2 / 32768)
 
 
 def test_standalone_examples(tmp_path, onnx_dir, speech_file):
