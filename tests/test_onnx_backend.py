@@ -619,6 +619,38 @@ def test_shipped_export_tells_when_the_weights_moved_on(
     assert not caplog.records
 
 
+def test_library_backend_auto_takes_an_export_on_the_cpu(
+    onnx_dir, model_dir, voice_dir, speech_file, monkeypatch
+) -> None:
+    """``backend="auto"`` in the loaders: ONNX Runtime for an export on the
+    CPU (its transcript and audio those of ``backend="onnx"``), PyTorch for a
+    PyTorch folder or another device; an unknown name is refused."""
+    import speech
+    from speech.tts.synthesizer import Synthesizer
+
+    auto = load_recognizer(onnx_dir, backend="auto")
+    assert isinstance(auto.backend, OnnxAsrBackend)
+    expected = load_recognizer(onnx_dir, backend="onnx").transcribe(speech_file)
+    assert auto.transcribe(speech_file).text == expected.text != ""
+    assert load_recognizer(model_dir, backend="auto").backend.name == "torch"
+    for load in (load_synthesizer, speech.load_synthesizer):
+        voice = load(onnx_dir, backend="auto")
+        assert isinstance(voice, OnnxSynthesizer)
+        np.testing.assert_array_equal(
+            voice.synthesize("Hello there."),
+            OnnxSynthesizer(onnx_dir).synthesize("Hello there."),
+        )
+        assert isinstance(load(voice_dir, backend="auto"), Synthesizer)
+    # a GPU device stays on PyTorch (the export is not asked for)
+    from speech import backends
+
+    assert backends.choose_backend(str(onnx_dir), None, "cuda", tts=False) == "torch"
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
+        load_recognizer(model_dir, backend="tensorrt")
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
+        load_synthesizer(voice_dir, backend="tensorrt")
+
+
 def test_serve_backend_auto_takes_onnx_where_every_model_has_an_export(
     onnx_dir, model_dir, voice_dir, speech_file, tmp_path, monkeypatch
 ) -> None:

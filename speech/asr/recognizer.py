@@ -177,7 +177,7 @@ class Backend(Protocol):
 
 def load_recognizer(
     model: str | os.PathLike[str] | None = None,
-    backend: Literal["torch", "onnx"] = "torch",
+    backend: Literal["torch", "onnx", "auto"] = "torch",
     device: str = "cpu",
     lm: str | os.PathLike[str] | NgramLM | None = "auto",
     **options: Any,
@@ -186,7 +186,10 @@ def load_recognizer(
 
     ``backend="onnx"`` runs exported ONNX graphs with ONNX Runtime and never
     imports torch; ``model`` is then a folder made by ``speech export onnx``
-    (None: the shipped model's export).
+    (None: the shipped model's export). ``"auto"`` takes ONNX Runtime on the
+    CPU where ``model`` is such a folder (None: where the shipped export is
+    current), PyTorch otherwise (``speech.backends.choose_backend``, as
+    ``speech transcribe`` does).
 
     ``lm``: a word n-gram model (ARPA file or ``NgramLM``) that beam search
     fuses in; ``"auto"`` takes the model folder's ``lm.arpa.gz`` (or its
@@ -194,6 +197,12 @@ def load_recognizer(
     when beam search first runs: greedy decoding (``beam_size`` 1, the
     default) never uses it.
     """
+    if backend == "auto":
+        from speech.backends import choose_backend
+
+        backend = choose_backend(
+            None if model is None else os.fspath(model), None, device, tts=False
+        )
     if backend == "torch":
         from speech.asr.model import DEFAULT_MODEL_DIR
         from speech.asr.torch_backend import TorchBackend
@@ -206,7 +215,9 @@ def load_recognizer(
         engine = OnnxAsrBackend(model, device)
         folders = [engine.folder, engine.folder.parent]
     else:
-        raise ValueError(f"unknown backend {backend!r} (choose 'torch' or 'onnx')")
+        raise ValueError(
+            f"unknown backend {backend!r} (choose 'torch', 'onnx' or 'auto')"
+        )
     if isinstance(lm, str) and lm == "auto":
         lm = next((f / LM_FILE for f in folders if (f / LM_FILE).is_file()), None)
     return Recognizer(engine, lm=lm, **options)

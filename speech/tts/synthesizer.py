@@ -261,7 +261,7 @@ def load_synthesizer(
     directory: str | os.PathLike[str] | None = DEFAULT_TTS_DIR,
     device: str | torch.device = "cpu",
     griffin_lim_fallback: bool = True,
-    backend: Literal["torch", "onnx"] = "torch",
+    backend: Literal["torch", "onnx", "auto"] = "torch",
 ) -> Synthesizer:
     """A synthesizer from a voice folder: ``config.json`` + ``fastpitch.pt``,
     and the vocoder in ``vocoder/`` (Griffin-Lim when it is missing and
@@ -270,13 +270,23 @@ def load_synthesizer(
     ``backend="onnx"`` returns ``speech.onnx.tts.OnnxSynthesizer`` (same API)
     on a folder written by ``speech export onnx`` (None: the shipped export);
     ``speech.load_synthesizer`` reaches it without importing torch.
+    ``"auto"``: ONNX Runtime on the CPU where ``directory`` is such a folder
+    (None: the shipped export), PyTorch otherwise
+    (``speech.backends.choose_backend``, as ``speech synthesize`` does).
     """
+    if backend == "auto":
+        from speech.backends import choose_backend
+
+        folder = None if directory is None else os.fspath(directory)
+        backend = choose_backend(None, folder, str(device), asr=False)
     if backend == "onnx":
         from speech.onnx.tts import load_synthesizer as load_onnx
 
         return load_onnx(directory, str(device))  # type: ignore[return-value]
     if backend != "torch":
-        raise ValueError(f"unknown backend {backend!r} (choose 'torch' or 'onnx')")
+        raise ValueError(
+            f"unknown backend {backend!r} (choose 'torch', 'onnx' or 'auto')"
+        )
     folder = Path(directory) if directory is not None else DEFAULT_TTS_DIR
     model = load_tts(folder, device)
     vocoder_dir = folder / VOCODER_SUBDIR
