@@ -25,11 +25,11 @@ Backend = Literal["torch", "onnx"]
 
 def gpu_present() -> bool:
     """Whether torch may find a GPU here, decided without importing torch
-    where no GPU driver is loaded: the ONNX path then
-    starts without torch's import time and memory."""
-    if not (
-        os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/kfd")
-    ):
+    where no GPU driver is loaded, so that the ONNX path starts without
+    torch's import time and memory."""
+    # NVIDIA's driver, ROCm's, WSL's GPU pass-through
+    drivers = ("/proc/driver/nvidia/version", "/dev/kfd", "/dev/dxg")
+    if not any(os.path.exists(path) for path in drivers):
         return False
     try:
         import torch

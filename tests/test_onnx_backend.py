@@ -641,6 +641,9 @@ def test_library_backend_auto_takes_an_export_on_the_cpu(
             OnnxSynthesizer(onnx_dir).synthesize("Hello there."),
         )
         assert isinstance(load(voice_dir, backend="auto"), Synthesizer)
+        # no folder: the shipped voice's export (install.sh's), either way
+        assert isinstance(load(backend="onnx"), OnnxSynthesizer)
+        assert isinstance(load(backend="auto"), OnnxSynthesizer)
     # a GPU device stays on PyTorch (the export is not asked for)
     from speech import backends
 

@@ -258,7 +258,7 @@ class Synthesizer(SynthesizerBase):
 
 
 def load_synthesizer(
-    directory: str | os.PathLike[str] | None = DEFAULT_TTS_DIR,
+    directory: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
     griffin_lim_fallback: bool = True,
     backend: Literal["torch", "onnx", "auto"] = "torch",
