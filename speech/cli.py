@@ -100,6 +100,19 @@ def _vtln(text: str) -> float | str | tuple[float, ...]:
     return value
 
 
+def add_backend_argument(parser: argparse.ArgumentParser, gpu: str) -> None:
+    """``--backend auto|torch|onnx`` of a command that loads one model
+    (``speech.backends.choose_backend`` resolves auto)."""
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help=f"auto (default): {gpu}ONNX Runtime on the CPU where the model "
+        "has an export (speech/models/onnx for the shipped one, which "
+        "install.sh builds; or --model names an export), else PyTorch",
+    )
+
+
 def add_vtln_argument(
     parser: argparse.ArgumentParser, default: float | tuple[float, ...] = 1.0
 ) -> None:
@@ -173,14 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="redo files whose output exists"
     )
     t.add_argument("--model", help="model folder (default: the shipped English model)")
-    t.add_argument(
-        "--backend",
-        choices=("auto", "torch", "onnx"),
-        default="auto",
-        help="auto (default): PyTorch on a GPU, else ONNX Runtime where the "
-        "model has an export (speech/models/onnx for the shipped one, which "
-        "install.sh builds; or --model names an export), else PyTorch",
-    )
+    add_backend_argument(t, "PyTorch on a GPU, else ")
     t.add_argument(
         "--device",
         default=None,
@@ -221,14 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pitch", type=float, default=0.0, help="pitch shift in semitones")
     s.add_argument("--volume", type=float, default=1.0, help="output gain")
     s.add_argument("--model", help="voice folder (default: the shipped voice)")
-    s.add_argument(
-        "--backend",
-        choices=("auto", "torch", "onnx"),
-        default="auto",
-        help="auto (default): ONNX Runtime on CPU where the voice has an "
-        "export (speech/models/onnx for the shipped one; or --model names "
-        "an export), else PyTorch",
-    )
+    add_backend_argument(s, "")
     s.add_argument("--device", default="cpu")
 
     v = commands.add_parser(
