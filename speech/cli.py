@@ -378,7 +378,7 @@ def _render(transcript, fmt: str) -> str:  # type: ignore[no-untyped-def]
 def transcribe_command(args: argparse.Namespace) -> int:
     from speech.asr.config import ChunkGeometry
     from speech.asr.recognizer import load_recognizer
-    from speech.backends import choose_backend, gpu_present
+    from speech.backends import gpu_present
     from speech.formats import write_text_atomic
 
     files = list(args.files)
@@ -401,13 +401,10 @@ def transcribe_command(args: argparse.Namespace) -> int:
             return 2
         files = files[rank::world]
     device = args.device
-    backend = args.backend
     if device is None:
         device = "cpu"
-        if backend != "onnx" and gpu_present():
+        if args.backend != "onnx" and gpu_present():
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    if backend == "auto":
-        backend = choose_backend(args.model, None, device, tts=False)
     out_dir = Path(args.output_dir) if args.output_dir else None
     todo = files
     if out_dir is not None:
@@ -433,7 +430,7 @@ def transcribe_command(args: argparse.Namespace) -> int:
     try:
         recognizer = load_recognizer(
             args.model,
-            backend=backend,
+            backend=args.backend,  # auto: load_recognizer chooses for the device
             device=device,
             beam_size=args.beam_size or 1,
             vtln=args.vtln,
@@ -516,13 +513,11 @@ def synthesize_command(args: argparse.Namespace) -> int:
         return 2
     from speech import load_synthesizer
     from speech.audio import float_to_pcm, write_wav_atomic
-    from speech.backends import choose_backend
 
     try:
-        backend = args.backend
-        if backend == "auto":
-            backend = choose_backend(None, args.model, args.device, asr=False)
-        synthesizer = load_synthesizer(args.model, backend=backend, device=args.device)
+        synthesizer = load_synthesizer(
+            args.model, backend=args.backend, device=args.device
+        )
     except (OSError, ValueError) as error:
         print(f"speech synthesize: cannot load voice: {error}", file=sys.stderr)
         return 2
