@@ -444,6 +444,23 @@ def test_vtlp_range_is_checked(capsys) -> None:
     )
 
 
+
+def test_eq_strength_and_knots_are_checked(capsys) -> None:
+    base = ["--train", "t.jsonl", "--out", "o"]
+    args = train.parse_args(base)
+    assert (args.eq_db, args.eq_knots) == (8.0, 6)  # the shipped recipe's
+    args = train.parse_args([*base, "--eq-db", "12", "--eq-knots", "10"])
+    assert (args.eq_db, args.eq_knots) == (12.0, 10)
+    for flags, message in [
+        (["--eq-db", "-1"], "--eq-db -1: need 0 <= DB <= 24"),
+        (["--eq-db", "30"], "--eq-db 30: need 0 <= DB <= 24"),
+        (["--eq-knots", "1"], "--eq-knots 1: need 2 <= N <= 32"),
+    ]:
+        with pytest.raises(SystemExit):
+            train.parse_args([*base, *flags])
+        assert message in capsys.readouterr().err
+
+
 def schedule_end(refit: bool, budget: float = 900.0, n: int = 300) -> float:
     """Run the trainer's schedule fitting against a clock: 14 steps/s until
     step 300, then 9 (stage 24's arms: the first epoch's short utterances,

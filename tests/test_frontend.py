@@ -286,6 +286,36 @@ def test_random_eq_colours_bands_within_its_bounds():
     assert np.abs(gains).mean() > 2.0
 
 
+
+def test_random_eq_with_more_knots_shapes_nearby_bands_apart():
+    """Two tones a third apart (800 Hz and 1 kHz) lie midway between the
+    same two of the six default knots (577 Hz and 1.39 kHz) and move almost
+    together; 16 knots put one just below 800 Hz (773 Hz) and one just above
+    1 kHz (1.04 kHz), so they move apart. Bounds follow ``max_db``."""
+    from recipes.asr.augment import random_eq
+
+    rate = 16000
+    t = np.arange(rate) / rate
+    tones = (np.sin(2 * np.pi * 800 * t) + np.sin(2 * np.pi * 1000 * t)).astype(
+        np.float32
+    )
+
+    def gains(knots: int, max_db: float) -> np.ndarray:
+        rows = []
+        for seed in range(30):
+            out = random_eq(tones, np.random.default_rng(seed), rate, max_db, knots)
+            spectrum = np.abs(np.fft.rfft(out)) / (rate / 2)
+            rows.append(20 * np.log10(spectrum[[800, 1000]]))
+        return np.array(rows)
+
+    coarse, fine = gains(6, 12.0), gains(16, 12.0)
+    spread = lambda g: np.std(g[:, 0] - g[:, 1])  # noqa: E731
+    assert spread(fine) > 2 * spread(coarse)
+    for g in (coarse, fine):
+        assert np.abs(g).max() <= 12.0 * (1 + 2 / 4) + 0.5
+    assert np.abs(gains(16, 0.0)).max() < 0.05  # 0 dB leaves the signal as it is
+
+
 def test_augmentation_ffts_at_fast_lengths_match_direct_computation():
     from recipes.asr import augment
 

@@ -42,6 +42,7 @@ class AugmentConfig:
     vtlp_range: tuple[float, float] = (0.88, 1.12)
     eq_prob: float = 0.5
     eq_db: float = 8.0  # largest boost or cut of one band
+    eq_knots: int = 6  # log-spaced 100 Hz .. Nyquist; more make finer shapes
     # silence before and after the speech, drawn per side: corpora trimmed to
     # 50 ms taught the model no margin at the edges, and the last word lost
     # most (docs/asr_model_history.md, "Edges")
@@ -108,10 +109,14 @@ def _room_response(
 
 
 def random_eq(
-    samples: np.ndarray, rng: np.random.Generator, sample_rate: int, max_db: float
+    samples: np.ndarray,
+    rng: np.random.Generator,
+    sample_rate: int,
+    max_db: float,
+    knots: int = 6,
 ) -> np.ndarray:
     """Colour the spectrum the way a microphone, a codec or a voice does:
-    gains of up to +-``max_db`` drawn at six log-spaced frequencies
+    gains of up to +-``max_db`` drawn at ``knots`` log-spaced frequencies
     (100 Hz .. Nyquist), joined smoothly in log frequency, plus a random
     tilt. It keeps the signal's length and phase."""
     n = len(samples)
@@ -121,11 +126,11 @@ def random_eq(
     size = fft_size(n + sample_rate // 16)
     spectrum = np.fft.rfft(samples.astype(np.float32, copy=False), size)
     freqs = np.fft.rfftfreq(size, 1.0 / sample_rate)
-    knots = np.geomspace(100.0, sample_rate / 2, 6)
-    gains_db = rng.uniform(-max_db, max_db, len(knots))
-    tilt_db = rng.uniform(-max_db, max_db) * np.log2(knots / 1000.0) / 4
+    points = np.geomspace(100.0, sample_rate / 2, knots)
+    gains_db = rng.uniform(-max_db, max_db, len(points))
+    tilt_db = rng.uniform(-max_db, max_db) * np.log2(points / 1000.0) / 4
     curve_db = np.interp(
-        np.log(np.maximum(freqs, 1.0)), np.log(knots), gains_db + tilt_db
+        np.log(np.maximum(freqs, 1.0)), np.log(points), gains_db + tilt_db
     )
     gains = (10 ** (curve_db / 20)).astype(np.float32)
     shaped = np.fft.irfft(spectrum * gains, size)[:n]
@@ -158,7 +163,9 @@ def augment_waveform(
             torch.from_numpy(samples), int(round(sample_rate * speed)), sample_rate
         ).numpy()
     if rng.random() < config.eq_prob:
-        samples = random_eq(samples, rng, sample_rate, config.eq_db)
+        samples = random_eq(
+            samples, rng, sample_rate, config.eq_db, config.eq_knots
+        )
     if rng.random() < config.reverb_prob:
         rt60 = rng.uniform(*config.rt60)
         samples = _convolve(samples, _room_response(rng, sample_rate, rt60))

@@ -152,6 +152,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of utterances coloured by a random EQ (microphone, codec)",
     )
     p.add_argument(
+        "--eq-db",
+        type=float,
+        default=AugmentConfig.eq_db,
+        help="largest boost or cut of one EQ knot, in dB (default: %(default)s)",
+    )
+    p.add_argument(
+        "--eq-knots",
+        type=int,
+        default=AugmentConfig.eq_knots,
+        help="EQ gains drawn at this many log-spaced frequencies from 100 Hz "
+        "to Nyquist (default: %(default)s; more make finer spectral shapes)",
+    )
+    p.add_argument(
         "--augment-from-epoch",
         type=int,
         default=1,
@@ -240,6 +253,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             f"--vtlp-range {low} {high}: need {lowest:g} <= LOW <= HIGH <= {highest:g}"
         )
     args.vtlp_range = (low, high)
+    if not 0.0 <= args.eq_db <= 24.0:
+        p.error(f"--eq-db {args.eq_db:g}: need 0 <= DB <= 24")
+    if not 2 <= args.eq_knots <= 32:
+        p.error(f"--eq-knots {args.eq_knots}: need 2 <= N <= 32")
     tuned = args.init_from is not None
     if args.lr is None:
         args.lr = FINETUNE_LR if tuned else SCRATCH_LR
@@ -477,6 +494,8 @@ def main(argv: list[str] | None = None) -> None:
             vtlp_prob=args.vtlp_prob,
             vtlp_range=args.vtlp_range,
             eq_prob=args.eq_prob,
+            eq_db=args.eq_db,
+            eq_knots=args.eq_knots,
             edge_silence_prob=args.edge_silence_prob,
         )
     )
