@@ -45,7 +45,12 @@ PARTS = {
     "none (read and gain only)": OFF,
     "speed 0.9 / 1.1": {**OFF, "speeds": (0.9, 1.1)},
     "random EQ": {**OFF, "eq_prob": 1.0},
-    "random EQ, 12 dB at 12 knots": {**OFF, "eq_prob": 1.0, "eq_db": 12.0, "eq_knots": 12},
+    "random EQ, 12 dB at 12 knots": {
+        **OFF,
+        "eq_prob": 1.0,
+        "eq_db": 12.0,
+        "eq_knots": 12,
+    },
     "reverberation": {**OFF, "reverb_prob": 1.0},
     "noise (white, pink, brown, hum, babble)": {**OFF, "noise_prob": 1.0},
 }

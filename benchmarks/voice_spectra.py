@@ -59,13 +59,15 @@ def band_levels(spectrum: np.ndarray, edges: tuple[int, ...] = BANDS_HZ) -> list
     level = 10.0 * np.log10(spectrum + 1e-12)
     return [
         float(level[(freqs >= low) & (freqs < high)].mean())
-        for low, high in zip(edges[:-1], edges[1:])
+        for low, high in zip(edges[:-1], edges[1:], strict=True)
     ]
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--manifest", required=True, help="JSONL manifest whose texts are read")
+    p.add_argument(
+        "--manifest", required=True, help="JSONL manifest whose texts are read"
+    )
     p.add_argument("--limit", type=int, default=40, help="sentences per voice")
     p.add_argument("--voices", nargs="+", required=True, help="engine:name specs")
     args = p.parse_args(argv)
@@ -73,7 +75,10 @@ def main(argv: list[str] | None = None) -> None:
     sentences = [row.text for row in read_manifest(args.manifest)][: args.limit]
     if not sentences:
         sys.exit(f"error: {args.manifest}: no sentences")
-    names = [f"{low / 1000:g}-{high / 1000:g}" for low, high in zip(BANDS_HZ[:-1], BANDS_HZ[1:])]
+    names = [
+        f"{low / 1000:g}-{high / 1000:g}"
+        for low, high in zip(BANDS_HZ[:-1], BANDS_HZ[1:], strict=True)
+    ]
     print(f"| voice | {' | '.join(names)} kHz (dB) | words per minute |")
     print("|---|" + "---|" * len(names) + "---|")
     for spec in args.voices:

@@ -444,7 +444,6 @@ def test_vtlp_range_is_checked(capsys) -> None:
     )
 
 
-
 def test_eq_strength_and_knots_are_checked(capsys) -> None:
     base = ["--train", "t.jsonl", "--out", "o"]
     args = train.parse_args(base)

@@ -286,7 +286,6 @@ def test_random_eq_colours_bands_within_its_bounds():
     assert np.abs(gains).mean() > 2.0
 
 
-
 def test_random_eq_with_more_knots_shapes_nearby_bands_apart():
     """Two tones a third apart (800 Hz and 1 kHz) lie midway between the
     same two of the six default knots (577 Hz and 1.39 kHz) and move almost

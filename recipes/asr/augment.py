@@ -163,9 +163,7 @@ def augment_waveform(
             torch.from_numpy(samples), int(round(sample_rate * speed)), sample_rate
         ).numpy()
     if rng.random() < config.eq_prob:
-        samples = random_eq(
-            samples, rng, sample_rate, config.eq_db, config.eq_knots
-        )
+        samples = random_eq(samples, rng, sample_rate, config.eq_db, config.eq_knots)
     if rng.random() < config.reverb_prob:
         rt60 = rng.uniform(*config.rt60)
         samples = _convolve(samples, _room_response(rng, sample_rate, rt60))
