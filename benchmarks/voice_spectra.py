@@ -72,7 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--voices", nargs="+", required=True, help="engine:name specs")
     args = p.parse_args(argv)
 
-    sentences = [row.text for row in read_manifest(args.manifest)][: args.limit]
+    try:
+        sentences = [row.text for row in read_manifest(args.manifest)][: args.limit]
+    except (OSError, ValueError) as error:
+        sys.exit(f"error: {args.manifest}: {error}")
     if not sentences:
         sys.exit(f"error: {args.manifest}: no sentences")
     names = [
@@ -88,7 +91,11 @@ def main(argv: list[str] | None = None) -> None:
         except VoiceError as error:
             print(f"error: {error}", file=sys.stderr)
             continue
-        spectrum, wpm = average_spectrum(voice, sentences)
+        try:
+            spectrum, wpm = average_spectrum(voice, sentences)
+        except (OSError, RuntimeError, ValueError) as error:  # an engine failed
+            print(f"error: {spec}: {error}", file=sys.stderr)
+            continue
         levels = " | ".join(f"{value:.1f}" for value in band_levels(spectrum))
         print(f"| {spec} | {levels} | {wpm:.0f} |", flush=True)
 
