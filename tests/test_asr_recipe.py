@@ -808,3 +808,51 @@ def test_average_of_model_folders(model_dir, tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         average.main([str(model_dir), str(tmp_path), "--out", str(tmp_path / "x")])
     assert "not a model folder (no config.json)" in capsys.readouterr().err
+
+
+def test_choose_passes_only_a_candidate_better_on_every_set(
+    model_dir, speech_file, tmp_path, capsys
+) -> None:
+    """The untrained fixture model as the baseline: the shipped model reads
+    real flite speech far better on both sets and is chosen; the baseline's
+    own folder is not better than itself; a folder that is no model is
+    reported in one line and the others are still read."""
+    import soundfile as sf
+
+    from recipes.asr import choose
+    from tests.conftest import TEXTS
+
+    shipped = str(Path(__file__).resolve().parents[1] / "speech/models/asr")
+    row = {"audio": str(speech_file), "duration": sf.info(speech_file).duration}
+    sets = []
+    for name, speaker in [("dev.jsonl", "flite:slt"), ("tune.jsonl", "flite:kal16")]:
+        path = tmp_path / name
+        path.write_text(
+            json.dumps({**row, "speaker": speaker, "text": " ".join(TEXTS)})
+        )
+        sets.append(str(path))
+    missing = str(tmp_path / "nowhere")
+    argv = ["--baseline", str(model_dir), "--sets", *sets, "--lm", "none"]
+    choose.main([*argv, str(model_dir), missing, shipped])
+    out, err = capsys.readouterr()
+    rows = {line.split(" | ")[0][2:]: line for line in out.splitlines() if "| " in line}
+    assert rows[shipped].endswith("| yes |")
+    assert rows[missing].endswith("| - | - | no |")
+    assert f"chosen: {shipped}" in out
+    assert err.count(f"error: {missing}: not a model folder") == 1
+    # the baseline's row, and its folder again as a candidate: not better
+    cells = rows[str(model_dir)].split(" | ")[1:3]
+    assert all(float(c) > 50 for c in cells)  # an untrained model
+    shipped_cells = [float(c) for c in rows[shipped].split(" | ")[1:3]]
+    assert all(c < 20 for c in shipped_cells)
+    # with the shipped model as the baseline, nothing beats it
+    choose.main(
+        ["--baseline", shipped, "--sets", *sets, "--lm", "none", str(model_dir)]
+    )
+    assert "no candidate is better on every set" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        choose.main([*argv, "--beam-size", "1", shipped])
+    assert "--beam-size 1: need 2 or more" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        choose.main([shipped, "--baseline", shipped, "--sets", missing])
+    assert f"--sets: {missing}: no such file" in capsys.readouterr().err

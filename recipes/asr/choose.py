@@ -1,0 +1,130 @@
+"""Choose between ASR models the way the shipped model is chosen: a candidate
+passes only if it is better than the baseline on every choice set, both
+greedy and with beam search and the word LM.
+
+    python -m recipes.asr.choose runs/asr/model runs/mean \
+        --baseline speech/models/asr --sets dev.jsonl tune.jsonl \
+        --lm speech/models/asr/lm.arpa.gz
+
+The sets are the training voices' dev set (unseen sentences) and a tuning set
+of voices the model never hears (``build_corpus --tune-voices``): the test
+set is read only for the model chosen here, once. The measure is the mean
+WER of the three geometries (full context, offline, streaming) that
+``recipes.asr.evaluate`` reports. Each model is read on each set greedy and
+with ``--beam-size`` (default 16) and ``--lm`` (default: each model folder's
+own ``lm.arpa.gz``; ``--lm none`` reads greedy only). Prints one table row per
+model and, of the candidates that pass, the one with the lowest mean over
+all the readings. A model or set that cannot be read is reported in one line,
+and the other models are still read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from recipes.asr import evaluate
+
+GEOMETRIES = ("full", "offline", "streaming")
+
+
+def mean_wer(report: dict) -> float:
+    """Mean over the three geometries of a report's WER (%) on all words."""
+    rows = report["table"]["all"]
+    return sum(100.0 * rows[g][0] / max(rows[g][1], 1) for g in GEOMETRIES) / 3
+
+
+def read(model: str, manifest: str, extra: list[str], limit: int = 0) -> float:
+    """``recipes.asr.evaluate`` of ``model`` on ``manifest``, its table
+    silenced; the mean WER of the three geometries."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "report.json"
+        argv = ["--model", model, "--manifest", manifest, "--vtln", "1"]
+        argv += ["--limit", str(limit)] if limit else []
+        with contextlib.redirect_stdout(io.StringIO()):
+            evaluate.main([*argv, *extra, "--json", str(out)])
+        return mean_wer(json.loads(out.read_text()))
+
+
+def passes(candidate: list[float | None], baseline: list[float | None]) -> bool:
+    """Better than the baseline in every reading that both have."""
+    pairs = [(c, b) for c, b in zip(candidate, baseline, strict=True)]
+    return all(c is not None and b is not None and c < b for c, b in pairs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("candidates", nargs="+", help="candidate model folders")
+    p.add_argument("--baseline", required=True, help="the model to beat")
+    p.add_argument("--sets", nargs="+", required=True, help="JSONL choice sets")
+    p.add_argument("--beam-size", type=int, default=16)
+    p.add_argument(
+        "--limit", type=int, default=0, help="first N utterances of each set"
+    )
+    p.add_argument(
+        "--lm",
+        default="auto",
+        help="word LM for the beam readings ('auto': each model folder's "
+        "lm.arpa.gz; 'none': greedy readings only)",
+    )
+    args = p.parse_args(argv)
+    if args.beam_size < 2:
+        p.error(f"--beam-size {args.beam_size}: need 2 or more")
+
+    for manifest in args.sets:
+        if not Path(manifest).is_file():
+            p.error(f"--sets: {manifest}: no such file")
+
+    readings = [("greedy", [])]
+    if args.lm != "none":
+        beam = ["--beam-size", str(args.beam_size), "--lm", args.lm]
+        readings.append((f"beam {args.beam_size} + LM", beam))
+    columns = [(s, name, extra) for s in args.sets for name, extra in readings]
+    header = [f"{Path(s).name}, {name}" for s, name, _ in columns]
+    print(f"| model | {' | '.join(header)} | passes |")
+    print("|---|" + "---|" * len(columns) + "---|")
+
+    results: dict[str, list[float | None]] = {}
+    for model in [args.baseline, *args.candidates]:
+        row: list[float | None] = []
+        if not (Path(model) / "config.json").is_file():
+            print(
+                f"error: {model}: not a model folder (no config.json)", file=sys.stderr
+            )
+            columns_to_read = []
+            row = [None] * len(columns)
+        else:
+            columns_to_read = columns
+        for manifest, _, extra in columns_to_read:
+            try:
+                row.append(read(model, manifest, extra, args.limit))
+            except (OSError, ValueError, RuntimeError, KeyError) as error:
+                print(f"error: {model} on {manifest}: {error}", file=sys.stderr)
+                row.append(None)
+        results[model] = row
+        cells = " | ".join("-" if v is None else f"{v:.2f}" for v in row)
+        verdict = (
+            "baseline"
+            if model == args.baseline
+            else ("yes" if passes(row, results[args.baseline]) else "no")
+        )
+        print(f"| {model} | {cells} | {verdict} |", flush=True)
+
+    passing = [m for m in args.candidates if passes(results[m], results[args.baseline])]
+    if not passing:
+        print("\nno candidate is better on every set in every reading")
+        return
+    best = min(passing, key=lambda m: sum(results[m]) / len(results[m]))
+    print(f"\nchosen: {best} (read it on the test set, once)")
+
+
+if __name__ == "__main__":
+    main()
