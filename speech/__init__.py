@@ -7,7 +7,6 @@ FastPitch) with shipped default models.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 __version__ = "0.1.0"
@@ -25,13 +24,12 @@ def load_synthesizer(*args: Any, **kwargs: Any) -> Any:
     """See ``speech.tts.synthesizer.load_synthesizer``; ``backend="onnx"``
     loads ``speech.onnx.tts`` without importing torch (so does ``"auto"``
     where it takes ONNX Runtime)."""
-    if kwargs.get("backend") == "auto":
-        from speech.backends import choose_backend
+    if kwargs.get("backend") == "auto":  # resolved here: ONNX needs no torch
+        from speech.backends import voice_backend
 
         voice = args[0] if args else kwargs.get("directory")
-        device = str(args[1] if len(args) > 1 else kwargs.get("device", "cpu"))
-        folder = None if voice is None else os.fspath(voice)
-        kwargs["backend"] = choose_backend(None, folder, device, asr=False)
+        device = args[1] if len(args) > 1 else kwargs.get("device", "cpu")
+        kwargs["backend"] = voice_backend(voice, device)
     if kwargs.get("backend") == "onnx":
         from speech.onnx.tts import load_synthesizer as load_onnx
 

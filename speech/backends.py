@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-__all__ = ["Backend", "choose_backend", "gpu_present"]
+__all__ = ["Backend", "choose_backend", "gpu_present", "voice_backend"]
 
 Backend = Literal["torch", "onnx"]
 
@@ -69,3 +69,13 @@ def choose_backend(
         if kind == "asr" and model is None and is_stale(export_digest(folder)):
             return "torch"
     return "onnx"
+
+
+def voice_backend(
+    voice: str | os.PathLike[str] | None, device: object = "cpu"
+) -> Backend:
+    """``choose_backend`` for a load of one TTS voice (``load_synthesizer``'s
+    ``backend="auto"``): ``voice`` a folder or path-like, None for the
+    shipped one; ``device`` a name or a ``torch.device``."""
+    folder = None if voice is None else os.fspath(voice)
+    return choose_backend(None, folder, str(device), asr=False)

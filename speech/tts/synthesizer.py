@@ -272,13 +272,12 @@ def load_synthesizer(
     ``speech.load_synthesizer`` reaches it without importing torch.
     ``"auto"``: ONNX Runtime on the CPU where ``directory`` is such a folder
     (None: the shipped export), PyTorch otherwise
-    (``speech.backends.choose_backend``, as ``speech synthesize`` does).
+    (``speech.backends.voice_backend``, as ``speech synthesize`` does).
     """
     if backend == "auto":
-        from speech.backends import choose_backend
+        from speech.backends import voice_backend
 
-        folder = None if directory is None else os.fspath(directory)
-        backend = choose_backend(None, folder, str(device), asr=False)
+        backend = voice_backend(directory, device)
     if backend == "onnx":
         from speech.onnx.tts import load_synthesizer as load_onnx
 
