@@ -52,6 +52,8 @@ PARTS = {
         "eq_knots": 12,
     },
     "reverberation": {**OFF, "reverb_prob": 1.0},
+    "resynthesis through a vocoder (revoice)": {**OFF, "revoice_prob": 1.0},
+    "default + revoice at 0.3": {"revoice_prob": 0.3},
     "noise (white, pink, brown, hum, babble)": {**OFF, "noise_prob": 1.0},
 }
 

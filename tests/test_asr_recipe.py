@@ -460,6 +460,15 @@ def test_eq_strength_and_knots_are_checked(capsys) -> None:
         assert message in capsys.readouterr().err
 
 
+def test_revoice_probability_reaches_the_augmentation_and_is_checked(capsys) -> None:
+    base = ["--train", "t.jsonl", "--out", "o"]
+    assert train.parse_args(base).revoice_prob == 0.0
+    assert train.parse_args([*base, "--revoice-prob", "0.3"]).revoice_prob == 0.3
+    with pytest.raises(SystemExit):
+        train.parse_args([*base, "--revoice-prob", "1.5"])
+    assert "--revoice-prob 1.5: need 0 <= P <= 1" in capsys.readouterr().err
+
+
 def schedule_end(refit: bool, budget: float = 900.0, n: int = 300) -> float:
     """Run the trainer's schedule fitting against a clock: 14 steps/s until
     step 300, then 9 (stage 24's arms: the first epoch's short utterances,

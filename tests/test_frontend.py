@@ -408,3 +408,101 @@ def test_edge_silence_pads_both_ends_within_its_range():
     # at probability 0 the input comes back unpadded
     never = replace(only_edges, edge_silence_prob=0.0)
     assert len(augment_waveform(speech, np.random.default_rng(0), never, rate)) == rate
+
+
+def _vowel(f0: float, rate: int = 16000, seconds: float = 1.0) -> np.ndarray:
+    """A pulse train at ``f0`` through three formant resonators (700, 1200
+    and 2600 Hz): a steady synthetic vowel."""
+    from scipy.signal import lfilter
+
+    source = np.zeros(int(rate * seconds))
+    source[:: int(round(rate / f0))] = 1.0
+    out = source
+    for freq, width in [(700, 80), (1200, 90), (2600, 120)]:
+        r = np.exp(-np.pi * width / rate)
+        out = lfilter(
+            [1.0], [1.0, -2 * r * np.cos(2 * np.pi * freq / rate), r * r], out
+        )
+    return (0.5 * out / np.abs(out).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("f0", [90.0, 120.0, 220.0, 330.0])
+def test_frame_f0_finds_the_period_not_a_multiple(f0):
+    from recipes.asr.augment import _frame_f0
+
+    rate = 16000
+    found = _frame_f0(_vowel(f0), rate, 512, 80)[5:-5]
+    assert np.mean(found > 0) > 0.95
+    assert np.median(found) == pytest.approx(f0, rel=0.03)
+    noise = 0.1 * np.random.default_rng(0).standard_normal(rate).astype(np.float32)
+    assert np.mean(_frame_f0(noise, rate, 512, 80) > 0) < 0.05  # noise is unvoiced
+
+
+@pytest.mark.parametrize("f0, pitch", [(120.0, 1.0), (120.0, 1.15), (220.0, 0.85)])
+def test_revoice_keeps_envelope_level_and_length_with_a_new_source(f0, pitch):
+    from scipy.signal import welch
+
+    from recipes.asr.augment import _frame_f0, revoice
+
+    rate = 16000
+    vowel = _vowel(f0)
+    out = revoice(vowel, np.random.default_rng(0), rate, pitch, 1.5, 0.1)
+    assert out.shape == vowel.shape and out.dtype == np.float32
+    assert np.isfinite(out).all()
+    assert np.sqrt(np.mean(out**2)) == pytest.approx(
+        np.sqrt(np.mean(vowel**2)), rel=1e-3
+    )
+    # the new source's pitch, not a copy of the input
+    assert np.median(_frame_f0(out, rate, 512, 80)[5:-5]) == pytest.approx(
+        f0 * pitch, rel=0.03
+    )
+    assert np.linalg.norm(out - vowel) > 0.5 * np.linalg.norm(vowel)
+    # the envelope stays: every band within 6 dB of the input's level there
+    # (the levels span 58 dB)
+    freqs, before = welch(vowel, rate, nperseg=1024)
+    _, after = welch(out, rate, nperseg=1024)
+    bands = [
+        (0, 500),
+        (500, 900),
+        (900, 1500),
+        (1500, 2300),
+        (2300, 3000),
+        (3000, 8000),
+    ]
+    level = lambda p, lo, hi: 10 * np.log10(p[(freqs >= lo) & (freqs < hi)].mean())  # noqa: E731
+    for lo, hi in bands:
+        assert abs(level(before, lo, hi) - level(after, lo, hi)) < 6.0, (lo, hi)
+
+
+def test_revoice_draws_per_utterance_and_leaves_silence_and_short_input():
+    from dataclasses import replace
+
+    from recipes.asr.augment import AugmentConfig, augment_waveform, revoice
+
+    rate = 16000
+    vowel = _vowel(120.0)
+    a = revoice(vowel, np.random.default_rng(1), rate)
+    assert np.array_equal(a, revoice(vowel, np.random.default_rng(1), rate))
+    assert not np.allclose(a, revoice(vowel, np.random.default_rng(2), rate))
+    silent = np.zeros(rate, np.float32)
+    assert np.array_equal(revoice(silent, np.random.default_rng(0), rate), silent)
+    short = vowel[:100]
+    assert np.array_equal(revoice(short, np.random.default_rng(0), rate), short)
+    # in the pipeline: off by default (the rng stream of the other parts is
+    # unchanged), always on at probability 1
+    only = replace(
+        AugmentConfig(),
+        speeds=(1.0,),
+        noise_prob=0.0,
+        reverb_prob=0.0,
+        eq_prob=0.0,
+        gain_db=(0.0, 0.0),
+        edge_silence_prob=0.0,
+    )
+    assert AugmentConfig().revoice_prob == 0.0
+    plain = augment_waveform(vowel, np.random.default_rng(3), only, rate)
+    assert np.allclose(plain, vowel)
+    always = replace(only, revoice_prob=1.0)
+    out = augment_waveform(vowel, np.random.default_rng(3), always, rate)
+    assert out.shape == vowel.shape
+    assert np.linalg.norm(out - vowel) > 0.5 * np.linalg.norm(vowel)

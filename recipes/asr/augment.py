@@ -1,6 +1,6 @@
-"""Training-time augmentation: speed perturbation, additive noise, simulated
-reverberation (waveform, numpy), vocal tract length perturbation and
-SpecAugment (features, torch).
+"""Training-time augmentation: resynthesis through a parametric vocoder,
+speed perturbation, additive noise, simulated reverberation (waveform,
+numpy), vocal tract length perturbation and SpecAugment (features, torch).
 
 No noise or impulse-response corpus can be downloaded here, so noises are
 synthesised (white, pink, brown, hum, babble from other training utterances)
@@ -15,12 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torchaudio.functional as AF
+from scipy.ndimage import median_filter
 from torch import Tensor
 
 __all__ = [
     "AugmentConfig",
     "augment_waveform",
     "random_eq",
+    "revoice",
     "spec_augment",
     "vtlp_factors",
 ]
@@ -48,6 +50,9 @@ class AugmentConfig:
     # most (docs/asr_model_history.md, "Edges")
     edge_silence_prob: float = 0.5
     edge_silence_seconds: tuple[float, float] = (0.05, 0.6)
+    # the utterance spoken again through a parametric vocoder (``revoice``):
+    # a voice quality no engine of the corpus has (off by default)
+    revoice_prob: float = 0.0
 
 
 def fft_size(n: int) -> int:
@@ -137,6 +142,132 @@ def random_eq(
     return shaped.astype(np.float32)
 
 
+def _stft(
+    samples: np.ndarray, n_fft: int, hop: int, win: int | None = None
+) -> np.ndarray:
+    """Centred STFT with a periodic Hann window of ``win`` (default ``n_fft``)
+    samples, frequency x frame (torch's; librosa is not on the GPU machine)."""
+    win = win or n_fft
+    spec = torch.stft(
+        torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)),
+        n_fft,
+        hop,
+        win,
+        torch.hann_window(win),
+        return_complex=True,
+    )
+    return spec.numpy()
+
+
+def _istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
+    out = torch.istft(
+        torch.from_numpy(spec.astype(np.complex64)),
+        n_fft,
+        hop,
+        n_fft,
+        torch.hann_window(n_fft),
+        length=length,
+    )
+    return out.numpy()
+
+
+def _frame_f0(
+    samples: np.ndarray, sample_rate: int, n_fft: int, hop: int
+) -> np.ndarray:
+    """F0 (Hz) of each frame (``n_fft`` samples, Hann window, every ``hop``),
+    0 where unvoiced: the autocorrelation (inverse FFT of the power, zero-
+    padded so that it does not wrap), divided by the window's own so that
+    long lags are not penalised, peaks at the period."""
+    size = 2 * n_fft
+    power = np.abs(_stft(samples, size, hop, n_fft)) ** 2
+    window = np.hanning(n_fft + 1)[:n_fft]
+    bias = np.fft.irfft(np.abs(np.fft.rfft(window, size)) ** 2, size)
+    acf = np.fft.irfft(power, size, axis=0)
+    low, high = int(sample_rate / 400), min(int(sample_rate / 60), n_fft // 2)
+    scaled = acf[low:high] / bias[low:high, None]
+    scaled *= bias[0] / np.maximum(acf[0], 1e-12)[None, :]
+    # every multiple of the period peaks as high as the period itself: the
+    # shortest lag at a local peak within 10 % of the highest is the period
+    peak = np.zeros_like(scaled, dtype=bool)
+    peak[1:-1] = (scaled[1:-1] >= scaled[:-2]) & (scaled[1:-1] >= scaled[2:])
+    near = peak & (scaled >= 0.9 * scaled.max(axis=0, keepdims=True))
+    index = np.where(
+        near.any(axis=0), np.argmax(near, axis=0), np.argmax(scaled, axis=0)
+    )
+    lag = low + index
+    strength = scaled[index, np.arange(acf.shape[1])]
+    energy = acf[0]
+    voiced = (strength > 0.45) & (energy > 1e-3 * np.max(energy, initial=1e-12))
+    f0 = np.where(voiced, sample_rate / lag, 0.0)
+    # octave jumps and stray frames: a median over 5 frames (25 ms)
+    return np.where(voiced, median_filter(f0, size=5, mode="nearest"), 0.0)
+
+
+def revoice(
+    samples: np.ndarray,
+    rng: np.random.Generator,
+    sample_rate: int,
+    pitch: float | None = None,
+    smoothing_ms: float | None = None,
+    breath: float | None = None,
+) -> np.ndarray:
+    """Speak the utterance again through a simple parametric vocoder, the
+    way statistical and diphone engines make their voices: the spectral
+    envelope of each 5 ms frame (cepstrally smoothed over ``smoothing_ms``
+    of quefrency, 1.0-2.2 ms when drawn) excited by a new source, a pulse
+    train at the utterance's own F0 times ``pitch`` (0.85-1.2 when drawn,
+    1 half the time) with ``breath`` noise (0-0.3 of it when drawn) where
+    voiced, and noise elsewhere. The words, their timing and the envelope
+    stay; the voice quality is the vocoder's. Same length and level."""
+    samples = np.asarray(samples, dtype=np.float32)
+    n = len(samples)
+    n_fft = 1 << int(np.ceil(np.log2(0.032 * sample_rate)))
+    hop = max(1, sample_rate // 200)
+    level = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if n else 0.0
+    if n < n_fft or level < 1e-6:
+        return samples
+    if pitch is None:
+        pitch = 1.0 if rng.random() < 0.5 else float(rng.uniform(0.85, 1.2))
+    if smoothing_ms is None:
+        smoothing_ms = float(rng.uniform(1.0, 2.2))
+    if breath is None:
+        breath = float(rng.uniform(0.0, 0.3))
+    spec = _stft(samples, n_fft, hop)
+    power = np.abs(spec) ** 2
+    f0 = _frame_f0(samples, sample_rate, n_fft, hop) * pitch
+    # envelope: the log magnitude with its fine (harmonic) structure liftered off
+    cepstrum = np.fft.irfft(np.log(np.abs(spec) + 1e-5), n_fft, axis=0)
+    cut = max(2, int(smoothing_ms * 1e-3 * sample_rate))
+    cepstrum[cut : n_fft - cut + 1] = 0.0
+    envelope = np.exp(np.fft.rfft(cepstrum, axis=0).real)
+    # the source, sample by sample: a pulse at each period where voiced
+    centres = np.arange(f0.shape[0]) * hop
+    voiced = np.interp(np.arange(n), centres, (f0 > 0).astype(np.float64)) > 0.5
+    hz = np.interp(np.arange(n), centres[f0 > 0], f0[f0 > 0]) if np.any(f0 > 0) else 0
+    cycles = np.cumsum(np.where(voiced, hz, 0.0) / sample_rate)
+    pulses = np.diff(np.floor(cycles), prepend=0.0) > 0
+    period = sample_rate / np.maximum(hz, 1.0)
+    noise = rng.standard_normal(n)
+    source = np.where(voiced, pulses * np.sqrt(period) + breath * noise, noise).astype(
+        np.float32
+    )
+    excitation = _stft(source, n_fft, hop)
+    frames = min(excitation.shape[1], envelope.shape[1])
+    flat = excitation[:, :frames] / np.sqrt(
+        np.mean(np.abs(excitation[:, :frames]) ** 2, axis=0, keepdims=True) + 1e-12
+    )
+    out = flat * envelope[:, :frames]
+    # each frame keeps its own energy (the envelope is a geometric mean,
+    # which sits lower under harmonics than under noise)
+    gain = np.sqrt(
+        power[:, :frames].sum(axis=0)
+        / np.maximum((np.abs(out) ** 2).sum(axis=0), 1e-12)
+    )
+    out = _istft(out * gain, n_fft, hop, n)
+    out_level = float(np.sqrt(np.mean(out.astype(np.float64) ** 2)))
+    return (out * (level / max(out_level, 1e-12))).astype(np.float32)
+
+
 def _convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
     size = fft_size(len(x) + len(h) - 1)
     x, h = x.astype(np.float32, copy=False), h.astype(np.float32, copy=False)
@@ -151,8 +282,10 @@ def augment_waveform(
     sample_rate: int,
     babble_source: Callable[[np.random.Generator], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Edge silence, speed, colouring (``random_eq``), reverberation, noise
-    and gain, each drawn from ``rng``."""
+    """Resynthesis (``revoice``), edge silence, speed, colouring
+    (``random_eq``), reverberation, noise and gain, each drawn from ``rng``."""
+    if config.revoice_prob > 0 and rng.random() < config.revoice_prob:
+        samples = revoice(samples, rng, sample_rate)
     if config.edge_silence_prob > 0 and rng.random() < config.edge_silence_prob:
         low, high = config.edge_silence_seconds
         before, after = (int(rng.uniform(low, high) * sample_rate) for _ in range(2))

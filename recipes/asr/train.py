@@ -165,6 +165,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "to Nyquist (default: %(default)s; more make finer spectral shapes)",
     )
     p.add_argument(
+        "--revoice-prob",
+        type=float,
+        default=AugmentConfig.revoice_prob,
+        help="share of utterances spoken again through a parametric vocoder "
+        "(their envelope, a new pulse and noise source; default: %(default)s)",
+    )
+    p.add_argument(
         "--augment-from-epoch",
         type=int,
         default=1,
@@ -257,6 +264,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--eq-db {args.eq_db:g}: need 0 <= DB <= 24")
     if not 2 <= args.eq_knots <= 32:
         p.error(f"--eq-knots {args.eq_knots}: need 2 <= N <= 32")
+    if not 0.0 <= args.revoice_prob <= 1.0:
+        p.error(f"--revoice-prob {args.revoice_prob:g}: need 0 <= P <= 1")
     tuned = args.init_from is not None
     if args.lr is None:
         args.lr = FINETUNE_LR if tuned else SCRATCH_LR
@@ -496,6 +505,7 @@ def main(argv: list[str] | None = None) -> None:
             eq_prob=args.eq_prob,
             eq_db=args.eq_db,
             eq_knots=args.eq_knots,
+            revoice_prob=args.revoice_prob,
             edge_silence_prob=args.edge_silence_prob,
         )
     )
