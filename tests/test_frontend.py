@@ -446,7 +446,7 @@ def test_revoice_keeps_envelope_level_and_length_with_a_new_source(f0, pitch):
 
     rate = 16000
     vowel = _vowel(f0)
-    out = revoice(vowel, np.random.default_rng(0), rate, pitch, 1.5, 0.1)
+    out = revoice(vowel, np.random.default_rng(0), rate, pitch, 1.5, 0.1, 1.0)
     assert out.shape == vowel.shape and out.dtype == np.float32
     assert np.isfinite(out).all()
     assert np.sqrt(np.mean(out**2)) == pytest.approx(
@@ -472,6 +472,34 @@ def test_revoice_keeps_envelope_level_and_length_with_a_new_source(f0, pitch):
     level = lambda p, lo, hi: 10 * np.log10(p[(freqs >= lo) & (freqs < hi)].mean())  # noqa: E731
     for lo, hi in bands:
         assert abs(level(before, lo, hi) - level(after, lo, hi)) < 6.0, (lo, hi)
+
+
+@pytest.mark.parametrize("f0", [120.0, 220.0])
+def test_revoice_warp_moves_the_formants(f0):
+    """A warp of the envelope by w moves the power centroid of the formant
+    region (300-1600 Hz) by w, against the same resynthesis unwarped; the
+    pitch stays."""
+    from scipy.signal import welch
+
+    from recipes.asr.augment import _frame_f0, revoice
+
+    rate = 16000
+    vowel = _vowel(f0)
+
+    def centroid(x: np.ndarray) -> float:
+        freqs, power = welch(x, rate, nperseg=1024)
+        band = (freqs > 300) & (freqs < 1600)
+        return float((freqs[band] * power[band]).sum() / power[band].sum())
+
+    outs = {
+        w: revoice(vowel, np.random.default_rng(0), rate, 1.0, 1.5, 0.1, w)
+        for w in (0.87, 1.0, 1.15)
+    }
+    for w in (0.87, 1.15):
+        assert centroid(outs[w]) / centroid(outs[1.0]) == pytest.approx(w, rel=0.04)
+        assert np.median(_frame_f0(outs[w], rate, 512, 80)[5:-5]) == pytest.approx(
+            f0, rel=0.03
+        )
 
 
 def test_revoice_draws_per_utterance_and_leaves_silence_and_short_input():

@@ -210,28 +210,33 @@ def revoice(
     pitch: float | None = None,
     smoothing_ms: float | None = None,
     breath: float | None = None,
+    warp: float | None = None,
 ) -> np.ndarray:
     """Speak the utterance again through a simple parametric vocoder, the
-    way statistical and diphone engines make their voices: the spectral
-    envelope of each 5 ms frame (cepstrally smoothed over ``smoothing_ms``
-    of quefrency, 1.0-2.2 ms when drawn) excited by a new source, a pulse
-    train at the utterance's own F0 times ``pitch`` (0.85-1.2 when drawn,
-    1 half the time) with ``breath`` noise (0-0.3 of it when drawn) where
-    voiced, and noise elsewhere. The words, their timing and the envelope
-    stay; the voice quality is the vocoder's. Same length and level."""
+    way statistical and diphone engines make their voices, as another
+    speaker: the spectral envelope of each 10 ms frame (cepstrally smoothed
+    over ``smoothing_ms`` of quefrency, 1.0-2.2 ms when drawn), stretched
+    along frequency by ``warp`` (0.87-1.15 when drawn; above 1 a shorter
+    vocal tract), excited by a new source: a pulse train at the utterance's
+    own F0 times ``pitch`` (0.7-1.45 when drawn, log-uniform) with
+    ``breath`` noise (0-0.3 of it when drawn) where voiced, and noise
+    elsewhere. The words and their timing stay; the voice and its quality
+    are new. Same length and level."""
     samples = np.asarray(samples, dtype=np.float32)
     n = len(samples)
     n_fft = 1 << int(np.ceil(np.log2(0.032 * sample_rate)))
-    hop = max(1, sample_rate // 200)
+    hop = max(1, sample_rate // 100)
     level = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if n else 0.0
     if n < n_fft or level < 1e-6:
         return samples
     if pitch is None:
-        pitch = 1.0 if rng.random() < 0.5 else float(rng.uniform(0.85, 1.2))
+        pitch = float(np.exp(rng.uniform(np.log(0.7), np.log(1.45))))
     if smoothing_ms is None:
         smoothing_ms = float(rng.uniform(1.0, 2.2))
     if breath is None:
         breath = float(rng.uniform(0.0, 0.3))
+    if warp is None:
+        warp = float(rng.uniform(0.87, 1.15))
     spec = _stft(samples, n_fft, hop)
     power = np.abs(spec) ** 2
     f0 = _frame_f0(samples, sample_rate, n_fft, hop) * pitch
@@ -239,7 +244,16 @@ def revoice(
     cepstrum = np.fft.irfft(np.log(np.abs(spec) + 1e-5), n_fft, axis=0)
     cut = max(2, int(smoothing_ms * 1e-3 * sample_rate))
     cepstrum[cut : n_fft - cut + 1] = 0.0
-    envelope = np.exp(np.fft.rfft(cepstrum, axis=0).real)
+    log_envelope = np.fft.rfft(cepstrum, axis=0).real
+    if warp != 1.0:  # the bin at f takes the envelope at f / warp
+        source_bin = np.minimum(
+            np.arange(log_envelope.shape[0]) / warp, log_envelope.shape[0] - 1
+        )
+        below = np.floor(source_bin).astype(int)
+        above = np.minimum(below + 1, log_envelope.shape[0] - 1)
+        frac = (source_bin - below)[:, None]
+        log_envelope = (1 - frac) * log_envelope[below] + frac * log_envelope[above]
+    envelope = np.exp(log_envelope)
     # the source, sample by sample: a pulse at each period where voiced
     centres = np.arange(f0.shape[0]) * hop
     voiced = np.interp(np.arange(n), centres, (f0 > 0).astype(np.float64)) > 0.5
