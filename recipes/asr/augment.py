@@ -199,7 +199,7 @@ def _frame_f0(
     energy = acf[0]
     voiced = (strength > 0.45) & (energy > 1e-3 * np.max(energy, initial=1e-12))
     f0 = np.where(voiced, sample_rate / lag, 0.0)
-    # octave jumps and stray frames: a median over 5 frames (25 ms)
+    # octave jumps and stray frames: a median over five frames
     return np.where(voiced, median_filter(f0, size=5, mode="nearest"), 0.0)
 
 
