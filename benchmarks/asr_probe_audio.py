@@ -8,13 +8,17 @@ to keep speech readable.
     python benchmarks/asr_probe_audio.py --manifest dev.jsonl --out /tmp/shape \
         --eq "0:3,250:3,750:-12,1500:-8,2500:-2,3500:3,5000:0,8000:0"
     python benchmarks/asr_probe_audio.py --manifest dev.jsonl --out /tmp/rv --revoice
+    python benchmarks/asr_probe_audio.py --manifest dev.jsonl --out /tmp/fs \
+        --fricative-shift 0.7
     python -m recipes.asr.evaluate --model speech/models/asr \
         --manifest /tmp/shape/dev.jsonl --vtln 1
 
 ``--eq`` takes gains in dB at frequencies in Hz (``HZ:DB,...``), joined
 linearly in log frequency and applied as one zero-phase filter over the
 whole utterance; ``--revoice`` resynthesises each utterance with parameters
-drawn from a generator seeded by its line number. Either way the level is
+drawn from a generator seeded by its line number; ``--fricative-shift``
+moves the noise of fricatives by one factor for every utterance
+(``recipes.asr.augment.shift_fricatives``). Either way the level is
 kept, and the output manifest (same name, in ``--out``) keeps every field
 but the audio path. An unreadable file is reported in one line and left
 out; the rest go on.
@@ -33,7 +37,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recipes.asr.augment import revoice  # noqa: E402
+from recipes.asr.augment import revoice, shift_fricatives  # noqa: E402
 
 
 def parse_curve(text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -73,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     change = p.add_mutually_exclusive_group(required=True)
     change.add_argument("--eq", help="HZ:DB,HZ:DB,... (see above)")
     change.add_argument("--revoice", action="store_true")
+    change.add_argument(
+        "--fricative-shift",
+        type=float,
+        metavar="FACTOR",
+        help="move fricative noise along frequency by FACTOR (voiced frames stay)",
+    )
     args = p.parse_args(argv)
     curve = None
     if args.eq:
@@ -101,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             samples = samples.mean(axis=1)
         if curve is not None:
             changed = apply_curve(samples, rate, *curve)
+        elif args.fricative_shift is not None:
+            changed = shift_fricatives(
+                samples, np.random.default_rng(number), rate, args.fricative_shift
+            )
         else:
             changed = revoice(samples, np.random.default_rng(number), rate)
         target = audio_dir / f"{number:06d}.wav"

@@ -469,6 +469,33 @@ def test_revoice_probability_reaches_the_augmentation_and_is_checked(capsys) -> 
     assert "--revoice-prob 1.5: need 0 <= P <= 1" in capsys.readouterr().err
 
 
+def test_fricative_shift_options_reach_the_augmentation_and_are_checked(capsys) -> None:
+    base = ["--train", "t.jsonl", "--out", "o"]
+    args = train.parse_args(base)
+    assert (args.fricative_shift_prob, args.fricative_shift_range) == (0.0, (0.7, 1.25))
+    args = train.parse_args(
+        [
+            *base,
+            "--fricative-shift-prob",
+            "0.3",
+            "--fricative-shift-range",
+            "0.6",
+            "1.1",
+        ]
+    )
+    assert (args.fricative_shift_prob, args.fricative_shift_range) == (0.3, (0.6, 1.1))
+    for flags, message in [
+        (["--fricative-shift-prob", "2"], "--fricative-shift-prob 2: need 0 <= P <= 1"),
+        (
+            ["--fricative-shift-range", "1.2", "0.8"],
+            "--fricative-shift-range 1.2 0.8: need 0.5 <= LOW <= HIGH <= 2",
+        ),
+    ]:
+        with pytest.raises(SystemExit):
+            train.parse_args([*base, *flags])
+        assert message in capsys.readouterr().err
+
+
 def schedule_end(refit: bool, budget: float = 900.0, n: int = 300) -> float:
     """Run the trainer's schedule fitting against a clock: 14 steps/s until
     step 300, then 9 (stage 24's arms: the first epoch's short utterances,

@@ -82,6 +82,22 @@ def test_revoice_mode_and_curve_errors(probe, tmp_path, capsys):
     row = json.loads((out / "m.jsonl").read_text())
     changed, _ = sf.read(out / row["audio"])
     assert len(changed) == len(source) and not np.allclose(changed, source, atol=0.01)
+    shifted = tmp_path / "shifted"
+    assert (
+        probe.main(
+            [
+                "--manifest",
+                str(manifest),
+                "--out",
+                str(shifted),
+                "--fricative-shift",
+                "0.7",
+            ]
+        )
+        == 0
+    )
+    row = json.loads((shifted / "m.jsonl").read_text())
+    assert sf.read(shifted / row["audio"])[0].shape == source.shape
     for bad in ["bad", "1000:-3"]:
         with pytest.raises(SystemExit):
             probe.main(["--manifest", str(manifest), "--out", str(out), "--eq", bad])

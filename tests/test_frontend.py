@@ -534,3 +534,71 @@ def test_revoice_draws_per_utterance_and_leaves_silence_and_short_input():
     out = augment_waveform(vowel, np.random.default_rng(3), always, rate)
     assert out.shape == vowel.shape
     assert np.linalg.norm(out - vowel) > 0.5 * np.linalg.norm(vowel)
+
+
+@pytest.mark.parametrize("factor", [0.7, 1.2])
+def test_shift_fricatives_moves_the_noise_and_leaves_the_vowels(factor):
+    """A vowel, an /s/-like noise band at 4.5-5.5 kHz, the vowel again: the
+    noise's spectral peak moves by ``factor``, the vowels stay as they were,
+    the length stays; at factor 1 nothing moves."""
+    from scipy.signal import butter, sosfilt, welch
+
+    from recipes.asr.augment import shift_fricatives
+
+    rate = 16000
+    rng = np.random.default_rng(0)
+    vowel = _vowel(120.0, rate, 0.5)
+    band = butter(4, [4500, 5500], btype="band", fs=rate, output="sos")
+    hiss = sosfilt(band, rng.standard_normal(rate // 2))
+    hiss *= np.sqrt(np.mean(vowel**2) / np.mean(hiss**2))
+    x = np.concatenate([vowel, hiss, vowel]).astype(np.float32)
+
+    def peak(y: np.ndarray) -> float:
+        freqs, power = welch(y[rate // 2 + 800 : rate - 800], rate, nperseg=1024)
+        return float(freqs[np.argmax(power)])
+
+    out = shift_fricatives(x, rng, rate, factor)
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert peak(out) == pytest.approx(peak(x) * factor, rel=0.05)
+    inner = slice(800, rate // 2 - 800)  # the first vowel, away from the hiss
+    assert np.allclose(out[inner], x[inner], atol=1e-3 * np.abs(x).max())
+    same = shift_fricatives(x, rng, rate, 1.0)
+    assert np.allclose(same, x, atol=1e-3 * np.abs(x).max())
+
+
+def test_shift_fricatives_draws_its_factor_and_leaves_voiced_or_silent_input():
+    from dataclasses import replace
+
+    from recipes.asr.augment import AugmentConfig, augment_waveform, shift_fricatives
+
+    rate = 16000
+    vowel = _vowel(120.0)
+    # no fricative frame: returned as it came
+    assert np.array_equal(
+        shift_fricatives(vowel, np.random.default_rng(0), rate), vowel
+    )
+    silent = np.zeros(rate, np.float32)
+    assert np.array_equal(
+        shift_fricatives(silent, np.random.default_rng(0), rate), silent
+    )
+    assert AugmentConfig().fricative_shift_prob == 0.0
+    only = replace(
+        AugmentConfig(),
+        speeds=(1.0,),
+        noise_prob=0.0,
+        reverb_prob=0.0,
+        eq_prob=0.0,
+        gain_db=(0.0, 0.0),
+        edge_silence_prob=0.0,
+        fricative_shift_prob=1.0,
+        fricative_shift_range=(0.6, 0.6),
+    )
+    rng = np.random.default_rng(1)
+    hiss = (0.1 * rng.standard_normal(rate)).astype(np.float32)
+    from scipy.signal import butter, sosfilt
+
+    hiss = sosfilt(butter(4, 4000, btype="high", fs=rate, output="sos"), hiss)
+    hiss = hiss.astype(np.float32)
+    out = augment_waveform(hiss, np.random.default_rng(2), only, rate)
+    high = lambda y: np.sum(np.abs(np.fft.rfft(y)[4000:]) ** 2)  # noqa: E731  (>4 kHz)
+    assert high(out) < 0.5 * high(hiss)  # moved down by 0.6

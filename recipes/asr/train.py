@@ -172,6 +172,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(their envelope, a new pulse and noise source; default: %(default)s)",
     )
     p.add_argument(
+        "--fricative-shift-prob",
+        type=float,
+        default=AugmentConfig.fricative_shift_prob,
+        help="share of utterances whose fricative noise moves along frequency, "
+        "voiced frames left alone (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fricative-shift-range",
+        type=float,
+        nargs=2,
+        default=AugmentConfig.fricative_shift_range,
+        metavar=("LOW", "HIGH"),
+        help="its factors, drawn uniformly (default: %(default)s; below 1 lower)",
+    )
+    p.add_argument(
         "--augment-from-epoch",
         type=int,
         default=1,
@@ -266,6 +281,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--eq-knots {args.eq_knots}: need 2 <= N <= 32")
     if not 0.0 <= args.revoice_prob <= 1.0:
         p.error(f"--revoice-prob {args.revoice_prob:g}: need 0 <= P <= 1")
+    if not 0.0 <= args.fricative_shift_prob <= 1.0:
+        p.error(
+            f"--fricative-shift-prob {args.fricative_shift_prob:g}: need 0 <= P <= 1"
+        )
+    low, high = args.fricative_shift_range
+    if not 0.5 <= low <= high <= 2.0:
+        p.error(
+            f"--fricative-shift-range {low:g} {high:g}: need 0.5 <= LOW <= HIGH <= 2"
+        )
+    args.fricative_shift_range = (low, high)
     tuned = args.init_from is not None
     if args.lr is None:
         args.lr = FINETUNE_LR if tuned else SCRATCH_LR
@@ -506,6 +531,8 @@ def main(argv: list[str] | None = None) -> None:
             eq_db=args.eq_db,
             eq_knots=args.eq_knots,
             revoice_prob=args.revoice_prob,
+            fricative_shift_prob=args.fricative_shift_prob,
+            fricative_shift_range=args.fricative_shift_range,
             edge_silence_prob=args.edge_silence_prob,
         )
     )
