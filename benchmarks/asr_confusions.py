@@ -81,7 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     for line in args.manifest.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
-            references[row["audio"]] = (row["text"], row.get("speaker", "?"))
+            entry = (row["text"], row.get("speaker", "?"))
+            # the report names audio as the manifest does, or resolved
+            # against its folder (evaluate run from elsewhere)
+            references[row["audio"]] = entry
+            references[str(args.manifest.parent / row["audio"])] = entry
+            references[str((args.manifest.parent / row["audio"]).resolve())] = entry
     voices, unknown = confusions(hypotheses, references, args.geometry)
     if not voices:
         p.error(f"no hypothesis of geometry {args.geometry!r} matches the manifest")

@@ -27,7 +27,7 @@ def test_counts_per_voice_and_palatal_substitutions(module, tmp_path, capsys):
         json.dumps(
             {
                 "hypotheses": {
-                    "a.wav": {"full": "show shd it such a day extra"},
+                    str(tmp_path / "a.wav"): {"full": "show shd it such a day extra"},
                     "b.wav": {"full": "see sells shells"},
                     "c.wav": {"full": "not listed"},
                 }
