@@ -376,22 +376,33 @@ def test_augmentation_ffts_at_fast_lengths_match_direct_computation():
         assert 10 * np.log10(low / high) == pytest.approx(4 * slope, abs=1.0)
 
 
-def test_edge_silence_pads_both_ends_within_its_range():
+def _only(**parts):
+    """An AugmentConfig with every waveform part off (speed 1, no noise,
+    room, EQ, gain or edge silence) but ``parts``."""
     from dataclasses import replace
 
-    from recipes.asr.augment import AugmentConfig, augment_waveform
+    from recipes.asr.augment import AugmentConfig
 
-    rate = 16000
-    speech = np.full(rate, 0.5, np.float32)  # a flat 1 s "utterance"
-    only_edges = replace(
+    off = replace(
         AugmentConfig(),
         speeds=(1.0,),
         noise_prob=0.0,
         reverb_prob=0.0,
         eq_prob=0.0,
         gain_db=(0.0, 0.0),
-        edge_silence_prob=1.0,
+        edge_silence_prob=0.0,
     )
+    return replace(off, **parts)
+
+
+def test_edge_silence_pads_both_ends_within_its_range():
+    from dataclasses import replace
+
+    from recipes.asr.augment import augment_waveform
+
+    rate = 16000
+    speech = np.full(rate, 0.5, np.float32)  # a flat 1 s "utterance"
+    only_edges = _only(edge_silence_prob=1.0)
     low, high = only_edges.edge_silence_seconds
     leads, tails = [], []
     for seed in range(40):
@@ -518,15 +529,7 @@ def test_revoice_draws_per_utterance_and_leaves_silence_and_short_input():
     assert np.array_equal(revoice(short, np.random.default_rng(0), rate), short)
     # in the pipeline: off by default (the rng stream of the other parts is
     # unchanged), always on at probability 1
-    only = replace(
-        AugmentConfig(),
-        speeds=(1.0,),
-        noise_prob=0.0,
-        reverb_prob=0.0,
-        eq_prob=0.0,
-        gain_db=(0.0, 0.0),
-        edge_silence_prob=0.0,
-    )
+    only = _only()
     assert AugmentConfig().revoice_prob == 0.0
     plain = augment_waveform(vowel, np.random.default_rng(3), only, rate)
     assert np.allclose(plain, vowel)
@@ -567,7 +570,6 @@ def test_shift_fricatives_moves_the_noise_and_leaves_the_vowels(factor):
 
 
 def test_shift_fricatives_draws_its_factor_and_leaves_voiced_or_silent_input():
-    from dataclasses import replace
 
     from recipes.asr.augment import AugmentConfig, augment_waveform, shift_fricatives
 
@@ -582,17 +584,7 @@ def test_shift_fricatives_draws_its_factor_and_leaves_voiced_or_silent_input():
         shift_fricatives(silent, np.random.default_rng(0), rate), silent
     )
     assert AugmentConfig().fricative_shift_prob == 0.0
-    only = replace(
-        AugmentConfig(),
-        speeds=(1.0,),
-        noise_prob=0.0,
-        reverb_prob=0.0,
-        eq_prob=0.0,
-        gain_db=(0.0, 0.0),
-        edge_silence_prob=0.0,
-        fricative_shift_prob=1.0,
-        fricative_shift_range=(0.6, 0.6),
-    )
+    only = _only(fricative_shift_prob=1.0, fricative_shift_range=(0.6, 0.6))
     rng = np.random.default_rng(1)
     hiss = (0.1 * rng.standard_normal(rate)).astype(np.float32)
     from scipy.signal import butter, sosfilt
