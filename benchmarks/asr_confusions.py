@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from recipes.common import read_manifest  # noqa: E402
 from speech.text.normalize import asr_transcript  # noqa: E402
 
 
@@ -77,16 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         hypotheses = json.loads(args.report.read_text())["hypotheses"]
     except (OSError, ValueError, KeyError) as error:
         p.error(f"{args.report}: not an evaluate --json report ({error})")
-    references = {}
-    for line in args.manifest.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            entry = (row["text"], row.get("speaker", "?"))
-            # the report names audio as the manifest does, or resolved
-            # against its folder (evaluate run from elsewhere)
-            references[row["audio"]] = entry
-            references[str(args.manifest.parent / row["audio"])] = entry
-            references[str((args.manifest.parent / row["audio"]).resolve())] = entry
+    # keyed as recipes.asr.evaluate keys its hypotheses (read_manifest's path)
+    references = {u.audio: (u.text, u.speaker) for u in read_manifest(args.manifest)}
     voices, unknown = confusions(hypotheses, references, args.geometry)
     if not voices:
         p.error(f"no hypothesis of geometry {args.geometry!r} matches the manifest")

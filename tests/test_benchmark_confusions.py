@@ -28,7 +28,7 @@ def test_counts_per_voice_and_palatal_substitutions(module, tmp_path, capsys):
             {
                 "hypotheses": {
                     str(tmp_path / "a.wav"): {"full": "show shd it such a day extra"},
-                    "b.wav": {"full": "see sells shells"},
+                    str(tmp_path / "b.wav"): {"full": "see sells shells"},
                     "c.wav": {"full": "not listed"},
                 }
             }
