@@ -15,9 +15,10 @@ to keep speech readable.
 
 ``--eq`` takes gains in dB at frequencies in Hz (``HZ:DB,...``), joined
 linearly in log frequency and applied as one zero-phase filter over the
-whole utterance; ``--revoice`` resynthesises each utterance with parameters
-drawn from a generator seeded by its line number; ``--fricative-shift``
-moves the noise of fricatives by one factor for every utterance
+whole utterance (the training EQ's, ``recipes.asr.augment.apply_eq``);
+``--revoice`` resynthesises each utterance with parameters drawn from a
+generator seeded by its line number; ``--fricative-shift`` moves the noise
+of fricatives by one factor for every utterance
 (``recipes.asr.augment.shift_fricatives``). Either way the level is
 kept, and the output manifest (same name, in ``--out``) keeps every field
 but the audio path. An unreadable file is reported in one line and left
@@ -37,7 +38,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recipes.asr.augment import revoice, shift_fricatives  # noqa: E402
+from recipes.asr.augment import apply_eq, revoice, shift_fricatives  # noqa: E402
 
 
 def parse_curve(text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -56,14 +57,9 @@ def parse_curve(text: str) -> tuple[np.ndarray, np.ndarray]:
 def apply_curve(
     samples: np.ndarray, rate: int, freqs: np.ndarray, gains_db: np.ndarray
 ) -> np.ndarray:
-    """The curve as one zero-phase gain per FFT bin, level kept."""
-    spectrum = np.fft.rfft(samples.astype(np.float64))
-    bins = np.fft.rfftfreq(len(samples), 1.0 / rate)
-    floor = max(1.0, float(freqs[freqs > 0].min()) / 2 if np.any(freqs > 0) else 1.0)
-    curve = np.interp(
-        np.log(np.maximum(bins, floor)), np.log(np.maximum(freqs, floor)), gains_db
-    )
-    out = np.fft.irfft(spectrum * 10 ** (curve / 20), len(samples))
+    """The curve as the training EQ's filter (``recipes.asr.augment.apply_eq``),
+    level kept."""
+    out = apply_eq(samples, rate, freqs, gains_db).astype(np.float64)
     power = np.mean(out**2)
     if power > 0:
         out *= np.sqrt(np.mean(samples.astype(np.float64) ** 2) / power)

@@ -20,6 +20,7 @@ from torch import Tensor
 
 __all__ = [
     "AugmentConfig",
+    "apply_eq",
     "augment_waveform",
     "random_eq",
     "revoice",
@@ -130,6 +131,23 @@ def random_eq(
     gains of up to +-``max_db`` drawn at ``knots`` log-spaced frequencies
     (100 Hz .. Nyquist), joined smoothly in log frequency, plus a random
     tilt. It keeps the signal's length and phase."""
+    if len(samples) < 2:
+        return samples
+    points = np.geomspace(100.0, sample_rate / 2, knots)
+    gains_db = rng.uniform(-max_db, max_db, len(points))
+    tilt_db = rng.uniform(-max_db, max_db) * np.log2(points / 1000.0) / 4
+    return apply_eq(samples, sample_rate, points, gains_db + tilt_db)
+
+
+def apply_eq(
+    samples: np.ndarray,
+    sample_rate: int,
+    points_hz: np.ndarray,
+    gains_db: np.ndarray,
+) -> np.ndarray:
+    """Filter ``samples`` by gains (dB) given at ascending frequencies,
+    joined linearly in log frequency (held flat outside them), as one
+    zero-phase FFT filter; same length."""
     n = len(samples)
     if n < 2:
         return samples
@@ -137,11 +155,10 @@ def random_eq(
     size = fft_size(n + sample_rate // 16)
     spectrum = np.fft.rfft(samples.astype(np.float32, copy=False), size)
     freqs = np.fft.rfftfreq(size, 1.0 / sample_rate)
-    points = np.geomspace(100.0, sample_rate / 2, knots)
-    gains_db = rng.uniform(-max_db, max_db, len(points))
-    tilt_db = rng.uniform(-max_db, max_db) * np.log2(points / 1000.0) / 4
     curve_db = np.interp(
-        np.log(np.maximum(freqs, 1.0)), np.log(points), gains_db + tilt_db
+        np.log(np.maximum(freqs, 1.0)),
+        np.log(np.maximum(np.asarray(points_hz, dtype=np.float64), 1.0)),
+        gains_db,
     )
     gains = (10 ** (curve_db / 20)).astype(np.float32)
     shaped = np.fft.irfft(spectrum * gains, size)[:n]
