@@ -51,6 +51,17 @@ def read(model: str, manifest: str, extra: list[str], limit: int = 0) -> float:
         return mean_wer(json.loads(out.read_text()))
 
 
+def read_or_none(
+    model: str, manifest: str, extra: list[str], limit: int = 0
+) -> float | None:
+    """``read``, or None after a one-line error where it fails."""
+    try:
+        return read(model, manifest, extra, limit)
+    except (OSError, ValueError, RuntimeError, KeyError) as error:
+        print(f"error: {model} on {manifest}: {error}", file=sys.stderr)
+        return None
+
+
 def passes(candidate: list[float | None], baseline: list[float | None]) -> bool:
     """Better than the baseline in every reading (one that either could not
     make counts against the candidate)."""
@@ -97,21 +108,13 @@ def main(argv: list[str] | None = None) -> None:
 
     results: dict[str, list[float | None]] = {}
     for model in [args.baseline, *args.candidates]:
-        row: list[float | None] = []
-        if not (Path(model) / "config.json").is_file():
+        if (Path(model) / "config.json").is_file():
+            row = [read_or_none(model, m, extra, args.limit) for m, _, extra in columns]
+        else:
             print(
                 f"error: {model}: not a model folder (no config.json)", file=sys.stderr
             )
-            columns_to_read = []
             row = [None] * len(columns)
-        else:
-            columns_to_read = columns
-        for manifest, _, extra in columns_to_read:
-            try:
-                row.append(read(model, manifest, extra, args.limit))
-            except (OSError, ValueError, RuntimeError, KeyError) as error:
-                print(f"error: {model} on {manifest}: {error}", file=sys.stderr)
-                row.append(None)
         results[model] = row
         cells = " | ".join("-" if v is None else f"{v:.2f}" for v in row)
         verdict = (
