@@ -37,12 +37,17 @@ MBROLA voices; espeak-ng voices read the rest.
 Each utterance gets its own rate (130..210 words per minute) and pitch
 (30..70) unless ``--prosody fixed``
 (175 / 50, the default for ``--layout ljspeech``).
+``--raised-ae-fraction F`` (default 0) has that share of the espeak-ng
+training utterances speak with a raised /æ/ (``recipes.data.accent``; the
+vowel and the system drawn per utterance), an accent no engine has; dev
+and test are never changed, and at 0 the corpus is what it was without it.
 
 Output (``--out``): ``train.jsonl``, ``dev.jsonl``, ``test.jsonl`` (and
 ``tune.jsonl``) with one
 ``{"audio", "duration", "text", "speaker"}`` per utterance (``audio``
 relative to the folder, ``text`` the normalised sentence, ``speaker`` the
-voice spec), the WAVs in the chosen ``--layout`` (``recipes.data.layouts``),
+voice spec; ``"accent"`` as well where one was spoken), the WAVs in the
+chosen ``--layout`` (``recipes.data.layouts``),
 ``corpus.json`` (settings, counts and engine timings) and, with
 ``--long-form N``, N recordings of at least ``--long-form-minutes`` in
 ``longform.jsonl`` (``recipes.data.longform``).
@@ -64,6 +69,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from recipes.data.accent import RAISED_AE_SYSTEMS, RAISED_AE_VOWELS, Accent
 from recipes.data.layouts import Layout, PathPlanner, write_index_files
 from recipes.data.longform import build_long_form
 from recipes.data.sentences import FORTUNES_DIR, Sentence, load_sentences, shuffled
@@ -100,6 +106,7 @@ class CorpusConfig:
     festival_fraction: float = 0.15
     pico_fraction: float = 0.0  # Pico is opt-in (Debian non-free)
     mbrola_fraction: float = 0.0  # so is MBROLA (contrib and non-free)
+    raised_ae_fraction: float = 0.0  # of the espeak-ng training utterances
     text_file: Path | None = None
     extra_train_text: tuple[Path, ...] = ()
     extra_fraction: float | None = None  # None: extra sentences follow the main ones
@@ -276,10 +283,28 @@ def plan_jobs(
                     prosody.randint(*RATE_RANGE),
                     prosody.randint(*PITCH_RANGE),
                 )
+            accent = ""
+            if (
+                split == "train"
+                and voice.startswith("espeak:")
+                and config.raised_ae_fraction > 0
+                and prosody.random() < config.raised_ae_fraction
+            ):
+                accent = Accent(
+                    prosody.choice(RAISED_AE_VOWELS), prosody.choice(RAISED_AE_SYSTEMS)
+                ).spec
             audio = planner.path(split, index, voice)
             jobs.append(
                 Job(
-                    split, index, voice, sentence.raw, sentence.text, rate, pitch, audio
+                    split,
+                    index,
+                    voice,
+                    sentence.raw,
+                    sentence.text,
+                    rate,
+                    pitch,
+                    audio,
+                    accent,
                 )
             )
     return jobs, test_pool
@@ -299,6 +324,8 @@ def _write_manifests(
                     "text": r.job.text,
                     "speaker": r.job.voice,
                 }
+                if r.job.accent:
+                    row["accent"] = r.job.accent
                 file.write(json.dumps(row) + "\n")
         counts[split] = len(rows)
     return counts
@@ -420,6 +447,10 @@ def build_corpus(config: CorpusConfig) -> dict:
     summary = {
         "config": {k: _jsonable(v) for k, v in asdict(config).items()},
         "counts": counts,
+        "accented": {
+            split: sum(1 for r in good if r.job.split == split and r.job.accent)
+            for split in counts
+        },
         "failed": failed,
         "hours": {
             split: round(
@@ -534,6 +565,13 @@ def _parser() -> argparse.ArgumentParser:
         help="share read by MBROLA voices (default 0: none, as for Pico); "
         "espeak-ng reads the rest",
     )
+    p.add_argument(
+        "--raised-ae-fraction",
+        type=float,
+        default=0.0,
+        help="share of the espeak-ng training utterances spoken with a raised "
+        "/ae/ (recipes.data.accent; default 0: none)",
+    )
     p.add_argument("--min-words", type=int, default=3)
     p.add_argument("--max-words", type=int, default=30)
     p.add_argument(
@@ -570,6 +608,8 @@ def main(argv: list[str] | None = None) -> None:
             "--flite-fraction, --festival-fraction, --pico-fraction and "
             "--mbrola-fraction must be >= 0 and sum to <= 1"
         )
+    if not 0 <= args.raised_ae_fraction <= 1:
+        parser.error("--raised-ae-fraction must be between 0 and 1")
     if args.extra_fraction is not None and not (
         args.extra_train_text and 0 <= args.extra_fraction <= 1
     ):
@@ -593,6 +633,7 @@ def main(argv: list[str] | None = None) -> None:
         festival_fraction=args.festival_fraction,
         pico_fraction=args.pico_fraction,
         mbrola_fraction=args.mbrola_fraction,
+        raised_ae_fraction=args.raised_ae_fraction,
         text_file=args.text_file,
         extra_train_text=tuple(args.extra_train_text),
         extra_fraction=args.extra_fraction,
@@ -612,7 +653,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {error}") from None
     print(
         json.dumps(
-            {k: summary[k] for k in ("counts", "failed", "hours", "engines", "seconds")}
+            {
+                k: summary[k]
+                for k in ("counts", "accented", "failed", "hours", "engines", "seconds")
+            }
         )
     )
 

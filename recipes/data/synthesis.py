@@ -45,6 +45,7 @@ class Job:
     rate: int  # words per minute
     pitch: int  # 0..100 (espeak-ng only)
     audio: str  # WAV path relative to the corpus folder
+    accent: str = ""  # recipes.data.accent spec (espeak-ng voices only)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,9 @@ def synthesize_job(job: Job, root: str, sample_rate: int) -> Result:
     start = time.perf_counter()
     engine_seconds = 0.0
     try:
-        samples, rate = speak(Voice.parse(job.voice), job.text, job.rate, job.pitch)
+        samples, rate = speak(
+            Voice.parse(job.voice), job.text, job.rate, job.pitch, job.accent
+        )
         engine_seconds = time.perf_counter() - start
         samples = trim_silence(samples, rate, keep_seconds=KEEP_SECONDS)
         if len(samples) < 0.1 * rate:

@@ -66,6 +66,7 @@ from typing import IO, Literal
 
 import numpy as np
 
+from recipes.data.accent import Accent, AccentError, accent_text
 from recipes.data.audio import read_wav
 from speech.text import espeak
 
@@ -521,12 +522,27 @@ def _festival_persistent(
     return _festival_process[1].speak(text, name, rate, pitch)
 
 
-def speak(voice: Voice, text: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
+def speak(
+    voice: Voice, text: str, rate: int, pitch: int, accent: str = ""
+) -> tuple[np.ndarray, int]:
     """Float32 mono samples of ``text`` and their sample rate.
 
     ``rate`` is in words per minute, ``pitch`` 0..100 (50 is a flite,
-    Festival diphone, MBROLA or Pico voice's own pitch).
+    Festival diphone, MBROLA or Pico voice's own pitch). ``accent`` (an
+    espeak-ng voice only) is a ``recipes.data.accent`` spec such as
+    ``raised-ae:e@:nasal``.
     """
+    if accent:
+        parsed = Accent.parse(accent)
+        if voice.engine != "espeak":
+            raise AccentError(
+                f"accent {accent!r} needs an espeak-ng voice, not {voice.spec}"
+            )
+        phonemes, _ = accent_text(text, voice.name, parsed)
+        samples, sample_rate = espeak.synthesize(
+            phonemes, voice.name, rate=rate, pitch=pitch, phoneme_input=True
+        )
+        return samples.astype(np.float32) / 32768.0, sample_rate
     if voice.engine == "flite":
         return _flite(text, voice.name, rate, pitch)
     if voice.engine == "festival":

@@ -7,10 +7,13 @@ takes one module lock; initialisation is lazy (first use) and happens once per
 process. After ``fork`` a child re-creates the lock and keeps the inherited,
 already initialised library.
 
-Two services:
+Services:
 
 * ``text_to_ipa`` - grapheme to phoneme, IPA characters with stress marks;
   clause punctuation is not kept (callers split clauses themselves).
+* ``text_to_mnemonics`` - espeak-ng's own phoneme names, clause by clause,
+  each with the punctuation that ended it: what ``synthesize`` takes back as
+  phoneme input (``[[...]]``).
 * ``synthesize`` - int16 mono samples at ``sample_rate()`` (22.05 kHz).
 
 Voice names are espeak-ng's voice file names: a language (``en-us``, ``en``
@@ -38,6 +41,7 @@ __all__ = [
     "sample_rate",
     "synthesize",
     "text_to_ipa",
+    "text_to_mnemonics",
     "variants",
 ]
 
@@ -49,6 +53,8 @@ _INITIALIZE_DONT_EXIT = 0x8000
 _CHARS_UTF8 = 1
 _POS_CHARACTER = 1
 _PHONEMES_IPA = 0x02
+_PHONEMES_MNEMONIC = 0x00
+_ALLOW_PHONEME_INPUT = 0x100  # espeakPHONEMES: [[...]] in the text is phonemes
 _RATE, _VOLUME, _PITCH, _RANGE = 1, 2, 3, 4
 _EE_OK = 0
 
@@ -170,27 +176,56 @@ def sample_rate() -> int:
         return _get_engine().sample_rate
 
 
+_CLAUSE_ENDS = ",.;:!?"
+
+
+def _phoneme_clauses(text: str, voice: str, mode: int) -> list[tuple[str, str]]:
+    """(phonemes, the punctuation that ended it) of each clause, as espeak-ng
+    splits them. espeak-ng moves the text pointer past the clause and a few
+    characters of the next one (it reads ahead to find the clause's end), so
+    the punctuation is the last clause-ending mark in what it moved over."""
+    if not text.strip():
+        return []
+    raw = text.encode("utf-8")
+    buffer = ctypes.create_string_buffer(raw)
+    base = ctypes.addressof(buffer)
+    pointer = ctypes.c_void_p(base)
+    clauses: list[tuple[str, str]] = []
+    with _lock:
+        engine = _get_engine()
+        engine.set_voice(voice)
+        while pointer.value:
+            start = pointer.value - base
+            result = engine.lib.espeak_TextToPhonemes(
+                ctypes.byref(pointer), _CHARS_UTF8, mode
+            )
+            end = pointer.value - base if pointer.value else len(raw)
+            source = raw[start:end].decode("utf-8", errors="replace")
+            marks = [c for c in source if c in _CLAUSE_ENDS]
+            phonemes = result.decode("utf-8", errors="replace") if result else ""
+            clauses.append((phonemes.strip(), marks[-1] if marks else ""))
+    return clauses
+
+
 def text_to_ipa(text: str, voice: str = "en-us") -> str:
     """IPA phonemes of ``text``; words separated by spaces, clauses by a space.
 
     Stress marks (ˈ ˌ) and length (ː) are kept as espeak-ng writes them;
     punctuation is not represented.
     """
-    if not text.strip():
-        return ""
-    buffer = ctypes.create_string_buffer(text.encode("utf-8"))
-    pointer = ctypes.c_void_p(ctypes.addressof(buffer))
-    clauses: list[str] = []
-    with _lock:
-        engine = _get_engine()
-        engine.set_voice(voice)
-        while pointer.value:
-            result = engine.lib.espeak_TextToPhonemes(
-                ctypes.byref(pointer), _CHARS_UTF8, _PHONEMES_IPA
-            )
-            if result:
-                clauses.append(result.decode("utf-8", errors="replace").strip())
-    return " ".join(c for c in clauses if c)
+    clauses = _phoneme_clauses(text, voice, _PHONEMES_IPA)
+    return " ".join(phonemes for phonemes, _ in clauses if phonemes)
+
+
+def text_to_mnemonics(text: str, voice: str = "en-us") -> list[tuple[str, str]]:
+    """espeak-ng's phoneme mnemonics of each clause of ``text`` with the
+    punctuation mark that ended it (``""`` if none): ``[("D@ k'at s'at",
+    ","), ("p'am r'an", ".")]`` for "The cat sat, Pam ran.". Words are
+    separated by spaces except where espeak-ng joins them (``O2nD@2``, "on
+    the"); ``_:`` marks a pause. ``synthesize("[[D@ k'at s'at]], [[p'am
+    r'an]].", phoneme_input=True)`` speaks them with the clauses'
+    intonation."""
+    return _phoneme_clauses(text, voice, _PHONEMES_MNEMONIC)
 
 
 def synthesize(
@@ -200,6 +235,7 @@ def synthesize(
     pitch: int = 50,
     pitch_range: int = 50,
     volume: int = 100,
+    phoneme_input: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Speak ``text``; returns ``(samples, sample_rate)``, samples int16 (T,).
 
@@ -209,6 +245,8 @@ def synthesize(
         pitch: base pitch 0..100 (50 is the voice's own).
         pitch_range: intonation range 0..100 (0 is monotone).
         volume: amplitude 0..200; some variants clip at the default 100.
+        phoneme_input: read ``[[...]]`` in ``text`` as phoneme mnemonics
+            (``text_to_mnemonics``); off, the brackets are read as text.
     """
     data = text.encode("utf-8") + b"\0"
     with _lock:
@@ -223,8 +261,9 @@ def synthesize(
         for parameter, value in settings:
             engine.lib.espeak_SetParameter(parameter, int(value), 0)
         engine.chunks = []
+        flags = _CHARS_UTF8 | (_ALLOW_PHONEME_INPUT if phoneme_input else 0)
         status = engine.lib.espeak_Synth(
-            data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+            data, len(data), 0, _POS_CHARACTER, 0, flags, None, None
         )
         chunks, engine.chunks = engine.chunks, []
         if status != _EE_OK:
