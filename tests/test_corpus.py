@@ -738,3 +738,29 @@ def test_tuning_voices_must_be_new_voices_and_need_dev_sentences(
     assert no_dev.returncode != 0
     assert "need --dev-utts > 0" in no_dev.stderr
     assert not (tmp_path / "c" / "tune.jsonl").exists()
+
+
+def test_corpus_cli_writes_accents_and_refuses_a_bad_share(tmp_path: Path) -> None:
+    text_file = tmp_path / "sentences.txt"
+    text_file.write_text(
+        "\n".join(f"The man number {n} sat and ran with a cat." for n in range(12))
+    )
+    out = tmp_path / "corpus"
+    result = build_cli(
+        "--out", str(out), "--text-file", str(text_file), "--voices", "espeak:en-us+m1",
+        "--heldout-voices", "espeak:en-us+f4", "--train-utts", "6", "--dev-utts", "1",
+        "--test-utts", "1", "--raised-ae-fraction", "1", "--jobs", "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["accented"] == {"train": 6, "dev": 0, "test": 0}
+    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == 6
+    assert all(row["accent"].startswith("raised-ae:") for row in rows)
+    for split in ("dev", "test"):
+        row = json.loads((out / f"{split}.jsonl").read_text())
+        assert "accent" not in row
+
+    bad = build_cli("--out", str(tmp_path / "bad"), "--raised-ae-fraction", "1.5")
+    assert bad.returncode != 0
+    assert "--raised-ae-fraction must be between 0 and 1" in bad.stderr
+    assert not (tmp_path / "bad").exists()
