@@ -194,6 +194,12 @@ def _istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
     return out.numpy()
 
 
+def _frames(sample_rate: int) -> tuple[int, int]:
+    """The STFT that ``revoice`` and ``shift_fricatives`` work on: a power of
+    two of at least 32 ms, every 10 ms."""
+    return 1 << int(np.ceil(np.log2(0.032 * sample_rate))), max(1, sample_rate // 100)
+
+
 def _frame_f0(
     samples: np.ndarray, sample_rate: int, n_fft: int, hop: int
 ) -> np.ndarray:
@@ -247,8 +253,7 @@ def revoice(
     are new. Same length and level."""
     samples = np.asarray(samples, dtype=np.float32)
     n = len(samples)
-    n_fft = 1 << int(np.ceil(np.log2(0.032 * sample_rate)))
-    hop = max(1, sample_rate // 100)
+    n_fft, hop = _frames(sample_rate)
     level = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if n else 0.0
     if n < n_fft or level < 1e-6:
         return samples
@@ -335,8 +340,7 @@ def shift_fricatives(
     keeps its energy and phase. Same length."""
     samples = np.asarray(samples, dtype=np.float32)
     n = len(samples)
-    n_fft = 1 << int(np.ceil(np.log2(0.032 * sample_rate)))
-    hop = max(1, sample_rate // 100)
+    n_fft, hop = _frames(sample_rate)
     if n < n_fft or not np.any(samples):
         return samples
     if factor is None:
