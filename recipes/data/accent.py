@@ -3,7 +3,7 @@
 One so far: a **raised /æ/** (``raised-ae``). Many American speakers raise
 and glide the vowel of "had", "man", "hand" towards [eə] or [ɪə], before
 nasals above all (the "nasal system") or before every consonant. No voice
-of the corpus does: each keeps /æ/ open, its F1 140-500 Hz above its /ɪ/,
+of the corpus does: each keeps /æ/ open, its F1 145-500 Hz above its /ɪ/,
 while the held-out flite voice ``rms`` has the two at one F1 and reads
 "and" as "in", "than" as "them" (``docs/asr_model_history.md``, "What is
 left of `rms`").
