@@ -784,6 +784,93 @@ def test_device_script_runs_two_asr_arms_on_one_corpus(tmp_path) -> None:
     assert not (work / "run_vocoder").exists()
 
 
+@pytest.mark.slow
+def test_device_finetune_script_chains_steps(model_dir, tmp_path) -> None:
+    """``recipes/asr/device_finetune.sh`` builds a corpus, trains from a
+    transport copy and packs the last weights into $OUT; ``fresh`` then
+    trains the next step of the chain from those weights on the same
+    corpus, in a cleared run folder (the trainer refuses a folder that holds
+    another start's run); a missing mode or transport copy is refused with a
+    clear error before anything starts."""
+    import os
+    import sys
+
+    from recipes.asr import pack_weights
+
+    root = Path(__file__).resolve().parents[1]
+    text = tmp_path / "sentences.txt"
+    text.write_text(
+        "".join(
+            f"The {a} {b} stands near the old road today.\n"
+            for a in ["red", "green", "blue", "small", "large", "quiet"]
+            for b in ["house", "river", "garden", "window", "letter", "table"]
+        )
+    )
+    packed = tmp_path / "packed"
+    pack_weights.main(["pack", str(model_dir), str(packed)])
+    work, out = tmp_path / "work", tmp_path / "out"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "SKIP_DEVICE_SETUP": "1",
+        "WORK": str(work),
+        "OUT": str(out),
+        "TEXT_FILE": str(text),
+        "EXTRA_TEXT": "",
+        "PICO_FRACTION": "0",
+        "ASR_UTTS": "24",
+        "DEV_UTTS": "6",
+        "TEST_UTTS": "6",
+        "CORPUS_JOBS": "2",
+        "TOTAL_MIN": "1",
+        "ASR_WORKERS": "0",
+        "ASR_BATCH_SECONDS": "12",
+        "ASR_WARMUP": "0",
+        "ASR_EXTRA": "--device cpu --max-steps 2 --dev-utterances 4",
+    }
+
+    def script(*args: str, **more: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", str(root / "recipes/asr/device_finetune.sh"), *args],
+            env={**env, **more},
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    done = script("start", INIT=str(packed))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "done in" in done.stdout
+    assert "final step 2 dev WER" in (out / "asr.log").read_text()
+    # the transport copy of a run that started from model_dir's weights
+    # (without --init-from the trainer would build its default width)
+    step1 = tmp_path / "step1"
+    pack_weights.main(["unpack", str(out / "model"), str(step1)])
+    assert json.loads((step1 / "config.json").read_text())["d_model"] == 32
+    corpus = work / "asr/train.jsonl"
+    built = corpus.stat().st_mtime_ns
+    assert len(corpus.read_text().splitlines()) == 24
+
+    chained = tmp_path / "chained"
+    (out / "model").rename(chained)
+    done = script("fresh", INIT=str(chained))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert corpus.stat().st_mtime_ns == built  # the corpus was kept
+    log = (out / "asr.log").read_text()
+    assert "final step 2 dev WER" in log
+    assert "started from other weights" not in log
+    assert (out / "model/config.json").exists()
+
+    refused = script()
+    assert refused.returncode == 2
+    assert "usage:" in refused.stderr
+    refused = script("start", INIT=str(tmp_path / "nothing"))
+    assert refused.returncode == 2
+    assert "holds no packed model" in refused.stderr
+    assert corpus.exists()  # refused before clearing anything
+
+
 def test_average_of_model_folders(model_dir, tmp_path, capsys) -> None:
     """Two models of one lineage average to their (weighted) mean, in a
     folder that loads; a model of another start or shape is refused with a
