@@ -10,11 +10,14 @@
 #   python -m recipes.asr.pack_weights pack speech/models/asr .carry/asr
 #   # there (the device tool, carrying .carry/deb .carry/festdeb .carry/picodeb
 #   # .carry/whl .carry/sentences.txt .carry/wordnet.txt.gz .carry/asr):
-#   DRAW=42 TOTAL_MIN=6 ASR_UTTS=24000 CORPUS_EXTRA="--raised-ae-fraction 0.5" \
+#   DRAW=42 TOTAL_MIN=8 ASR_UTTS=24000 CORPUS_EXTRA="--raised-ae-fraction 0.5" \
 #       bash recipes/asr/device_finetune.sh start
-#   # a second step on the same warm machine and corpus, from the first's weights
-#   # (copied back into .carry/asr here and carried again):
-#   TOTAL_MIN=5 bash recipes/asr/device_finetune.sh fresh
+#   # the next step on the same warm machine and a new deal, from the last
+#   # step's weights packed there (nothing travels between the steps):
+#   python -m recipes.asr.pack_weights pack /tmp/w/run_asr/model /tmp/chain &&
+#       DRAW=43 INIT=/tmp/chain TOTAL_MIN=7 bash recipes/asr/device_finetune.sh start
+#   # or on the corpus already built:
+#   INIT=/tmp/chain TOTAL_MIN=5 bash recipes/asr/device_finetune.sh fresh
 #
 # start: clears $WORK (default /tmp/w), builds the corpus, trains.
 # fresh: keeps $WORK/asr (the corpus) when it is there, clears the run folder
