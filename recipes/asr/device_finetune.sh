@@ -54,23 +54,21 @@ if [[ $mode == start ]]; then rm -rf "$WORK"; fi
 rm -rf "$WORK/run_asr" "$WORK/init_asr"
 mkdir -p "$WORK" "$OUT"
 
-if [[ -z ${SKIP_DEVICE_SETUP:-} ]]; then  # set it where flite etc. are installed
-  set +eo pipefail  # the setup script is written for interactive shells
-  # shellcheck disable=SC1091
-  source recipes/data/device_setup.sh
-  set -eo pipefail
-fi
 export PYTHONUNBUFFERED=1
-
-if [[ ! -f $WORK/asr/train.jsonl ]]; then
-  extra_text=${EXTRA_TEXT-.carry/wordnet.txt.gz}
-  # shellcheck disable=SC2086
-  python -m recipes.data.build_corpus --out "$WORK/asr" --text-file "${TEXT_FILE:-.carry/sentences.txt}" \
-    --jobs "${CORPUS_JOBS:-16}" --train-utts "${ASR_UTTS:-24000}" --dev-utts "${DEV_UTTS:-500}" \
-    --test-utts "${TEST_UTTS:-200}" --long-form 0 --draw "${DRAW:-42}" \
-    --pico-fraction "${PICO_FRACTION:-0.1}" \
-    ${extra_text:+--extra-train-text "$extra_text" --extra-fraction 0.33} ${CORPUS_EXTRA:-} \
-    > "$WORK/corpus_asr.log" 2>&1 || { tail -n 20 "$WORK/corpus_asr.log" >&2; exit 1; }
+# the corpus, by the all-in-one script training nothing yet (it also sets the
+# speech engines up, unless SKIP_DEVICE_SETUP; a built corpus is kept)
+corpus_extra="--draw ${DRAW:-42} --pico-fraction ${PICO_FRACTION:-0.1}"
+extra_text=${EXTRA_TEXT-.carry/wordnet.txt.gz}
+if [[ -n $extra_text ]]; then
+  corpus_extra+=" --extra-train-text $extra_text --extra-fraction 0.33"
+fi
+if ! WORK=$WORK TRAIN=none TEXT_FILE=${TEXT_FILE:-.carry/sentences.txt} \
+  CORPUS_JOBS=${CORPUS_JOBS:-16} ASR_UTTS=${ASR_UTTS:-24000} ASR_DEV_UTTS=${DEV_UTTS:-500} \
+  ASR_TEST_UTTS=${TEST_UTTS:-200} ASR_LONG_FORM=0 \
+  ASR_CORPUS_EXTRA="$corpus_extra ${CORPUS_EXTRA:-}" \
+  bash recipes/train_default_models.sh start > /dev/null; then
+  tail -n 20 "$WORK/corpus_asr.log" >&2 || true
+  exit 1
 fi
 tail -n 3 "$WORK/corpus_asr.log" || true
 
