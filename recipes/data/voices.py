@@ -538,11 +538,7 @@ def speak(
             raise AccentError(
                 f"accent {accent!r} needs an espeak-ng voice, not {voice.spec}"
             )
-        phonemes, _ = accent_text(text, voice.name, parsed)
-        samples, sample_rate = espeak.synthesize(
-            phonemes, voice.name, rate=rate, pitch=pitch, phoneme_input=True
-        )
-        return samples.astype(np.float32) / 32768.0, sample_rate
+        text, _ = accent_text(text, voice.name, parsed)  # phoneme input
     if voice.engine == "flite":
         return _flite(text, voice.name, rate, pitch)
     if voice.engine == "festival":
@@ -551,5 +547,7 @@ def speak(
         return _pico(text, voice.name, rate, pitch)
     if voice.engine == "mbrola":
         return _festival_persistent(text, voice.name + MBROLA_SUFFIX, rate, pitch)
-    samples, sample_rate = espeak.synthesize(text, voice.name, rate=rate, pitch=pitch)
+    samples, sample_rate = espeak.synthesize(
+        text, voice.name, rate=rate, pitch=pitch, phoneme_input=bool(accent)
+    )
     return samples.astype(np.float32) / 32768.0, sample_rate
