@@ -76,8 +76,7 @@ tail -n 3 "$WORK/corpus_asr.log" || true
 minutes=$(python3 -c "print(max(1.0, round(($TOTAL_MIN * 60 - ($SECONDS - $begin) - 60) / 60, 2)))")
 echo "corpus ready after $((SECONDS - begin)) s; training for $minutes min"
 
-WORK=$WORK TRAIN=asr SKIP_DEVICE_SETUP=1 ASR_MINUTES=$minutes \
-  ASR_UTTS=${ASR_UTTS:-24000} ASR_WORKERS=${ASR_WORKERS:-14} \
+WORK=$WORK TRAIN=asr SKIP_DEVICE_SETUP=1 ASR_MINUTES=$minutes ASR_WORKERS=${ASR_WORKERS:-14} \
   ASR_BATCH_SECONDS=${ASR_BATCH_SECONDS:-1000} ASR_LR=${ASR_LR:-3e-4} \
   ASR_WARMUP=${ASR_WARMUP:-200} ASR_INIT_PACK=$INIT \
   ASR_EXTRA="--save-every 250 ${ASR_EXTRA:-}" \
@@ -85,12 +84,11 @@ WORK=$WORK TRAIN=asr SKIP_DEVICE_SETUP=1 ASR_MINUTES=$minutes \
 # the trainer runs detached (setsid): wait for it by its command line
 while pgrep -f "recipes.asr.train --train $WORK/asr" > /dev/null; do sleep 5; done
 tr '\r' '\n' < "$WORK/asr.log" | grep -v '^\s*$' | tail -n 12
+tail -c 100000 "$WORK/asr.log" > "$OUT/asr.log"
+tail -c 20000 "$WORK/corpus_asr.log" > "$OUT/corpus_asr.log"
 if [[ ! -f $WORK/run_asr/model/config.json ]]; then
   echo "device_finetune: the trainer left no model (log above)" >&2
-  tail -c 100000 "$WORK/asr.log" > "$OUT/asr.log"
   exit 1
 fi
 python -m recipes.asr.pack_weights pack "$WORK/run_asr/model" "$OUT/model"
-tail -c 100000 "$WORK/asr.log" > "$OUT/asr.log"
-tail -c 20000 "$WORK/corpus_asr.log" > "$OUT/corpus_asr.log"
 echo "done in $((SECONDS - begin)) s"
