@@ -13,6 +13,9 @@
 # CORPUS_JOBS (default 16) synthesis processes build the ASR corpus of
 # ASR_UTTS / ASR_DEV_UTTS / ASR_TEST_UTTS utterances (36000 / 500 / 800) and
 # ASR_LONG_FORM long recordings (2), from TEXT_FILE (.carry/sentences.txt).
+# HELD_OUT_SENTENCES ("800 500") test and dev sentences are set aside in both
+# corpora (build_corpus --held-out-sentences): training reads none of them,
+# whatever ASR_TEST_UTTS and ASR_DEV_UTTS are.
 # ASR_TUNE_VOICES (e.g. "mbrola:us1 mbrola:us2 mbrola:us3 mbrola:en1", with
 # .carry/mbroladeb carried) adds a tune split, the dev sentences read by
 # voices in neither training nor test, and the ASR trainer evaluates on it
@@ -67,13 +70,15 @@ start() {
     python -m recipes.data.build_corpus --out "$WORK/asr" --text-file "$TEXT_FILE" \
       --jobs "${CORPUS_JOBS:-16}" --train-utts "${ASR_UTTS:-36000}" --dev-utts "${ASR_DEV_UTTS:-500}" \
       --test-utts "${ASR_TEST_UTTS:-800}" --long-form "${ASR_LONG_FORM:-2}" \
+      --held-out-sentences ${HELD_OUT_SENTENCES:-800 500} \
       ${ASR_TUNE_VOICES:+--tune-voices $ASR_TUNE_VOICES} \
       ${ASR_CORPUS_EXTRA:-} > "$WORK/corpus_asr.log" 2>&1
   fi
   if (wants fastpitch || wants vocoder) && [[ ! -f $WORK/tts/metadata.csv ]]; then
     python -m recipes.data.build_corpus --out "$WORK/tts" --text-file "$TEXT_FILE" \
       --layout ljspeech --voices flite:slt --sample-rate 0 --train-utts "${TTS_UTTS:-8000}" \
-      --dev-utts 300 --test-utts 0 --jobs 16 > "$WORK/corpus_tts.log" 2>&1
+      --dev-utts 300 --test-utts 0 --held-out-sentences ${HELD_OUT_SENTENCES:-800 500} \
+      --jobs 16 > "$WORK/corpus_tts.log" 2>&1
   fi
   tail -n 3 "$WORK"/corpus_*.log || true
   if wants asr; then

@@ -37,6 +37,9 @@ from speech.text.normalize import asr_transcript
 
 pytestmark = pytest.mark.skipif(shutil.which("flite") is None, reason="needs flite")
 
+# the texts here are a few sentences: set aside only what the counts read
+NO_SET_ASIDE = (0, 0)
+
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
     "It cost $5 on Jan. 5, 2020.",
@@ -64,7 +67,11 @@ def sentences_file(tmp_path: Path) -> Path:
 
 
 def build_cli(*args: str) -> subprocess.CompletedProcess:
-    """``python -m recipes.data.build_corpus ARGS`` as a user runs it."""
+    """``python -m recipes.data.build_corpus ARGS`` as a user runs it, with
+    nothing set aside beyond the utterance counts (the texts here are short)
+    unless ARGS set ``--held-out-sentences``."""
+    if "--held-out-sentences" not in args:
+        args = (*args, "--held-out-sentences", "0", "0")
     return subprocess.run(
         [sys.executable, "-m", "recipes.data.build_corpus", *args],
         capture_output=True,
@@ -78,6 +85,7 @@ def small_corpus(tmp_path: Path, **settings: object) -> tuple[dict, list[str]]:
     flite:awb held out; its summary and the training speakers."""
     text_file = sentences_file(tmp_path)
     config = CorpusConfig(
+        held_out_sentences=NO_SET_ASIDE,
         out=tmp_path / "corpus",
         heldout_voices=("flite:awb",),
         dev_utts=0,
@@ -194,7 +202,13 @@ def test_extra_training_text_never_reaches_dev_or_test() -> None:
     )
     train = [Voice.parse("flite:slt"), Voice.parse("espeak:en-us+m1")]
     heldout = [Voice.parse("flite:awb")]
-    config = CorpusConfig(out=Path("unused"), train_utts=20, dev_utts=2, test_utts=2)
+    config = CorpusConfig(
+        out=Path("unused"),
+        held_out_sentences=NO_SET_ASIDE,
+        train_utts=20,
+        dev_utts=2,
+        test_utts=2,
+    )
     planner = PathPlanner("flat", [v.spec for v in train + heldout])
     plain = plan_jobs(sentences, train, heldout, config, planner)[0]
     jobs = plan_jobs(sentences, train, heldout, config, planner, extra)[0]
@@ -391,7 +405,13 @@ def test_engine_shares(tmp_path: Path) -> None:
     train = [
         Voice.parse(s) for s in ("flite:slt", "festival:ked_diphone", "espeak:en-us+m1")
     ]
-    config = CorpusConfig(out=Path("unused"), train_utts=20, dev_utts=0, test_utts=1)
+    config = CorpusConfig(
+        out=Path("unused"),
+        held_out_sentences=NO_SET_ASIDE,
+        train_utts=20,
+        dev_utts=0,
+        test_utts=1,
+    )
     planner = PathPlanner("flat", [v.spec for v in train] + ["flite:awb"])
     jobs = plan_jobs(sentences, train, [Voice.parse("flite:awb")], config, planner)[0]
     engines = [j.voice.partition(":")[0] for j in jobs if j.split == "train"]
@@ -442,11 +462,63 @@ def test_audio_helpers() -> None:
     assert abs(np.sqrt(np.mean(converted[100:-100] ** 2)) - 0.5 / np.sqrt(2)) < 0.01
 
 
+def test_set_aside_sentences_stay_out_of_training_whatever_the_counts() -> None:
+    """A training build that reads fewer test or dev utterances than the
+    evaluation build (``--test-utts 200`` on the GPU machine, 800 here) must
+    still train on none of the evaluation build's test and dev sentences, and
+    tune voices read the evaluation build's dev sentences."""
+    sentences = prepare_sentences(
+        [f"Sentence number {i} reads {w} words." for i in range(60) for w in ["few"]]
+    )
+    train = [Voice.parse("flite:slt"), Voice.parse("espeak:en-us+m1")]
+    heldout = [Voice.parse("flite:awb")]
+    tune = [Voice.parse("flite:kal")]
+    planner = PathPlanner("flat", [v.spec for v in train + heldout + tune])
+
+    def texts(config: CorpusConfig) -> dict[str, list[str]]:
+        tuned = tune if config.dev_utts else []  # tune voices read the dev sentences
+        jobs = plan_jobs(sentences, train, heldout, config, planner, (), tuned)[0]
+        return {s: [j.text for j in jobs if j.split == s] for s in SPLITS}
+
+    SPLITS = ("train", "dev", "test", "tune")
+    base = CorpusConfig(
+        out=Path("unused"), train_utts=0, test_utts=10, dev_utts=6,
+        held_out_sentences=(10, 6),
+    )  # fmt: skip
+    evaluation = texts(base)
+    held = set(evaluation["test"]) | set(evaluation["dev"])
+    assert len(evaluation["test"]) == 10 and len(evaluation["dev"]) == 6
+    for test_utts, dev_utts in ((3, 6), (0, 2), (10, 0)):
+        build = texts(
+            replace(base, train_utts=200, test_utts=test_utts, dev_utts=dev_utts)
+        )
+        assert len(build["train"]) == 200 and not set(build["train"]) & held
+        assert build["test"] == evaluation["test"][:test_utts]
+        assert build["dev"] == evaluation["dev"][:dev_utts]
+        assert build["tune"] == evaluation["dev"][:dev_utts]
+    # the old split (the counts only) trained on the evaluation build's test
+    # sentences; that is what the set-aside prevents
+    old = texts(replace(base, train_utts=200, test_utts=3, held_out_sentences=(0, 0)))
+    assert set(old["train"]) & set(evaluation["test"])
+    # reading more than is set aside widens the set-aside
+    wide = texts(replace(base, train_utts=200, test_utts=12))
+    assert wide["test"][:10] == evaluation["test"]
+    assert not set(wide["train"]) & (set(wide["test"]) | set(wide["dev"]))
+    with pytest.raises(ValueError, match="the text has 60 sentences, fewer than"):
+        texts(replace(base, held_out_sentences=(50, 20)))
+
+
 def test_plan_is_deterministic_and_splits_are_disjoint() -> None:
     sentences = prepare_sentences(SENTENCES)
     train = [Voice.parse("flite:slt"), Voice.parse("espeak:en-us+m1")]
     heldout = [Voice.parse("flite:awb")]
-    config = CorpusConfig(out=Path("unused"), train_utts=10, dev_utts=2, test_utts=2)
+    config = CorpusConfig(
+        out=Path("unused"),
+        held_out_sentences=NO_SET_ASIDE,
+        train_utts=10,
+        dev_utts=2,
+        test_utts=2,
+    )
 
     def plan() -> list:
         planner = PathPlanner("flat", [v.spec for v in train + heldout])
@@ -486,6 +558,7 @@ def test_build_corpus_end_to_end(
     text_file = sentences_file(tmp_path)
     out = tmp_path / "corpus"
     config = CorpusConfig(
+        held_out_sentences=NO_SET_ASIDE,
         out=out,
         voices=(
             "flite:slt",
@@ -550,6 +623,7 @@ def test_ljspeech_layout_and_long_form(tmp_path: Path) -> None:
     text_file = sentences_file(tmp_path)
     out = tmp_path / "tts"
     config = CorpusConfig(
+        held_out_sentences=NO_SET_ASIDE,
         out=out,
         voices=("espeak:en-us+f3",),
         heldout_voices=("espeak:en-us+f4",),
@@ -593,7 +667,8 @@ for name in ("soundfile", "librosa", "soxr"):
 from recipes.data.build_corpus import main
 main(["--out", {str(tmp_path / "out")!r}, "--text-file", {str(text_file)!r},
       "--voices", "espeak:en-us+m1", "--heldout-voices", "espeak:en-us+f4",
-      "--train-utts", "2", "--dev-utts", "1", "--test-utts", "1", "--jobs", "1"])
+      "--train-utts", "2", "--dev-utts", "1", "--test-utts", "1", "--jobs", "1",
+      "--held-out-sentences", "0", "0"])
 assert "torch" not in sys.modules, "torch was imported"
 """
     root = Path(__file__).resolve().parents[1]
@@ -637,6 +712,7 @@ def test_extra_fraction_sets_the_share_of_extra_sentences() -> None:
     def split_texts(fraction: float, draw: int = 0, held: bool = False) -> list[str]:
         """The training texts, or with ``held`` those of dev and test."""
         config = CorpusConfig(
+            held_out_sentences=NO_SET_ASIDE,
             out=Path("unused"),
             train_utts=40,
             dev_utts=2,
@@ -675,6 +751,7 @@ def test_tuning_voices_read_the_dev_sentences(tmp_path: Path) -> None:
     text_file = sentences_file(tmp_path)
     out = tmp_path / "corpus"
     config = CorpusConfig(
+        held_out_sentences=NO_SET_ASIDE,
         out=out,
         voices=("flite:slt", "espeak:en-us+m1"),
         heldout_voices=("flite:awb",),

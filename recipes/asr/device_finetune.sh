@@ -31,7 +31,9 @@
 # (.carry/sentences.txt) and EXTRA_TEXT (.carry/wordnet.txt.gz, a third of the
 # training sentences; empty: none) the text read; SKIP_DEVICE_SETUP=1 where
 # the speech engines are installed; TEST_UTTS (200) and PICO_FRACTION (0.1)
-# as build_corpus's.
+# as build_corpus's; HELD_OUT_SENTENCES ("800 500") the test and dev
+# sentences set aside, which training never reads (the evaluation corpus
+# reads all of them: --test-utts 800 --dev-utts 500).
 # Results go to $OUT (the device tool's folder; default $WORK/out): model/
 # (the transport copy, two files under 16 MB) and the ends of the logs.
 set -euo pipefail

@@ -16,9 +16,16 @@ Splits (deterministic given ``--seed``):
   models (``recipes.asr.train --dev tune.jsonl``, means, rates) by how they
   read voices they never heard, without reading the test set.
 
-Sentences are shuffled with the seed; the first ``--test-utts`` are the test
-sentences, the next ``--dev-utts`` the dev sentences, and training cycles
-through the rest, followed by the sentences of ``--extra-train-text`` files
+Sentences are shuffled with the seed. The first of them are set aside as
+test sentences and the next as dev sentences, ``--held-out-sentences T D``
+of each (default 800 and 500, or ``--test-utts`` and ``--dev-utts`` where
+those are more): the test split reads the first ``--test-utts`` test
+sentences and dev the first ``--dev-utts`` dev sentences, and training never
+reads a set-aside sentence, however few of them a build reads. So a
+training build with ``--test-utts 200`` or ``0`` trains on none of the 800
+test sentences an evaluation build reads, and ``--tune-voices`` read the
+same dev sentences whatever ``--test-utts`` is. Training cycles through the
+rest, followed by the sentences of ``--extra-train-text`` files
 (training only, shuffled with the seed; any that a dev or test sentence also
 has is dropped), so more text never changes the evaluation sets. With
 ``--extra-fraction F`` that share of the training utterances reads the extra
@@ -88,6 +95,10 @@ logger = logging.getLogger(__name__)
 
 RATE_RANGE = (130, 210)  # words per minute
 PITCH_RANGE = (30, 70)  # espeak-ng base pitch
+# The sentences set aside for test and dev (--held-out-sentences): the project's
+# evaluation corpus reads all of them (--test-utts 800 --dev-utts 500), and
+# training builds with fewer test or dev utterances still train on none.
+HELD_OUT_SENTENCES = (800, 500)
 FIXED_RATE, FIXED_PITCH = 175, 50
 
 
@@ -111,6 +122,8 @@ class CorpusConfig:
     extra_train_text: tuple[Path, ...] = ()
     extra_fraction: float | None = None  # None: extra sentences follow the main ones
     tune_voices: tuple[str, ...] = ()  # read the dev sentences; never trained on
+    # test and dev sentences set aside whatever test_utts and dev_utts read
+    held_out_sentences: tuple[int, int] = HELD_OUT_SENTENCES
     fortunes_dir: Path = FORTUNES_DIR
     min_words: int = 3
     max_words: int = 30
@@ -188,7 +201,7 @@ def _mixed_train_pool(
     if count - n_extra and not main:
         raise ValueError(
             "--extra-fraction: the main text leaves no training sentence "
-            f"after {config.test_utts} test and {config.dev_utts} dev sentences"
+            "after the test and dev sentences set aside (--held-out-sentences)"
         )
     rng = random.Random(f"{config.seed}/extra/{config.draw}")
     picks = [True] * n_extra + [False] * (count - n_extra)
@@ -203,6 +216,25 @@ def _mixed_train_pool(
         out.append(source[used[is_extra] % len(source)])
         used[is_extra] += 1
     return out
+
+
+def _held_out_spans(config: CorpusConfig, sentences: int) -> tuple[int, int]:
+    """How many of the shuffled sentences are set aside for test and for dev:
+    ``held_out_sentences``, or the utterance counts where those are more."""
+    test_set_aside, dev_set_aside = config.held_out_sentences
+    if min(test_set_aside, dev_set_aside, config.test_utts, config.dev_utts) < 0:
+        raise ValueError(
+            "--held-out-sentences, --test-utts and --dev-utts must be >= 0"
+        )
+    test_span = max(config.test_utts, test_set_aside)
+    dev_span = max(config.dev_utts, dev_set_aside)
+    if test_span + dev_span > sentences:
+        raise ValueError(
+            f"the text has {sentences} sentences, fewer than the {test_span} test "
+            f"and {dev_span} dev sentences to set aside (--held-out-sentences, "
+            "--test-utts, --dev-utts)"
+        )
+    return test_span, dev_span
 
 
 def plan_jobs(
@@ -220,9 +252,10 @@ def plan_jobs(
     ``sentences`` (or mixed in at ``config.extra_fraction``), never by dev or
     test voices. ``tune_voices`` read the dev sentences, one utterance each."""
     pool = shuffled(list(sentences), config.seed)
+    test_span, dev_span = _held_out_spans(config, len(pool))
     test_pool = pool[: config.test_utts]
-    dev_pool = pool[config.test_utts : config.test_utts + config.dev_utts]
-    main_pool = pool[config.test_utts + config.dev_utts :]
+    dev_pool = pool[test_span : test_span + config.dev_utts]
+    main_pool = pool[test_span + dev_span :]
     extra_pool: list[Sentence] = []
     if extra_train:
         known = {s.key for s in pool}
@@ -240,8 +273,9 @@ def plan_jobs(
         train_pool = main_pool + extra_pool
     if config.train_utts and not train_pool:
         raise ValueError(
-            f"{len(pool)} sentences leave none for training after "
-            f"{config.test_utts} test and {config.dev_utts} dev sentences"
+            f"{len(pool)} sentences leave none for training after the "
+            f"{test_span} test and {dev_span} dev sentences set aside "
+            "(--held-out-sentences, --test-utts, --dev-utts)"
         )
     shares = {
         "flite": config.flite_fraction,
@@ -526,6 +560,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dev-utts", type=int, default=500)
     p.add_argument("--test-utts", type=int, default=500)
     p.add_argument(
+        "--held-out-sentences",
+        type=int,
+        nargs=2,
+        metavar=("TEST", "DEV"),
+        default=list(HELD_OUT_SENTENCES),
+        help="sentences set aside for test and dev, never trained on, however "
+        "few --test-utts and --dev-utts read (default: %(default)s)",
+    )
+    p.add_argument(
         "--sample-rate",
         type=int,
         default=16000,
@@ -638,6 +681,7 @@ def main(argv: list[str] | None = None) -> None:
         extra_train_text=tuple(args.extra_train_text),
         extra_fraction=args.extra_fraction,
         tune_voices=tuple(args.tune_voices),
+        held_out_sentences=tuple(args.held_out_sentences),
         fortunes_dir=args.fortunes_dir,
         min_words=args.min_words,
         max_words=args.max_words,
