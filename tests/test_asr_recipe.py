@@ -981,3 +981,19 @@ def test_choose_passes_only_a_candidate_better_on_every_set(
     with pytest.raises(SystemExit):
         choose.main([shipped, "--baseline", shipped, "--sets", missing])
     assert f"--sets: {missing}: no such file" in capsys.readouterr().err
+    # a choice set that reads a test sentence (here in other words' case and
+    # punctuation, by another voice) is refused before any model is read
+    test = tmp_path / "test.jsonl"
+    test.write_text(
+        json.dumps({**row, "speaker": "flite:rms", "text": " ".join(TEXTS).upper()})
+        + "\n"
+        + json.dumps({**row, "speaker": "flite:rms", "text": "Another one."})
+    )
+    with pytest.raises(SystemExit):
+        choose.main([*argv, shipped, "--test", str(test)])
+    out, err = capsys.readouterr()
+    assert f"--sets: {sets[0]} shares 1 of its sentences with the test set" in err
+    assert "| baseline |" not in out
+    test.write_text(json.dumps({**row, "speaker": "flite:rms", "text": "Other."}))
+    choose.main([*argv, "--limit", "1", shipped, "--test", str(test)])
+    assert f"chosen: {shipped}" in capsys.readouterr().out

@@ -12,7 +12,11 @@ set is read only for the model chosen here, once. The measure is the mean
 WER of the three geometries (full context, offline, streaming) that
 ``recipes.asr.evaluate`` reports. Each model is read on each set greedy and
 with ``--beam-size`` (default 16) and ``--lm`` (default: each model folder's
-own ``lm.arpa.gz``; ``--lm none`` reads greedy only). Prints one table row per
+own ``lm.arpa.gz``; ``--lm none`` reads greedy only). ``--test MANIFEST``
+names the test set the chosen model is to be read on: a choice set that
+shares a sentence with it is refused before anything is read (choosing on
+test sentences, even read by other voices, tunes the choice to the test
+set). Prints one table row per
 model and, of the candidates that pass, the one with the lowest mean over
 all the readings. A model or set that cannot be read is reported in one line,
 and the other models are still read.
@@ -29,6 +33,8 @@ import tempfile
 from pathlib import Path
 
 from recipes.asr import evaluate
+from recipes.common import read_manifest
+from speech.text.normalize import asr_transcript
 
 GEOMETRIES = ("full", "offline", "streaming")
 
@@ -62,6 +68,13 @@ def read_or_none(
         return None
 
 
+def shared_sentences(choice_set: str, test: str) -> int:
+    """How many of ``choice_set``'s sentences ``test`` also has (compared as
+    the transcripts that WER is counted on)."""
+    sentences = {asr_transcript(u.text) for u in read_manifest(test)}
+    return len({asr_transcript(u.text) for u in read_manifest(choice_set)} & sentences)
+
+
 def passes(candidate: list[float | None], baseline: list[float | None]) -> bool:
     """Better than the baseline in every reading (one that either could not
     make counts against the candidate)."""
@@ -89,6 +102,11 @@ def main(argv: list[str] | None = None) -> None:
         help="word LM for the beam readings ('auto': each model folder's "
         "lm.arpa.gz; 'none': greedy readings only)",
     )
+    p.add_argument(
+        "--test",
+        help="the test set the chosen model is to be read on: a choice set "
+        "that shares a sentence with it is refused",
+    )
     args = p.parse_args(argv)
     if args.beam_size < 2:
         p.error(f"--beam-size {args.beam_size}: need 2 or more")
@@ -96,6 +114,17 @@ def main(argv: list[str] | None = None) -> None:
     for manifest in args.sets:
         if not Path(manifest).is_file():
             p.error(f"--sets: {manifest}: no such file")
+    if args.test is not None:
+        if not Path(args.test).is_file():
+            p.error(f"--test: {args.test}: no such file")
+        for manifest in args.sets:
+            shared = shared_sentences(manifest, args.test)
+            if shared:
+                p.error(
+                    f"--sets: {manifest} shares {shared} of its sentences with "
+                    f"the test set {args.test}; choose on other sentences "
+                    "(build_corpus --held-out-sentences)"
+                )
 
     readings = [("greedy", [])]
     if args.lm != "none":
