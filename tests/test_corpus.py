@@ -462,13 +462,17 @@ def test_audio_helpers() -> None:
     assert abs(np.sqrt(np.mean(converted[100:-100] ** 2)) - 0.5 / np.sqrt(2)) < 0.01
 
 
-def test_set_aside_sentences_stay_out_of_training_whatever_the_counts() -> None:
+def test_set_aside_sentences_stay_out_of_training_whatever_the_counts(
+    tmp_path: Path,
+) -> None:
     """A training build that reads fewer test or dev utterances than the
-    evaluation build (``--test-utts 200`` on the GPU machine, 800 here) must
-    still train on none of the evaluation build's test and dev sentences, and
-    tune voices read the evaluation build's dev sentences."""
+    evaluation build (on the GPU machine ``--test-utts 200`` against 800;
+    here 3 or 0 against 10) must still train on none of the evaluation
+    build's test and dev sentences, and tune voices read the evaluation
+    build's dev sentences; a text too short for the set-aside is refused in
+    one line."""
     sentences = prepare_sentences(
-        [f"Sentence number {i} reads {w} words." for i in range(60) for w in ["few"]]
+        [f"Sentence number {i} reads few words." for i in range(60)]
     )
     train = [Voice.parse("flite:slt"), Voice.parse("espeak:en-us+m1")]
     heldout = [Voice.parse("flite:awb")]
@@ -478,9 +482,11 @@ def test_set_aside_sentences_stay_out_of_training_whatever_the_counts() -> None:
     def texts(config: CorpusConfig) -> dict[str, list[str]]:
         tuned = tune if config.dev_utts else []  # tune voices read the dev sentences
         jobs = plan_jobs(sentences, train, heldout, config, planner, (), tuned)[0]
-        return {s: [j.text for j in jobs if j.split == s] for s in SPLITS}
+        return {
+            split: [j.text for j in jobs if j.split == split]
+            for split in ("train", "dev", "test", "tune")
+        }
 
-    SPLITS = ("train", "dev", "test", "tune")
     base = CorpusConfig(
         out=Path("unused"), train_utts=0, test_utts=10, dev_utts=6,
         held_out_sentences=(10, 6),
@@ -506,6 +512,16 @@ def test_set_aside_sentences_stay_out_of_training_whatever_the_counts() -> None:
     assert not set(wide["train"]) & (set(wide["test"]) | set(wide["dev"]))
     with pytest.raises(ValueError, match="the text has 60 sentences, fewer than"):
         texts(replace(base, held_out_sentences=(50, 20)))
+    result = build_cli(
+        "--out", str(tmp_path / "short"), "--text-file", str(sentences_file(tmp_path)),
+        "--train-utts", "2", "--test-utts", "1", "--held-out-sentences", "800", "500",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: the text has 8 sentences, fewer than the 800 test and 500 dev "
+        "sentences to set aside (--held-out-sentences, --test-utts, --dev-utts)"
+    )
+    assert not (tmp_path / "short" / "train.jsonl").exists()
 
 
 def test_plan_is_deterministic_and_splits_are_disjoint() -> None:

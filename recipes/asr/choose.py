@@ -68,11 +68,9 @@ def read_or_none(
         return None
 
 
-def shared_sentences(choice_set: str, test: str) -> int:
-    """How many of ``choice_set``'s sentences ``test`` also has (compared as
-    the transcripts that WER is counted on)."""
-    sentences = {asr_transcript(u.text) for u in read_manifest(test)}
-    return len({asr_transcript(u.text) for u in read_manifest(choice_set)} & sentences)
+def sentences(manifest: str) -> set[str]:
+    """A manifest's sentences, as the transcripts that WER is counted on."""
+    return {asr_transcript(u.text) for u in read_manifest(manifest)}
 
 
 def passes(candidate: list[float | None], baseline: list[float | None]) -> bool:
@@ -117,8 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.test is not None:
         if not Path(args.test).is_file():
             p.error(f"--test: {args.test}: no such file")
+        test = sentences(args.test)
         for manifest in args.sets:
-            shared = shared_sentences(manifest, args.test)
+            shared = len(sentences(manifest) & test)
             if shared:
                 p.error(
                     f"--sets: {manifest} shares {shared} of its sentences with "
