@@ -50,6 +50,7 @@ from speech.audio import load_audio  # noqa: E402
 from speech.text.normalize import asr_transcript  # noqa: E402
 
 FULL = ChunkGeometry(100000, 0, 0)
+GEOMETRY_NAMES = ("full", "offline", "streaming")
 # the geometries the fine-tuning draws from, one per batch (None: full context)
 GEOMETRIES = [None, (64, 32, 64), (6, 64, 0), (6, 64, 0), (16, 64, 0)]
 
@@ -148,16 +149,23 @@ def read(model: str, manifest: Path, lm: str, beam: bool) -> dict:
         evaluate.main([*argv, "--json", str(out)])
     rows = json.loads(out.read_text())["table"]["all"]
     out.unlink()
-    wers = {g: 100.0 * e / max(n, 1) for g, (e, n) in rows.items()}
+    return with_wers({g: rows[g] for g in GEOMETRY_NAMES})
+
+
+def with_wers(counts: dict) -> dict:
+    """{geometry: [errors, words]} -> the counts, each geometry's WER (%)
+    and their mean."""
+    wers = {g: 100.0 * e / max(n, 1) for g, (e, n) in counts.items()}
     return {
+        "counts": counts,
         **wers,
-        "mean": float(np.mean([wers[g] for g in ("full", "offline", "streaming")])),
+        "mean": float(np.mean([wers[g] for g in GEOMETRY_NAMES])),
     }
 
 
 def cells(wers: dict) -> str:
     """full / offline / streaming (mean), in %."""
-    parts = " / ".join(f"{wers[g]:.2f}" for g in ("full", "offline", "streaming"))
+    parts = " / ".join(f"{wers[g]:.2f}" for g in GEOMETRY_NAMES)
     return f"{parts} ({wers['mean']:.2f})"
 
 
@@ -237,6 +245,27 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
         report["voices"][voice] = entry
+    # all voices: errors and words summed over them
+    entries = list(report["voices"].values())
+    for name in ("greedy", "beam 16 + LM") if entries else ():
+        pooled = {
+            side: with_wers(
+                {
+                    g: [
+                        sum(e[name][side]["counts"][g][k] for e in entries)
+                        for k in (0, 1)
+                    ]
+                    for g in GEOMETRY_NAMES
+                }
+            )
+            for side in ("unadapted", "adapted")
+        }
+        report.setdefault("all", {})[name] = pooled
+        utterances = sum(e["utterances"] for e in entries)
+        print(
+            f"| **all** | {utterances} | {name} | {cells(pooled['unadapted'])} "
+            f"| {cells(pooled['adapted'])} | |"
+        )
     (out / "report.json").write_text(json.dumps(report, indent=1))
 
 
