@@ -19,7 +19,7 @@ For each voice of the manifest (its first ``--limit`` rows):
 
 Prints one markdown row per voice and reading, and writes ``report.json``
 in ``--out``. The adapted models stay in ``--out/VOICE/model``. It runs on
-the CPU: on the 2-core dev machine the fine-tuning reads 13-15 s of audio
+the CPU: on the 2-core dev machine the fine-tuning reads 13-18 s of audio
 per second.
 """
 

@@ -66,6 +66,17 @@ def sentences_file(tmp_path: Path) -> Path:
     return text_file
 
 
+def plan_config(train_utts: int, dev_utts: int, test_utts: int) -> CorpusConfig:
+    """A configuration to plan (nothing is built) from SENTENCES' few lines."""
+    return CorpusConfig(
+        out=Path("unused"),
+        held_out_sentences=NO_SET_ASIDE,
+        train_utts=train_utts,
+        dev_utts=dev_utts,
+        test_utts=test_utts,
+    )
+
+
 def build_cli(*args: str) -> subprocess.CompletedProcess:
     """``python -m recipes.data.build_corpus ARGS`` as a user runs it, with
     nothing set aside beyond the utterance counts (the texts here are short)
@@ -202,13 +213,7 @@ def test_extra_training_text_never_reaches_dev_or_test() -> None:
     )
     train = [Voice.parse("flite:slt"), Voice.parse("espeak:en-us+m1")]
     heldout = [Voice.parse("flite:awb")]
-    config = CorpusConfig(
-        out=Path("unused"),
-        held_out_sentences=NO_SET_ASIDE,
-        train_utts=20,
-        dev_utts=2,
-        test_utts=2,
-    )
+    config = plan_config(20, 2, 2)
     planner = PathPlanner("flat", [v.spec for v in train + heldout])
     plain = plan_jobs(sentences, train, heldout, config, planner)[0]
     jobs = plan_jobs(sentences, train, heldout, config, planner, extra)[0]
@@ -405,13 +410,7 @@ def test_engine_shares(tmp_path: Path) -> None:
     train = [
         Voice.parse(s) for s in ("flite:slt", "festival:ked_diphone", "espeak:en-us+m1")
     ]
-    config = CorpusConfig(
-        out=Path("unused"),
-        held_out_sentences=NO_SET_ASIDE,
-        train_utts=20,
-        dev_utts=0,
-        test_utts=1,
-    )
+    config = plan_config(20, 0, 1)
     planner = PathPlanner("flat", [v.spec for v in train] + ["flite:awb"])
     jobs = plan_jobs(sentences, train, [Voice.parse("flite:awb")], config, planner)[0]
     engines = [j.voice.partition(":")[0] for j in jobs if j.split == "train"]
@@ -528,13 +527,7 @@ def test_plan_is_deterministic_and_splits_are_disjoint() -> None:
     sentences = prepare_sentences(SENTENCES)
     train = [Voice.parse("flite:slt"), Voice.parse("espeak:en-us+m1")]
     heldout = [Voice.parse("flite:awb")]
-    config = CorpusConfig(
-        out=Path("unused"),
-        held_out_sentences=NO_SET_ASIDE,
-        train_utts=10,
-        dev_utts=2,
-        test_utts=2,
-    )
+    config = plan_config(10, 2, 2)
 
     def plan() -> list:
         planner = PathPlanner("flat", [v.spec for v in train + heldout])
