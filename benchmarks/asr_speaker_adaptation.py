@@ -93,7 +93,8 @@ def adapt(
     seed: int = 0,
 ) -> dict[str, float]:
     """Fine-tune ``model`` in place on (features, token ids, seconds) items
-    with the CTC loss; returns the audio seconds read per second."""
+    with the CTC loss; returns the steps taken, the seconds they took and
+    the audio seconds read per second."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     model.float().train()
