@@ -981,8 +981,8 @@ def test_choose_passes_only_a_candidate_better_on_every_set(
     with pytest.raises(SystemExit):
         choose.main([shipped, "--baseline", shipped, "--sets", missing])
     assert f"--sets: {missing}: no such file" in capsys.readouterr().err
-    # a choice set that reads a test sentence (here in another case, without
-    # punctuation, by another voice) is refused before any model is read
+    # a choice set that reads a test sentence (the test set has it in upper
+    # case, read by another voice) is refused before any model is read
     test = tmp_path / "test.jsonl"
     test.write_text(
         json.dumps({**row, "speaker": "flite:rms", "text": " ".join(TEXTS).upper()})
